@@ -1,0 +1,41 @@
+// What the session driver asks of an auth service (auth_http, or mailgate's
+// built-in table) and what it gets back.
+
+import type { Protocol } from "../config/types.ts";
+import type { Credentials } from "../core/machine.ts";
+import type { TlsInfo } from "../runtime/types.ts";
+
+export interface AuthRequest {
+  protocol: Protocol;
+  creds: Credentials;
+  /** Auth-Login-Attempt: 1 for the first credentials of the session. */
+  attempt: number;
+  /** Client-IP: address text without port, or "unix:". */
+  clientIp: string;
+  /** Client-Host (SMTP only; null for IMAP/POP3). */
+  clientHost: string | null;
+  /** Addresses from a received PROXY header, if it carried any. */
+  proxyProtocol: { srcAddr: string; srcPort: number; dstAddr: string; dstPort: number } | null;
+  /** TLS state of the client connection. */
+  tls: TlsInfo | null;
+  /** ssl_verify_client of the server (Auth-SSL-Verify etc. only when not "off"). */
+  verifyClient: "off" | "on" | "optional" | "optional_no_ca";
+  passClientCert: boolean;
+}
+
+export type AuthResult =
+  /**
+   * Go ahead: log in to addr:port as user. `pass` is Auth-Pass from the
+   * response, else the client's password when it is usable (not for
+   * APOP/CRAM-MD5/EXTERNAL); null when neither exists (SMTP only - for
+   * IMAP/POP3 that is an "error" result).
+   */
+  | { kind: "ok"; addr: string; port: number; user: string; pass: string | null; backendName: string }
+  /** Refused: tell the client `message`; waitSec > 0 keeps the session open after the delay. */
+  | { kind: "refused"; message: string; waitSec: number; errorCode: string | null }
+  /** Internal problem: the client gets the internal-error reply. `log` is the error-level log line. */
+  | { kind: "error"; log: string };
+
+export interface AuthService {
+  authenticate(req: AuthRequest): Promise<AuthResult>;
+}

@@ -1,0 +1,186 @@
+// The typed configuration that the rest of mailgate reads. Produced by
+// load.ts from the directive tree; every value here is already validated,
+// defaulted and inherited (mail -> server), and every path is absolute.
+
+/** Where a directive (or block) was written, for error messages. */
+export interface Loc {
+  file: string;
+  line: number;
+}
+
+export type LogLevel = "emerg" | "alert" | "crit" | "error" | "warn" | "notice" | "info" | "debug";
+
+export interface LogTarget {
+  /** Absolute file path, "stderr", or the raw "syslog:..." / "memory:..." spec. */
+  target: string;
+  level: LogLevel;
+  loc: Loc;
+}
+
+export interface ConfigWarning {
+  message: string;
+  loc: Loc | null;
+}
+
+/** Everything outside and including the mail block. */
+export interface Config {
+  /** Absolute path of the main configuration file. */
+  file: string;
+  /** Absolute prefix directory (-p), for pid/error_log relative paths. */
+  prefix: string;
+  workerProcesses: number | "auto";
+  daemon: boolean;
+  /** Absolute pid file path, or null when not configured. */
+  pid: string | null;
+  /** Main-level error logs (default: prefix-relative logs/error.log at error is nginx's; ours: stderr error). */
+  errorLogs: LogTarget[];
+  workerConnections: number; // events { worker_connections }, default 512
+  workerShutdownTimeout: number | null; // ms; null = wait indefinitely
+  mail: MailConfig | null;
+  /** Warnings collected while loading ([warn] lines to print at start-up). */
+  warnings: ConfigWarning[];
+  /** Every directive seen, in file order (main.ts reports features not built yet). */
+  seen: { name: string; loc: Loc }[];
+  /** Every file read, in read order, with its text (for -T). */
+  files: { path: string; text: string }[];
+}
+
+export interface MailConfig {
+  loc: Loc;
+  servers: ServerConfig[];
+}
+
+export type Protocol = "imap" | "pop3" | "smtp";
+export type ImapAuthMethod = "plain" | "login" | "cram-md5" | "external";
+export type Pop3AuthMethod = "plain" | "apop" | "cram-md5" | "external";
+export type SmtpAuthMethod = "plain" | "login" | "cram-md5" | "external" | "none";
+
+export type ListenAddress =
+  /** host: IP literal without brackets, "*" resolved to "0.0.0.0"; "::" for [::]. */
+  | { kind: "tcp"; host: string; port: number; wildcard: boolean }
+  | { kind: "unix"; path: string };
+
+export interface ListenConfig {
+  loc: Loc;
+  address: ListenAddress;
+  ssl: boolean;
+  proxyProtocol: boolean;
+  bind: boolean;
+  backlog: number | null;
+  rcvbuf: number | null;
+  sndbuf: number | null;
+  ipv6only: boolean | null;
+  multipath: boolean;
+  /** null = not given; false = off; true = on with system defaults; object = idle:intvl:cnt (seconds / count). */
+  soKeepalive: null | boolean | { idle: number | null; intvl: number | null; cnt: number | null };
+}
+
+export interface AuthHttpUrl {
+  /** The URL as written (for logs: `auth http server <addr>`). */
+  raw: string;
+  target: { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
+  /** Host header value (host part without port; "localhost" for unix:). */
+  hostHeader: string;
+  /** Request URI, default "/". */
+  uri: string;
+}
+
+export interface ResolverConfig {
+  servers: { host: string; port: number }[];
+  validMs: number | null;
+  ipv4: boolean;
+  ipv6: boolean;
+  loc: Loc;
+}
+
+export type SessionCache =
+  | { kind: "off" }
+  | { kind: "none" }
+  | { kind: "builtin"; size: number; shared: { name: string; size: number } | null }
+  | { kind: "shared"; name: string; size: number };
+
+export interface SslConfig {
+  /** Pairs, in order; key paths align with certificate paths. "data:" values kept as given. */
+  certificates: string[];
+  certificateKeys: string[];
+  certificateLoc: Loc | null;
+  passwordFile: string | null;
+  protocols: string[]; // default ["TLSv1.2", "TLSv1.3"]
+  ciphers: string; // default "HIGH:!aNULL:!MD5"
+  preferServerCiphers: boolean;
+  ecdhCurve: string; // default "auto"
+  dhparam: string | null;
+  confCommands: [string, string][];
+  certificateCompression: boolean;
+  sessionCache: SessionCache; // default none
+  sessionTickets: boolean; // default on
+  sessionTicketKeys: string[];
+  sessionTimeoutSec: number; // default 300
+  verifyClient: "off" | "on" | "optional" | "optional_no_ca";
+  verifyDepth: number; // default 1
+  clientCertificate: string | null;
+  trustedCertificate: string | null;
+  crl: string | null;
+}
+
+/** mailgate's TLS-to-backend extension (off by default). */
+export interface ProxySslConfig {
+  /** Implicit TLS to the backend from byte 0. */
+  ssl: boolean;
+  /** STARTTLS/STLS to the backend before logging in. */
+  starttls: boolean;
+  verify: boolean;
+  trustedCertificate: string | null;
+  /** Name to verify and send as SNI; null = the Auth-Server value. */
+  name: string | null;
+  serverName: boolean; // send SNI (proxy_ssl_server_name), default off
+  certificate: string | null;
+  certificateKey: string | null;
+}
+
+export interface ServerConfig {
+  /** Line of `server {`. */
+  loc: Loc;
+  protocol: Protocol;
+  listens: ListenConfig[];
+  serverName: string;
+  timeoutMs: number; // default 60000
+  resolver: ResolverConfig | null; // null = off
+  resolverTimeoutMs: number; // default 30000
+  maxErrors: number; // default 5
+  /** Server-level (or mail-level) error logs; null = use the main-level ones. */
+  errorLogs: LogTarget[] | null;
+
+  authHttp: AuthHttpUrl | null;
+  authHttpHeaders: [string, string][];
+  authHttpPassClientCert: boolean;
+  authHttpTimeoutMs: number; // default 60000
+  /** mailgate extension: built-in auth table file (absolute path), or null. */
+  authTable: string | null;
+
+  proxyBuffer: number; // default 4096
+  proxyPassErrorMessage: boolean;
+  proxyProtocol: "off" | "v1" | "v2";
+  proxySmtpAuth: boolean;
+  proxyTimeoutMs: number; // default 24h
+  xclient: boolean; // default on
+  proxySsl: ProxySslConfig;
+
+  imapAuth: ImapAuthMethod[]; // default ["plain"], duplicates removed, order as merged
+  imapCapabilities: string[]; // default ["IMAP4", "IMAP4rev1", "UIDPLUS"]
+  imapClientBuffer: number; // default 4096
+  pop3Auth: Pop3AuthMethod[]; // default ["plain"]
+  pop3Capabilities: string[]; // default ["TOP", "USER", "UIDL"]
+  smtpAuth: SmtpAuthMethod[]; // default ["plain", "login"]
+  smtpCapabilities: string[]; // default []
+  smtpClientBuffer: number; // default 4096
+  smtpGreetingDelayMs: number; // default 0
+
+  starttls: "off" | "on" | "only";
+  starttlsLoc: Loc | null;
+  ssl: SslConfig;
+  /** Parsed CIDRs; "unix:" entry is { kind: "unix" }. */
+  setRealIpFrom: ({ kind: "cidr"; family: 4 | 6; bytes: Uint8Array; prefix: number } | { kind: "unix" })[];
+  /** mailgate extension (issue 5): access log file, or null. */
+  accessLog: string | null;
+}

@@ -1,0 +1,110 @@
+// The contract between a protocol's runtime-neutral state machines and the
+// session driver (lib/proxy/session.ts). Machines take bytes and return
+// steps; they never touch a socket, a timer, a clock or a random source
+// (whatever they need of those is handed in through PreauthContext).
+
+import type { LogLevel, ServerConfig } from "../config/types.ts";
+
+/** How the client authenticated, as the auth service needs to know it. */
+export interface Credentials {
+  method: "plain" | "apop" | "cram-md5" | "external" | "none";
+  /** Binary strings (one char per byte): user names and passwords are bytes. */
+  user: string;
+  pass: string;
+  /** APOP / CRAM-MD5 challenge, sent as Auth-Salt; null otherwise. */
+  salt: string | null;
+  /** IMAP: tag of the LOGIN/AUTHENTICATE command (without trailing space). */
+  tag?: string;
+  /** SMTP: what the backend login replays and Auth-SMTP-* carries. */
+  smtp?: SmtpState;
+}
+
+export interface SmtpState {
+  /** Argument of the last HELO/EHLO, "" if none. */
+  helo: string;
+  /** The client ever used EHLO. */
+  esmtp: boolean;
+  /** Full MAIL / RCPT command text as typed ("" if none). */
+  from: string;
+  to: string;
+}
+
+/** One thing the driver must do, in order. */
+export type ClientStep =
+  /** Write to the client. The driver finishes writing before the next step. */
+  | { kind: "send"; data: Uint8Array }
+  /** Close the client connection once everything before it is written. */
+  | { kind: "close" }
+  /**
+   * Start server-side TLS now. The machine has already dropped every byte it
+   * held after the upgrade command (plaintext injection defence); the driver
+   * calls tlsStarted() after the handshake.
+   */
+  | { kind: "starttls" }
+  /**
+   * Credentials are complete: stop reading the client and ask the auth
+   * service. The machine is suspended until authRefused() or hand-over.
+   */
+  | { kind: "auth"; creds: Credentials }
+  | { kind: "log"; level: LogLevel; message: string };
+
+/** What a pre-auth machine is given when it is created. */
+export interface PreauthContext {
+  config: ServerConfig;
+  /** TLS already active (implicit TLS listener). */
+  tls: boolean;
+  /** Makes an APOP/CRAM-MD5 salt `<rand.time@server_name>`; called at most once per session. */
+  makeSalt(): string;
+}
+
+export interface PreauthMachine {
+  /** The greeting line(s). Called once. */
+  greeting(): Uint8Array;
+  /** Bytes from the client; kept until consumed. The driver pauses reading while busy, so this stays bounded. */
+  push(chunk: Uint8Array): void;
+  /**
+   * Advance by at most one command. Returns [] when more input is needed.
+   * May return only a continuation (e.g. IMAP "+ OK" for a literal).
+   */
+  next(): ClientStep[];
+  /** The TLS handshake after a "starttls" step completed. */
+  tlsStarted(): void;
+  /**
+   * The auth service refused (after Auth-Wait, when the session continues).
+   * Returns the protocol's refusal line and resets the dialogue to its
+   * initial state.
+   */
+  authRefused(message: string, errorCode: string | null): Uint8Array;
+  /** Unconsumed client bytes (pipelined after the credentials); empties the buffer. */
+  takeInput(): Uint8Array;
+}
+
+/** What the backend-login machine asks of the driver. */
+export type BackendStep =
+  /** Write to the backend. */
+  | { kind: "send"; data: Uint8Array }
+  /** Login done: write toClient to the client, then relay both ways. */
+  | { kind: "done"; toClient: Uint8Array }
+  /**
+   * Login failed: write toClient (the internal-error reply, or the backend's
+   * own reply with proxy_pass_error_message on) and close both sides.
+   */
+  | { kind: "fail"; toClient: Uint8Array; log: { level: LogLevel; message: string } | null };
+
+export interface BackendLogin {
+  /** Bytes from the backend. */
+  push(chunk: Uint8Array): BackendStep[];
+}
+
+/** What a backend-login machine is given. */
+export interface BackendContext {
+  config: ServerConfig;
+  creds: Credentials;
+  /** User and password to log in with (auth service's Auth-User/Auth-Pass, else the client's). */
+  user: string;
+  pass: string | null;
+  /** Client address as text, for XCLIENT ADDR= (SMTP). */
+  clientAddr: string;
+  /** Client host for XCLIENT NAME= (SMTP). */
+  clientHost: string;
+}

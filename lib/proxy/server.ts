@@ -1,0 +1,228 @@
+// Opens the listening sockets of a configuration and hands each accepted
+// connection to a Session of the server it belongs to.
+//
+// Address selection follows nginx (directives.md, listen): per port, when a
+// wildcard listen exists only the wildcard socket and explicitly bound
+// sockets are opened; a connection on the wildcard socket belongs to the
+// server whose listen address equals the connection's local address, else
+// to the server owning the wildcard listen.
+//
+// Reload keeps every socket whose address is unchanged (no gap, no second
+// bind), opens new ones and closes the ones gone; sessions already running
+// keep the settings they started with.
+
+import { lstatSync, unlinkSync } from "node:fs";
+import type { Config, ListenConfig, ServerConfig } from "../config/types.ts";
+import type { AuthService } from "../auth/types.ts";
+import { ErrorLog } from "../log/error_log.ts";
+import type { Conn, Listener, ListenSpec, Runtime, TlsServerOptions } from "../runtime/types.ts";
+import { PROTOCOLS, type ProtocolModule } from "./protocols.ts";
+import { Session } from "./session.ts";
+import { serverTlsOptions } from "./tls_options.ts";
+import { createAuthService } from "./auth_service.ts";
+
+/** Per-server state built once per configuration (re)load. */
+export interface ServerRuntime {
+  server: ServerConfig;
+  protocol: ProtocolModule;
+  log: ErrorLog;
+  auth: AuthService;
+  tls: TlsServerOptions | null;
+}
+
+interface Entry {
+  listen: ListenConfig;
+  srv: ServerRuntime;
+}
+
+interface Socket {
+  key: string;
+  spec: ListenSpec;
+  /** Listen entries served by this socket; replaced in place on reload. */
+  entries: Entry[];
+  listener: Listener | null;
+}
+
+export function listenKey(l: ListenConfig): string {
+  const a = l.address;
+  if (a.kind === "unix") return `unix:${a.path}`;
+  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+const familyPort = (host: string, port: number) => `${host.includes(":") ? 6 : 4}/${port}`;
+
+/** Groups listen entries into the sockets to open. */
+export function planSockets(servers: ServerRuntime[]): Socket[] {
+  const sockets = new Map<string, Socket>();
+  const all: Entry[] = servers.flatMap((srv) => srv.server.listens.map((listen) => ({ listen, srv })));
+  const wild = new Map<string, Socket>();
+  const add = (e: Entry): Socket => {
+    const a = e.listen.address;
+    const spec: ListenSpec = a.kind === "unix"
+      ? { kind: "unix", path: a.path }
+      : { kind: "tcp", host: a.host, port: a.port, ...(e.listen.backlog !== null ? { backlog: e.listen.backlog } : {}) };
+    const s: Socket = { key: listenKey(e.listen), spec, entries: [e], listener: null };
+    sockets.set(s.key, s);
+    return s;
+  };
+  for (const e of all) {
+    const a = e.listen.address;
+    if (a.kind === "tcp" && a.wildcard) wild.set(familyPort(a.host, a.port), add(e));
+  }
+  for (const e of all) {
+    const a = e.listen.address;
+    if (a.kind === "tcp" && a.wildcard) continue;
+    const w = a.kind === "tcp" && !e.listen.bind ? wild.get(familyPort(a.host, a.port)) : undefined;
+    if (w) w.entries.push(e);
+    else add(e);
+  }
+  return [...sockets.values()];
+}
+
+/** The entry of a socket that an accepted connection belongs to. */
+function pick(sock: Socket, conn: Conn): Entry {
+  if (sock.entries.length === 1) return sock.entries[0];
+  const local = conn.local;
+  if (local.family !== "unix") {
+    for (const e of sock.entries) {
+      const a = e.listen.address;
+      if (a.kind === "tcp" && !a.wildcard && a.host === local.address) return e;
+    }
+  }
+  return sock.entries[0];
+}
+
+/** Builds per-server state; throws one clear line on a problem (unreadable certificate...). */
+export async function buildServerRuntimes(
+  config: Config,
+  runtime: Runtime,
+  mainLog: ErrorLog,
+): Promise<ServerRuntime[]> {
+  const out: ServerRuntime[] = [];
+  for (const server of config.mail?.servers ?? []) {
+    const protocol = PROTOCOLS[server.protocol];
+    if (!protocol) continue; // reported at start-up as not built yet
+    out.push({
+      server,
+      protocol,
+      log: server.errorLogs ? new ErrorLog(server.errorLogs, runtime.pid) : mainLog,
+      auth: await createAuthService(server, runtime),
+      tls: serverTlsOptions(server, server.protocol),
+    });
+  }
+  return out;
+}
+
+export class MailProxy {
+  readonly sessions = new Set<Session>();
+  #runtime: Runtime;
+  #sockets = new Map<string, Socket>();
+  #maxConnections: number;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(runtime: Runtime, maxConnections: number) {
+    this.#runtime = runtime;
+    this.#maxConnections = maxConnections;
+  }
+
+  /**
+   * Makes the open sockets match `servers`: keeps unchanged addresses (their
+   * new connections get the new settings), opens new ones, closes removed
+   * ones. On a bind failure nothing changes and one clear line is thrown.
+   */
+  async apply(servers: ServerRuntime[], maxConnections = this.#maxConnections): Promise<void> {
+    const planned = planSockets(servers);
+    const opened: Socket[] = [];
+    try {
+      for (const s of planned) {
+        if (this.#sockets.has(s.key)) continue;
+        if (s.spec.kind === "unix") removeStaleSocket(s.spec.path);
+        try {
+          const sock = s;
+          s.listener = await this.#runtime.listen(s.spec, (conn) => this.#accept(sock, conn));
+        } catch (e) {
+          throw new Error(`bind() to ${s.key} failed (${(e as Error).message})`);
+        }
+        opened.push(s);
+      }
+    } catch (e) {
+      for (const s of opened) s.listener?.close();
+      throw e;
+    }
+    const next = new Map<string, Socket>();
+    for (const s of planned) {
+      const old = this.#sockets.get(s.key);
+      if (old) {
+        old.entries = s.entries; // same listener, new settings
+        next.set(s.key, old);
+      } else next.set(s.key, s);
+    }
+    for (const [key, s] of this.#sockets) if (!next.has(key)) closeSocket(s);
+    this.#sockets = next;
+    this.#maxConnections = maxConnections;
+  }
+
+  /** Bound addresses, as "host:port" keys (tests and logs). */
+  addresses(): string[] {
+    return [...this.#sockets.keys()];
+  }
+
+  #accept(sock: Socket, conn: Conn): void {
+    const e = pick(sock, conn);
+    if (this.sessions.size >= this.#maxConnections) {
+      e.srv.log.error(`${this.#maxConnections} worker_connections are not enough`);
+      conn.destroy();
+      return;
+    }
+    const session = new Session({
+      runtime: this.#runtime,
+      server: e.srv.server,
+      listen: e.listen,
+      protocol: e.srv.protocol,
+      log: e.srv.log,
+      auth: e.srv.auth,
+      tls: e.srv.tls,
+      onDone: (s) => {
+        this.sessions.delete(s);
+        if (this.sessions.size === 0) {
+          const w = this.#idleWaiters;
+          this.#idleWaiters = [];
+          for (const f of w) f();
+        }
+      },
+    }, conn);
+    this.sessions.add(session);
+    session.start();
+  }
+
+  /** Stops accepting new connections (sessions continue). */
+  stopAccepting(): void {
+    for (const s of this.#sockets.values()) closeSocket(s);
+    this.#sockets.clear();
+  }
+
+  /** Resolves when no session is left. */
+  idle(): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Closes every session now. */
+  abortAll(): void {
+    for (const s of [...this.sessions]) s.abort();
+  }
+}
+
+function closeSocket(s: Socket): void {
+  s.listener?.close();
+  s.listener = null;
+  if (s.spec.kind === "unix") removeStaleSocket(s.spec.path);
+}
+
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // absent: nothing to remove
+  }
+}

@@ -1,0 +1,418 @@
+// One client connection, from accept to the end of the relay. The session
+// drives the protocol's pure machines (pre-auth dialogue, backend login)
+// with real sockets, timers and the auth service; it holds no protocol
+// knowledge of its own.
+//
+// Phases: [implicit TLS] -> greeting -> pre-auth (machine) -> auth ->
+// backend login (machine) -> relay -> done. The `timeout` directive is a
+// total budget for each of: accept..greeting, pre-auth, backend login.
+
+import type { ListenConfig, ServerConfig } from "../config/types.ts";
+import type { AuthService } from "../auth/types.ts";
+import type { BackendLogin, BackendStep, ClientStep, Credentials, PreauthMachine } from "../core/machine.ts";
+import type { ErrorLog, LogContext } from "../log/error_log.ts";
+import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../runtime/types.ts";
+import { relay } from "./relay.ts";
+import type { ProtocolModule } from "./protocols.ts";
+import { bytesToBinary } from "../core/bytes.ts";
+
+/** Everything a session needs from the server that accepted it. */
+export interface SessionEnv {
+  runtime: Runtime;
+  server: ServerConfig;
+  listen: ListenConfig;
+  protocol: ProtocolModule;
+  log: ErrorLog;
+  auth: AuthService;
+  tls: TlsServerOptions | null;
+  /** Called once when the session is completely over. */
+  onDone(session: Session): void;
+}
+
+let nextConnId = 1;
+
+export function addrText(a: SockAddr): string {
+  if (a.family === "unix") return "unix:";
+  return a.address;
+}
+
+export function addrPortText(a: SockAddr): string {
+  if (a.family === "unix") return `unix:${a.path}`;
+  return a.family === "ipv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+type Phase = "start" | "preauth" | "auth" | "backend" | "relay" | "done";
+
+export class Session {
+  readonly id = nextConnId++;
+  readonly ctx: LogContext;
+  readonly startedAt = Date.now();
+  phase: Phase = "start";
+  #env: SessionEnv;
+  #client: Conn;
+  #backend: Conn | null = null;
+  #machine: PreauthMachine | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #pumping = false;
+  #drainWaiter: (() => void) | null = null;
+  #closed = false;
+  #attempt = 0;
+  #salt: string | null = null;
+  #relayStop: (() => void) | null = null;
+  bytesUp = 0;
+  bytesDown = 0;
+
+  constructor(env: SessionEnv, client: Conn) {
+    this.#env = env;
+    this.#client = client;
+    this.ctx = {
+      conn: this.id,
+      client: addrText(client.remote),
+      server: addrPortText(client.local),
+    };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  start(): void {
+    const env = this.#env;
+    env.log.info(`client ${addrPortText(this.#client.remote)} connected to ${this.ctx.server}`, this.ctx);
+    this.#client.attach({
+      data: (chunk) => this.#onClientData(chunk),
+      drain: () => this.#onClientDrain(),
+      end: () => {},
+      close: () => this.#onClientClose(),
+    });
+    if (this.#env.listen.ssl) {
+      this.#client.pause();
+      this.#arm(env.server.timeoutMs, () => this.#timedOut());
+      this.#handshake().then((ok) => {
+        if (ok) this.#greet();
+      });
+    } else {
+      this.#greet();
+    }
+  }
+
+  async #handshake(): Promise<boolean> {
+    try {
+      await this.#client.startTls(this.#env.tls!);
+      return !this.#closed;
+    } catch (e) {
+      this.#env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
+      this.#finish();
+      return false;
+    }
+  }
+
+  #greet(): void {
+    if (this.#closed) return;
+    const env = this.#env;
+    this.phase = "preauth";
+    this.#machine = env.protocol.createPreauth({
+      config: env.server,
+      tls: this.#client.tls !== null,
+      makeSalt: () => this.#makeSalt(),
+    });
+    this.#arm(env.server.timeoutMs, () => this.#timedOut());
+    this.#write(this.#machine.greeting());
+    this.#client.resume();
+  }
+
+  #makeSalt(): string {
+    if (this.#salt === null) {
+      const r = new Uint32Array(1);
+      crypto.getRandomValues(r);
+      this.#salt = `<${r[0] & 0x7fffffff}.${Math.floor(Date.now() / 1000)}@${this.#env.server.serverName}>`;
+    }
+    return this.#salt;
+  }
+
+  // ---- timers ----------------------------------------------------------
+
+  #arm(ms: number, fn: () => void): void {
+    this.#disarm();
+    this.#timer = setTimeout(fn, ms);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  #timedOut(): void {
+    this.#timer = null;
+    if (this.#closed) return;
+    this.#env.log.info("client timed out", this.ctx);
+    this.#finish();
+  }
+
+  // ---- client I/O during pre-auth ----------------------------------------
+
+  #write(data: Uint8Array): boolean {
+    return this.#client.write(data);
+  }
+
+  #onClientData(chunk: Uint8Array): void {
+    if (this.phase !== "preauth" || !this.#machine) return;
+    this.#machine.push(chunk);
+    this.#pump();
+  }
+
+  #onClientDrain(): void {
+    const w = this.#drainWaiter;
+    this.#drainWaiter = null;
+    w?.();
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => (this.#drainWaiter = resolve));
+  }
+
+  #onClientClose(): void {
+    if (this.phase === "relay") return; // the relay owns the ending
+    this.#finish();
+  }
+
+  /**
+   * Runs the machine one command at a time. Client reads are paused while
+   * anything is in progress, so the machine's input stays bounded.
+   */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    this.#client.pause();
+    const machine = this.#machine!;
+    try {
+      for (;;) {
+        if (this.#closed || this.phase !== "preauth") return;
+        const steps = machine.next();
+        if (steps.length === 0) break;
+        for (const step of steps) {
+          if (this.#closed) return;
+          const cont = await this.#step(step);
+          if (!cont) return;
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    if (!this.#closed && this.phase === "preauth") this.#client.resume();
+  }
+
+  /** Executes one step; false = stop pumping (session closing or handed over). */
+  async #step(step: ClientStep): Promise<boolean> {
+    switch (step.kind) {
+      case "send":
+        if (!this.#write(step.data)) await this.#drained();
+        return !this.#closed;
+      case "log":
+        this.#env.log.log(step.level, step.message, this.ctx);
+        return true;
+      case "close":
+        this.#closeClientGracefully();
+        return false;
+      case "starttls":
+        return await this.#starttls();
+      case "auth":
+        return await this.#authenticate(step.creds);
+    }
+  }
+
+  async #starttls(): Promise<boolean> {
+    const tls = this.#env.tls;
+    if (!tls) {
+      // The machine only asks when starttls is on/only, which requires certificates.
+      this.#finish();
+      return false;
+    }
+    try {
+      await this.#client.startTls(tls);
+    } catch (e) {
+      this.#env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
+      this.#finish();
+      return false;
+    }
+    if (this.#closed) return false;
+    this.ctx.starttls = true;
+    this.#machine!.tlsStarted();
+    return true;
+  }
+
+  // ---- authentication ----------------------------------------------------
+
+  async #authenticate(creds: Credentials): Promise<boolean> {
+    const env = this.#env;
+    this.phase = "auth";
+    this.#disarm();
+    this.#attempt++;
+    this.ctx.login = bytesToBinary(new Uint8Array(0)) + creds.user;
+    const result = await env.auth.authenticate({
+      protocol: env.server.protocol,
+      creds,
+      attempt: this.#attempt,
+      clientIp: addrText(this.#client.remote),
+      clientHost: null,
+      proxyProtocol: null,
+      tls: this.#client.tls,
+      verifyClient: env.server.ssl.verifyClient,
+      passClientCert: env.server.authHttpPassClientCert,
+    }).catch((e): { kind: "error"; log: string } => ({ kind: "error", log: `auth failed: ${(e as Error).message}` }));
+    if (this.#closed) return false;
+
+    if (result.kind === "error") {
+      env.log.error(result.log, this.ctx);
+      this.#internalError();
+      return false;
+    }
+    if (result.kind === "refused") {
+      env.log.info(`client login failed: "${result.message}"`, this.ctx);
+      if (result.waitSec > 0) {
+        await new Promise((r) => setTimeout(r, result.waitSec * 1000));
+        if (this.#closed) return false;
+        const line = this.#machine!.authRefused(result.message, result.errorCode);
+        this.phase = "preauth";
+        this.#arm(env.server.timeoutMs, () => this.#timedOut());
+        if (!this.#write(line)) await this.#drained();
+        return !this.#closed;
+      }
+      this.#write(this.#machine!.authRefused(result.message, result.errorCode));
+      this.#closeClientGracefully();
+      return false;
+    }
+    this.ctx.login = result.user;
+    this.ctx.upstream = result.backendName;
+    this.#loginToBackend(creds, result.addr, result.port, result.user, result.pass);
+    return false;
+  }
+
+  #internalError(): void {
+    this.#write(this.#env.protocol.internalError);
+    this.#closeClientGracefully();
+  }
+
+  // ---- backend login -------------------------------------------------------
+
+  async #loginToBackend(creds: Credentials, addr: string, port: number, user: string, pass: string | null) {
+    const env = this.#env;
+    this.phase = "backend";
+    const deadline = Date.now() + env.server.timeoutMs;
+    this.#arm(env.server.timeoutMs, () => {
+      this.#timer = null;
+      env.log.info("upstream timed out", this.ctx);
+      this.#internalError();
+    });
+    let backend: Conn;
+    try {
+      backend = await env.runtime.connect({ kind: "tcp", host: addr, port, timeoutMs: deadline - Date.now() });
+    } catch (e) {
+      if (this.#closed || this.phase !== "backend") return;
+      env.log.error(`connect() to ${this.ctx.upstream} failed (${(e as Error).message})`, this.ctx);
+      this.#disarm();
+      this.#internalError();
+      return;
+    }
+    if (this.#closed || this.phase !== "backend") {
+      backend.destroy();
+      return;
+    }
+    this.#backend = backend;
+    const login: BackendLogin = env.protocol.createBackendLogin({
+      config: env.server,
+      creds,
+      user,
+      pass,
+      clientAddr: addrText(this.#client.remote),
+      clientHost: "[UNAVAILABLE]",
+    });
+    let settled = false;
+    const onSteps = (steps: BackendStep[]) => {
+      for (const s of steps) {
+        if (settled) return;
+        if (s.kind === "send") backend.write(s.data);
+        else if (s.kind === "fail") {
+          settled = true;
+          if (s.log) env.log.log(s.log.level, s.log.message, this.ctx);
+          this.#disarm();
+          backend.destroy();
+          this.#write(s.toClient);
+          this.#closeClientGracefully();
+        } else {
+          settled = true;
+          this.#disarm();
+          this.#startRelay(s.toClient);
+        }
+      }
+    };
+    backend.attach({
+      data: (chunk) => onSteps(login.push(chunk)),
+      drain: () => {},
+      end: () => {},
+      close: () => {
+        if (settled) return;
+        settled = true;
+        if (this.#closed) return;
+        env.log.error("upstream prematurely closed connection", this.ctx);
+        this.#disarm();
+        this.#internalError();
+      },
+    });
+  }
+
+  #startRelay(toClient: Uint8Array): void {
+    const env = this.#env;
+    const backend = this.#backend!;
+    this.phase = "relay";
+    env.log.info("client logged in", this.ctx);
+    const pending = this.#machine!.takeInput();
+    this.#machine = null;
+    this.#client.write(toClient);
+    if (pending.length > 0) backend.write(pending);
+    this.#client.resume();
+    const r = relay(this.#client, backend, {
+      timeoutMs: env.server.proxyTimeoutMs,
+      onEnd: (reason, stats) => {
+        this.bytesUp = stats.up + pending.length;
+        this.bytesDown = stats.down + toClient.length;
+        if (reason === "timeout") env.log.info("client timed out", this.ctx);
+        env.log.info("proxied session done", this.ctx);
+        this.#relayStop = null;
+        this.#finish();
+      },
+    });
+    this.#relayStop = r.stop;
+  }
+
+  // ---- ending ----------------------------------------------------------------
+
+  #closeClientGracefully(): void {
+    this.phase = "done";
+    this.#disarm();
+    this.#client.end();
+    this.#backend?.destroy();
+  }
+
+  /** Ends the session now (idempotent). */
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.phase = "done";
+    this.#disarm();
+    this.#relayStop?.();
+    this.#client.destroy();
+    this.#backend?.destroy();
+    const w = this.#drainWaiter;
+    this.#drainWaiter = null;
+    w?.();
+    this.#env.onDone(this);
+  }
+
+  /** Used by fast shutdown. */
+  abort(): void {
+    this.#finish();
+  }
+}

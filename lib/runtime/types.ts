@@ -1,0 +1,171 @@
+// The one boundary between mailgate and its runtime. Everything above this file
+// (protocol machines, auth, sessions, relay) sees only these interfaces; the
+// adapters in this folder (deno.ts, bun.ts) implement them over each runtime's
+// own socket API, reaching for node:tls only where that API lacks a feature.
+
+/** A socket address as mailgate reports it (logs, Client-IP, PROXY headers). */
+export type SockAddr =
+  | { family: "ipv4" | "ipv6"; address: string; port: number }
+  | { family: "unix"; path: string };
+
+/** What the TLS layer negotiated; `null` on a plain connection. */
+export interface TlsInfo {
+  /** OpenSSL-style version name, e.g. "TLSv1.3". */
+  protocol: string;
+  /** OpenSSL cipher name, e.g. "TLS_AES_256_GCM_SHA384". */
+  cipher: string;
+  /** SNI host name the client asked for, if any. */
+  servername: string | null;
+  /** ALPN protocol selected, if any. */
+  alpn: string | null;
+  /** The client's certificate (server side) or the server's (client side). */
+  peerCert: PeerCert | null;
+  /** Chain verification result for peerCert: null = verified, else the reason. */
+  verifyError: string | null;
+}
+
+export interface PeerCert {
+  subject: string; // RFC 2253, e.g. "CN=client.example.com,O=Example"
+  issuer: string;
+  serial: string; // upper-case hex, even number of digits
+  fingerprint: string; // SHA-1 of the DER, 40 lower-case hex digits
+  pem: string;
+}
+
+/** Events an adapter delivers for one connection, always on the event loop. */
+export interface ConnEvents {
+  /**
+   * Bytes read from the peer. The chunk may be a view into a buffer the
+   * adapter reuses: it is valid only during the call. Copy what you keep.
+   */
+  data(chunk: Uint8Array): void;
+  /** All queued writes were flushed after write() returned false. */
+  drain(): void;
+  /** The peer finished sending (EOF). Called at most once; close() follows. */
+  end(): void;
+  /** The connection is gone (either side, or an error). Called exactly once. */
+  close(error?: Error): void;
+}
+
+/**
+ * One byte-stream connection: accepted from a client, or opened to an
+ * auth server or backend.
+ *
+ * Backpressure contract: write() always takes the whole chunk (copying it if
+ * it cannot be written at once) and returns false when its queue is above its
+ * high-water mark. A caller that got false must not write again until drain().
+ * Every caller in mailgate obeys this, so no queue grows beyond one read chunk
+ * plus the high-water mark.
+ */
+export interface Conn {
+  readonly remote: SockAddr;
+  readonly local: SockAddr;
+  /** Negotiated TLS parameters once TLS is active, else null. */
+  readonly tls: TlsInfo | null;
+  /**
+   * Set the event handlers. Reading starts at the first call; a later call
+   * replaces the handlers (the session hands a connection over to the relay).
+   */
+  attach(events: ConnEvents): void;
+  write(chunk: Uint8Array): boolean;
+  /** Stop reading (a read already in flight is held, not lost). */
+  pause(): void;
+  resume(): void;
+  /**
+   * Server-side TLS on this already-accepted connection (STARTTLS, or implicit
+   * TLS at byte 0). The adapter stops reading plaintext at once: bytes that
+   * arrived before the call and were already delivered belong to the caller,
+   * who discards them; no raw byte is delivered as data after this call.
+   * Resolves once the handshake is complete; `tls` is then set. Rejects on a
+   * failed handshake (the connection is then closed).
+   */
+  startTls(options: TlsServerOptions): Promise<TlsInfo>;
+  /**
+   * Client-side TLS on an outgoing connection (STARTTLS towards a backend).
+   * Same rule: no plaintext byte is delivered after the call.
+   */
+  startTlsClient(options: TlsClientOptions): Promise<TlsInfo>;
+  /** Flush queued writes, then close. close() event follows. */
+  end(): void;
+  /** Close now, dropping queued writes. close() event follows. */
+  destroy(): void;
+}
+
+export interface TlsServerOptions {
+  /** Certificate chains and keys, PEM text; several pairs (e.g. RSA + ECDSA). */
+  certs: { cert: string; key: string; passphrase?: string }[];
+  /** PEM CA certificates for verifying client certificates. */
+  ca?: string;
+  /** Ask the client for a certificate (ssl_verify_client != off). */
+  requestCert?: boolean;
+  minVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  ciphers?: string;
+  honorCipherOrder?: boolean;
+  ecdhCurve?: string;
+  dhparam?: string;
+  sessionTimeout?: number; // seconds
+  ticketKeys?: Uint8Array;
+  /** ALPN protocol id of this listener ("imap", "pop3", "smtp"). */
+  alpn?: string;
+  /** Stable key for caching the secure context built from these options. */
+  cacheKey?: string;
+}
+
+export interface TlsClientOptions {
+  /** SNI and verification name; null = send no SNI. */
+  servername: string | null;
+  /** PEM CAs; undefined = system store. */
+  ca?: string;
+  /** false = do not verify the server certificate. */
+  verify: boolean;
+  cert?: string;
+  key?: string;
+}
+
+export type ListenSpec =
+  | {
+    kind: "tcp";
+    /** IP literal without brackets; "0.0.0.0" or "::" for the wildcard. */
+    host: string;
+    port: number;
+    reusePort?: boolean;
+    backlog?: number;
+    ipv6only?: boolean;
+  }
+  | { kind: "unix"; path: string };
+
+export type ConnectSpec =
+  & (
+    | { kind: "tcp"; host: string; port: number }
+    | { kind: "unix"; path: string }
+  )
+  & {
+    /** Implicit TLS from byte 0. */
+    tls?: TlsClientOptions;
+    /** Give up connecting after this many milliseconds. */
+    timeoutMs?: number;
+  };
+
+export interface Listener {
+  readonly addr: SockAddr;
+  /** Stop accepting. Connections already accepted are not touched. */
+  close(): void;
+}
+
+export type SignalName = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2" | "SIGWINCH";
+
+/** Process-level services that differ per runtime. */
+export interface Runtime {
+  readonly name: "deno" | "bun";
+  /** Runtime version string, e.g. "2.9.6". */
+  readonly version: string;
+  listen(spec: ListenSpec, onAccept: (conn: Conn) => void): Promise<Listener>;
+  /** Resolves once connected (and the TLS handshake done, if asked). */
+  connect(spec: ConnectSpec): Promise<Conn>;
+  onSignal(signal: SignalName, handler: () => void): void;
+  /** argv after the program (and script) name. */
+  args(): string[];
+  exit(code: number): never;
+  readonly pid: number;
+}

@@ -1,0 +1,2 @@
+export const NAME = "mailgate";
+export const VERSION = "0.1.0";
