@@ -55,16 +55,28 @@ function openFile(path: string): number {
   return f.fd;
 }
 
-/** Reopen every log file (SIGUSR1 / `-s reopen`, after log rotation). */
-export function reopenLogFiles(): void {
+/**
+ * Reopen every log file (`-s reopen`, after log rotation). A file that
+ * cannot be reopened keeps its old descriptor; its path is returned so the
+ * caller can log the problem.
+ */
+export function reopenLogFiles(): string[] {
+  const failed: string[] = [];
   for (const [path, f] of files) {
-    const fd = openSync(path, "a", 0o644);
+    let fd: number;
+    try {
+      fd = openSync(path, "a", 0o644);
+    } catch {
+      failed.push(path);
+      continue;
+    }
     const old = f.fd;
     f.fd = fd;
     try {
       closeSync(old);
     } catch { /* already closed */ }
   }
+  return failed;
 }
 
 function fileSink(path: string, level: number): Sink {

@@ -1,0 +1,430 @@
+// The auth_http response: a push parser for the header block (auth_http.md
+// §3) and the decision taken from it (§4). Pure: no socket, no timer.
+//
+// The parser follows nginx's ngx_mail_auth_http_module state machine byte
+// for byte, so the same responses are accepted and refused. It keeps the
+// response in one fixed buffer of MAX_AUTH_RESPONSE_HEADER bytes and refers
+// to names and values by offset, so feeding it costs no per-byte allocation.
+
+import { bytesToBinary } from "../core/bytes.ts";
+import type { AuthRequest, AuthResult } from "./types.ts";
+
+/**
+ * Largest response header block (status line included) mailgate accepts.
+ * nginx reads at most 1024 bytes; §3 lets the product accept more.
+ */
+export const MAX_AUTH_RESPONSE_HEADER = 8192;
+
+/**
+ * Auth-Wait values above this are clamped: it is the largest delay in whole
+ * seconds that a setTimeout can express (2^31-1 ms).
+ */
+export const MAX_AUTH_WAIT_SEC = 2_147_483;
+
+/** Log lines of the auth_http client (error level unless noted). `a` = authServerName(). */
+export const AUTH_LOG = {
+  timedOut: (a: string) => `auth http server ${a} timed out`,
+  /** A CR not followed by LF in the status line (nginx's text). */
+  invalidResponse: (a: string) => `auth http server ${a} sent invalid response`,
+  invalidHeader: (a: string) => `auth http server ${a} sent invalid header in response`,
+  /** nginx logs nothing when the block exceeds its buffer; this text is mailgate's. */
+  tooBig: (a: string) => `auth http server ${a} sent too big response header`,
+  /**
+   * nginx logs nothing when the auth server closes before the empty line;
+   * mailgate reports it with nginx's closest text.
+   */
+  closedEarly: (a: string) => `auth http server ${a} sent invalid response`,
+  noServer: (a: string) => `auth http server ${a} did not send server or port`,
+  noPassword: (a: string) => `auth http server ${a} did not send password`,
+  badAddress: (a: string, v: string) => `auth http server ${a} sent invalid server address:"${v}"`,
+  badPort: (a: string, v: string) => `auth http server ${a} sent invalid server port:"${v}"`,
+  /** mailgate's bound on Auth-Status: WAIT rounds (nginx has none). */
+  tooManyWaits: (a: string, n: number) => `auth http server ${a} sent WAIT ${n} times, giving up`,
+  /** Kept on one line, with nginx's action suffix, as nginx's connect() error reads. */
+  connectFailed: (a: string, err: string) =>
+    `connect() to ${a} failed (${err}) while in http auth state`,
+  /** A read/write error on an established auth connection (nginx: recv()/send() failed). */
+  ioFailed: (err: string) => `recv() failed (${err}) while in http auth state`,
+} as const;
+
+/** What the header block said, after nginx's "which occurrence counts" rules. */
+export interface AuthResponseHeaders {
+  /**
+   * The last Auth-Status that was neither `OK` nor `WAIT` (the refusal
+   * message), or null. A later `Auth-Status: OK` does not cancel it.
+   */
+  refusal: string | null;
+  /** Some `Auth-Status: WAIT` was seen (an `OK` after it does not cancel it, as in nginx). */
+  wait: boolean;
+  /** Last occurrence of each; null when absent. Values are binary strings, used as-is. */
+  server: string | null;
+  port: string | null;
+  user: string | null;
+  pass: string | null;
+  errorCode: string | null;
+  /** Last numeric Auth-Wait (non-numeric values are ignored), clamped; null when none. */
+  waitSec: number | null;
+}
+
+export type ParseError = "invalid-response" | "invalid-header" | "too-big";
+
+export type ParseResult =
+  | { kind: "more" }
+  | { kind: "done"; headers: AuthResponseHeaders }
+  | { kind: "error"; reason: ParseError };
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const COLON = 58;
+const DASH = 45;
+
+// Parser states (nginx's sw_* names in comments).
+const S = {
+  /** Before anything: is there an "HTTP/" status line? */
+  Begin: 0,
+  StatusSkip: 1, // sw_skip
+  StatusAlmostDone: 2, // sw_almost_done of the status line
+  LineStart: 3, // sw_start
+  Name: 4, // sw_name
+  SpaceBeforeValue: 5, // sw_space_before_value
+  Value: 6, // sw_value
+  SpaceAfterValue: 7, // sw_space_after_value
+  LineAlmostDone: 8, // sw_almost_done
+  EndAlmostDone: 9, // sw_header_almost_done
+  Done: 10,
+  Failed: 11,
+} as const;
+type State = typeof S[keyof typeof S];
+
+const HTTP_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/"
+
+function isAlnum(c: number): boolean {
+  const l = c | 0x20;
+  return (l >= 0x61 && l <= 0x7a) || (c >= 0x30 && c <= 0x39);
+}
+
+/** Push parser for one response. Feed chunks until the result is not "more". */
+export class AuthResponseParser {
+  private readonly buf: Uint8Array;
+  private len = 0;
+  private pos = 0;
+  private state: State = S.Begin;
+  private result: ParseResult = { kind: "more" };
+  private nameStart = 0;
+  private nameEnd = 0;
+  private valueStart = 0;
+  private valueEnd = 0;
+  private readonly h: AuthResponseHeaders = {
+    refusal: null,
+    wait: false,
+    server: null,
+    port: null,
+    user: null,
+    pass: null,
+    errorCode: null,
+    waitSec: null,
+  };
+
+  constructor(readonly cap: number = MAX_AUTH_RESPONSE_HEADER) {
+    this.buf = new Uint8Array(cap);
+  }
+
+  /**
+   * Bytes from the auth server. The chunk is copied (up to the cap), so it
+   * may be a reused buffer. Bytes after the empty line are ignored.
+   */
+  feed(chunk: Uint8Array): ParseResult {
+    if (this.result.kind !== "more") return this.result;
+    const take = Math.min(this.cap - this.len, chunk.length);
+    this.buf.set(chunk.subarray(0, take), this.len);
+    this.len += take;
+    this.run();
+    if (this.result.kind === "more" && take < chunk.length) this.fail("too-big");
+    return this.result;
+  }
+
+  private fail(reason: ParseError): void {
+    this.state = S.Failed;
+    this.result = { kind: "error", reason };
+  }
+
+  private run(): void {
+    const b = this.buf;
+    if (this.state === S.Begin) {
+      // nginx skips the first line only if the response starts "HTTP/";
+      // otherwise it parses header lines from the first byte.
+      const n = Math.min(this.len, HTTP_PREFIX.length);
+      let i = 0;
+      while (i < n && b[i] === HTTP_PREFIX[i]) i++;
+      if (i < n) {
+        this.state = S.LineStart;
+      } else if (n === HTTP_PREFIX.length) {
+        this.state = S.StatusSkip;
+        this.pos = HTTP_PREFIX.length;
+      } else {
+        return; // a prefix of "HTTP/" so far
+      }
+    }
+
+    let p = this.pos;
+    let state = this.state;
+    for (; p < this.len; p++) {
+      const c = b[p];
+      switch (state) {
+        case S.StatusSkip:
+          if (c === CR) state = S.StatusAlmostDone;
+          else if (c === LF) state = S.LineStart;
+          break;
+
+        case S.StatusAlmostDone:
+          if (c !== LF) return this.fail("invalid-response");
+          state = S.LineStart;
+          break;
+
+        case S.LineStart:
+          if (c === CR) {
+            state = S.EndAlmostDone;
+          } else if (c === LF) {
+            return this.finish();
+          } else {
+            if (!isAlnum(c)) return this.fail("invalid-header");
+            this.nameStart = p;
+            state = S.Name;
+          }
+          break;
+
+        case S.Name:
+          if (isAlnum(c) || c === DASH) break;
+          if (c === COLON) {
+            this.nameEnd = p;
+            state = S.SpaceBeforeValue;
+          } else if (c === CR || c === LF) {
+            // A name without a colon: the header with an empty value.
+            this.nameEnd = this.valueStart = this.valueEnd = p;
+            if (c === LF) this.header();
+            state = c === CR ? S.LineAlmostDone : S.LineStart;
+          } else {
+            return this.fail("invalid-header");
+          }
+          break;
+
+        case S.SpaceBeforeValue:
+          if (c === SP) break;
+          if (c === CR || c === LF) {
+            this.valueStart = this.valueEnd = p;
+            if (c === LF) this.header();
+            state = c === CR ? S.LineAlmostDone : S.LineStart;
+          } else {
+            this.valueStart = p;
+            state = S.Value;
+          }
+          break;
+
+        case S.Value:
+          if (c === SP) {
+            this.valueEnd = p;
+            state = S.SpaceAfterValue;
+          } else if (c === CR) {
+            this.valueEnd = p;
+            state = S.LineAlmostDone;
+          } else if (c === LF) {
+            this.valueEnd = p;
+            this.header();
+            state = S.LineStart;
+          }
+          break;
+
+        case S.SpaceAfterValue:
+          if (c === SP) break;
+          if (c === CR) {
+            state = S.LineAlmostDone;
+          } else if (c === LF) {
+            this.header();
+            state = S.LineStart;
+          } else {
+            state = S.Value;
+          }
+          break;
+
+        case S.LineAlmostDone:
+          if (c !== LF) return this.fail("invalid-header");
+          this.header();
+          state = S.LineStart;
+          break;
+
+        case S.EndAlmostDone:
+          if (c !== LF) return this.fail("invalid-header");
+          return this.finish();
+      }
+    }
+    this.pos = p;
+    this.state = state;
+  }
+
+  private finish(): void {
+    this.state = S.Done;
+    this.result = { kind: "done", headers: this.h };
+  }
+
+  private nameIs(lower: string): boolean {
+    if (this.nameEnd - this.nameStart !== lower.length) return false;
+    for (let i = 0; i < lower.length; i++) {
+      if ((this.buf[this.nameStart + i] | 0x20) !== lower.charCodeAt(i)) return false;
+    }
+    return true;
+  }
+
+  private value(): string {
+    return bytesToBinary(this.buf.subarray(this.valueStart, this.valueEnd));
+  }
+
+  /** One complete header line: keep it if it is one of §4's. */
+  private header(): void {
+    const h = this.h;
+    if (this.nameIs("auth-status")) {
+      const v = this.value();
+      if (v === "OK") return; // never cancels an earlier refusal or WAIT
+      if (v === "WAIT") h.wait = true;
+      else h.refusal = v;
+    } else if (this.nameIs("auth-server")) {
+      h.server = this.value();
+    } else if (this.nameIs("auth-port")) {
+      h.port = this.value();
+    } else if (this.nameIs("auth-user")) {
+      h.user = this.value();
+    } else if (this.nameIs("auth-pass")) {
+      h.pass = this.value();
+    } else if (this.nameIs("auth-wait")) {
+      const n = parseDecimal(this.value());
+      if (n !== null) h.waitSec = Math.min(n, MAX_AUTH_WAIT_SEC);
+    } else if (this.nameIs("auth-error-code")) {
+      h.errorCode = this.value();
+    }
+  }
+}
+
+/** nginx's ngx_atoi: one or more decimal digits, nothing else. */
+export function parseDecimal(s: string): number | null {
+  if (s.length === 0) return null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return null;
+  }
+  return Number(s);
+}
+
+/** decideAuth's result: an AuthResult, or "ask again" (Auth-Status: WAIT). */
+export type AuthDecision =
+  | AuthResult
+  | {
+    kind: "wait";
+    waitSec: number;
+    /** Auth-User / Auth-Pass of the WAIT response: they replace the values of the repeated request. */
+    user: string | null;
+    pass: string | null;
+  };
+
+/**
+ * The client's password when it can be used towards the backend: only for
+ * `plain`. APOP/CRAM-MD5 sent a digest (the proxy forgets it once Auth-Salt
+ * is sent), EXTERNAL and `none` have no password.
+ */
+export function usableClientPassword(req: AuthRequest): string | null {
+  return req.creds.method === "plain" ? req.creds.pass : null;
+}
+
+/** §4: what to do with a complete header block. `server` = authServerName(url). */
+export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: string): AuthDecision {
+  if (h.refusal !== null) {
+    return {
+      kind: "refused",
+      message: h.refusal,
+      waitSec: h.waitSec ?? 0,
+      errorCode: req.protocol === "smtp" ? h.errorCode : null,
+    };
+  }
+  if (h.wait) return { kind: "wait", waitSec: h.waitSec ?? 0, user: h.user, pass: h.pass };
+
+  if (h.server === null || h.server === "" || h.port === null || h.port === "") {
+    return { kind: "error", log: AUTH_LOG.noServer(server) };
+  }
+  const pass = h.pass ?? usableClientPassword(req);
+  if (pass === null && req.protocol !== "smtp") {
+    return { kind: "error", log: AUTH_LOG.noPassword(server) };
+  }
+  const addr = parseIpLiteral(h.server);
+  if (addr === null) return { kind: "error", log: AUTH_LOG.badAddress(server, h.server) };
+  const port = parseDecimal(h.port);
+  if (port === null || port < 1 || port > 65535) {
+    return { kind: "error", log: AUTH_LOG.badPort(server, h.port) };
+  }
+  const user = h.user ?? (req.creds.method === "none" ? "" : req.creds.user);
+  return { kind: "ok", addr, port, user, pass, backendName: `${h.server}:${h.port}` };
+}
+
+/**
+ * An IPv4 or IPv6 literal (no brackets, no port, no zone) as nginx's
+ * ngx_parse_addr accepts it; returns the address to connect to, or null.
+ * IPv4 follows ngx_inet_addr, which is lax (`010.1..2` is 10.1.0.2), so the
+ * result is the canonical dotted quad; IPv6 is checked strictly and
+ * returned as given.
+ */
+export function parseIpLiteral(s: string): string | null {
+  const v4 = nginxInetAddr(s);
+  if (v4 !== null) return v4;
+  return isIpv6(s) ? s : null;
+}
+
+/** ngx_inet_addr: exactly three dots, decimal octets <= 255 (empty = 0); 255.255.255.255 is "none". */
+function nginxInetAddr(s: string): string | null {
+  const parts: number[] = [0];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      const o = parts[parts.length - 1] * 10 + (c - 0x30);
+      if (o > 255) return null;
+      parts[parts.length - 1] = o;
+    } else if (c === 0x2e) {
+      if (parts.length === 4) return null;
+      parts.push(0);
+    } else {
+      return null;
+    }
+  }
+  if (parts.length !== 4) return null;
+  const text = parts.join(".");
+  return text === "255.255.255.255" ? null : text;
+}
+
+/** Dotted-quad IPv4: four decimal octets of 1-3 digits, each <= 255. */
+export function isStrictIpv4(s: string): boolean {
+  const parts = s.split(".");
+  return parts.length === 4 &&
+    parts.every((p) => /^[0-9]{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+/** RFC 4291 text form: hex groups, at most one "::", optional dotted IPv4 tail. */
+export function isIpv6(s: string): boolean {
+  if (s.length < 2 || s.length > 45) return false;
+  const halves = s.split("::");
+  if (halves.length > 2) return false;
+  const groups = (h: string): string[] | null => (h === "" ? [] : h.split(":"));
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (head === null || tail === null) return false;
+  const all = [...head, ...tail];
+  let count = 0;
+  for (let i = 0; i < all.length; i++) {
+    const g = all[i];
+    if (i === all.length - 1 && g.includes(".")) {
+      if (!isStrictIpv4(g)) return false;
+      count += 2;
+    } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
+      count += 1;
+    } else {
+      return false;
+    }
+  }
+  return halves.length === 2 ? count <= 7 : count === 8;
+}

@@ -1,0 +1,27 @@
+// Picks a server's auth service: the built-in table (mailgate's extension)
+// when `auth_table` is set, else nginx's auth_http.
+
+import type { ServerConfig } from "../config/types.ts";
+import type { AuthService } from "../auth/types.ts";
+import { httpAuthServiceFor } from "../auth/http_client.ts";
+import { createTableAuthService, loadAuthTable } from "../auth/table.ts";
+import type { Runtime } from "../runtime/types.ts";
+
+/** Tables are read once per (re)load and shared by the servers naming the same file. */
+export async function createAuthService(
+  server: ServerConfig,
+  runtime: Runtime,
+  tables = new Map<string, Promise<AuthService>>(),
+): Promise<AuthService> {
+  if (server.authTable) {
+    const path = server.authTable;
+    let svc = tables.get(path);
+    if (!svc) {
+      svc = loadAuthTable(path).then(createTableAuthService);
+      tables.set(path, svc);
+    }
+    return await svc;
+  }
+  if (!server.authHttp) throw new Error(`no "auth_http" is defined for server in ${server.loc.file}:${server.loc.line}`);
+  return httpAuthServiceFor(server, (spec) => runtime.connect(spec));
+}
