@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from "node:path";
 import process from "node:process";
 import { Buffer } from "node:buffer";
 import { type CliOptions, DEFAULT_CONF, type SignalCommand } from "./cli.ts";
-import { ConfigError, formatConfigError, loadConfig } from "./config/load.ts";
+import { ConfigError, formatConfigError, formatConfigWarning, loadConfig } from "./config/load.ts";
 import { pendingWarnings } from "./config/pending.ts";
 import type { Config, ConfigWarning } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
@@ -34,9 +34,7 @@ class StartupLog {
   }
 }
 
-function warningText(w: ConfigWarning): string {
-  return w.loc ? `${w.message} in ${w.loc.file}:${w.loc.line}` : w.message;
-}
+const warningText = (w: ConfigWarning): string => formatConfigWarning(w);
 
 const SIGNAL_OF: Record<SignalCommand, string> = {
   stop: "SIGTERM",

@@ -1,0 +1,136 @@
+// End-of-mail check 2 (directives.md §11): a server that uses TLS
+// (`listen ... ssl` or `starttls on|only`) must name certificates and keys
+// that can be read and parsed. Messages follow nginx's shapes; the OpenSSL
+// reason part is whatever node:crypto reports.
+
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { readFileSync } from "node:fs";
+import { ConfigError, sysErrorText } from "./errors.ts";
+import type { Effective } from "./merge.ts";
+import type { ServerConfig } from "./types.ts";
+
+function readPem(path: string, what: string): string {
+  if (path.startsWith("data:")) return path.slice(5);
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${what} "${path}": BIO_new_file() failed ${sysErrorText(e)}`, null);
+  }
+}
+
+function reason(e: unknown): string {
+  return (e as Error)?.message ?? String(e);
+}
+
+export function loadCertificate(path: string): X509Certificate {
+  const what = "cannot load certificate";
+  const pem = readPem(path, what);
+  try {
+    return new X509Certificate(pem);
+  } catch (e) {
+    throw new ConfigError(
+      `${what} "${path}": PEM_read_bio_X509_AUX() failed (SSL: ${reason(e)})`,
+      null,
+    );
+  }
+}
+
+/** Tries the pass phrases in order, as nginx does; none given = unencrypted key. */
+export function loadPrivateKey(path: string, passwords: string[] | null): KeyObject {
+  const what = "cannot load certificate key";
+  const pem = readPem(path, what);
+  const tries: (string | undefined)[] = passwords && passwords.length > 0 ? passwords : [undefined];
+  let last: unknown;
+  for (const passphrase of tries) {
+    try {
+      return createPrivateKey(
+        passphrase === undefined ? pem : { key: pem, format: "pem", passphrase },
+      );
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw new ConfigError(
+    `${what} "${path}": PEM_read_bio_PrivateKey() failed (SSL: ${reason(last)})`,
+    null,
+  );
+}
+
+function sameKey(cert: X509Certificate, key: KeyObject): boolean {
+  try {
+    const a = cert.publicKey.export({ type: "spki", format: "der" });
+    const b = createPublicKey(key).export({ type: "spki", format: "der" });
+    return Buffer.compare(a, b) === 0;
+  } catch {
+    // A runtime that cannot export keys: the TLS layer will find out.
+    return true;
+  }
+}
+
+function checkReadable(path: string, fn: string): void {
+  if (path.startsWith("data:")) return;
+  try {
+    readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`${fn}("${path}") failed ${sysErrorText(e)}`, null);
+  }
+}
+
+export function checkServerTls(e: Effective, s: ServerConfig): void {
+  const mode = e.srv.hasListenSsl ? "listen ... ssl" : s.starttls !== "off" ? "starttls" : null;
+  if (mode === null) return;
+  const loc = e.sslModeLoc();
+  const certs = e.list("ssl_certificate")?.value;
+  const keys = e.list("ssl_certificate_key")?.value;
+  if (!certs) {
+    throw new ConfigError(`no "ssl_certificate" is defined for the "${mode}" directive`, loc);
+  }
+  if (!keys) {
+    throw new ConfigError(`no "ssl_certificate_key" is defined for the "${mode}" directive`, loc);
+  }
+  if (keys.length < certs.length) {
+    throw new ConfigError(
+      `no "ssl_certificate_key" is defined for certificate "${
+        certs[certs.length - 1]
+      }" and the "${mode}" directive`,
+      loc,
+    );
+  }
+
+  const passwords = e.passwords();
+  for (let i = 0; i < s.ssl.certificates.length; i++) {
+    const cert = loadCertificate(s.ssl.certificates[i]);
+    const key = loadPrivateKey(s.ssl.certificateKeys[i], passwords);
+    if (!sameKey(cert, key)) {
+      throw new ConfigError(
+        `SSL_CTX_use_PrivateKey("${s.ssl.certificateKeys[i]}") failed (SSL: key values mismatch)`,
+        null,
+      );
+    }
+  }
+
+  const v = s.ssl.verifyClient;
+  if (v !== "off") {
+    if (v !== "optional_no_ca" && !s.ssl.clientCertificate && !s.ssl.trustedCertificate) {
+      throw new ConfigError(
+        "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client",
+        null,
+      );
+    }
+    for (const ca of [s.ssl.clientCertificate, s.ssl.trustedCertificate]) {
+      if (ca) checkReadable(ca, "SSL_CTX_load_verify_locations");
+    }
+    if (s.ssl.crl) checkReadable(s.ssl.crl, "X509_LOOKUP_load_file");
+  }
+  if (s.ssl.dhparam) checkReadable(s.ssl.dhparam, "BIO_new_file");
+  for (const path of s.ssl.sessionTicketKeys) {
+    let size: number;
+    try {
+      size = readFileSync(path).length;
+    } catch (err) {
+      throw new ConfigError(`open() "${path}" failed ${sysErrorText(err)}`, null);
+    }
+    if (size !== 48 && size !== 80) throw new ConfigError(`"${path}" must be 80 or 48 bytes`, null);
+  }
+}
