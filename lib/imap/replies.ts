@@ -1,0 +1,116 @@
+// Every byte string mailgate's IMAP side writes (to the client and to the
+// backend) and its IMAP log lines, named, so they can be checked against
+// spec/imap.md line by line. Tags, user names and passwords are binary
+// strings (one char per byte); Auth-Status text and config words are text.
+
+import type { ServerConfig } from "../config/types.ts";
+import { binaryToBytes, concatBytes, textBytes } from "../core/bytes.ts";
+import { SASL_PASSWORD_CHALLENGE, SASL_USERNAME_CHALLENGE } from "../core/sasl.ts";
+
+const CRLF = "\r\n";
+
+// ---- to the client, fixed ------------------------------------------------
+
+/** §1 */
+export const IMAP_GREETING = textBytes("* OK IMAP4 ready" + CRLF);
+/** README "Common rules": every internal failure; the connection is then closed. */
+export const IMAP_INTERNAL_ERROR = textBytes("* BAD internal server error" + CRLF);
+/** §3: continuation for a synchronising literal. */
+export const IMAP_LITERAL_CONTINUATION = textBytes("+ OK" + CRLF);
+/** §5 AUTHENTICATE PLAIN without initial response: plus and one space. */
+export const IMAP_PLAIN_CHALLENGE = textBytes("+ " + CRLF);
+/** §5 AUTHENTICATE LOGIN / EXTERNAL user-name challenge. */
+export const IMAP_USERNAME_CHALLENGE = textBytes("+ " + SASL_USERNAME_CHALLENGE + CRLF);
+/** §5 AUTHENTICATE LOGIN password challenge. */
+export const IMAP_PASSWORD_CHALLENGE = textBytes("+ " + SASL_PASSWORD_CHALLENGE + CRLF);
+
+/** The reply "tag" used when a line had no parsable tag. */
+export const IMAP_UNTAGGED = "*";
+
+// ---- to the client, built --------------------------------------------------
+
+/** §4 success. `tag` "" (a line starting with a space) gives " OK completed". */
+export function imapOk(tag: string): Uint8Array {
+  return binaryToBytes(tag + " OK completed" + CRLF);
+}
+
+/** §4 syntax/semantic error. */
+export function imapBad(tag: string): Uint8Array {
+  return binaryToBytes(tag + " BAD invalid command" + CRLF);
+}
+
+/** §4 refused by the auth server; `message` is the Auth-Status text. */
+export function imapNo(tag: string, message: string): Uint8Array {
+  return concatBytes([binaryToBytes(tag), textBytes(" NO " + message + CRLF)]);
+}
+
+/** §5 LOGOUT: untagged BYE, then the tagged OK. */
+export function imapLogout(tag: string): Uint8Array {
+  return binaryToBytes("* BYE" + CRLF + tag + " OK completed" + CRLF);
+}
+
+/** §5 CRAM-MD5 challenge: `+ ` and the base64 of the salt. */
+export function imapCramChallenge(saltBase64: string): Uint8Array {
+  return textBytes("+ " + saltBase64 + CRLF);
+}
+
+/** Fixed order of the AUTH= words (§5 CAPABILITY). */
+const AUTH_WORDS: [ServerConfig["imapAuth"][number], string][] = [
+  ["plain", "AUTH=PLAIN"],
+  ["login", "AUTH=LOGIN"],
+  ["cram-md5", "AUTH=CRAM-MD5"],
+  ["external", "AUTH=EXTERNAL"],
+];
+
+/** §5 the untagged `* CAPABILITY ...` line for a TLS state. */
+export function imapCapabilityLine(config: ServerConfig, tls: boolean): Uint8Array {
+  const words = [...config.imapCapabilities];
+  const auth = AUTH_WORDS.filter(([m]) => config.imapAuth.includes(m)).map(([, w]) => w);
+  if (tls || config.starttls === "off") words.push(...auth);
+  else if (config.starttls === "on") words.push(...auth, "STARTTLS");
+  else words.push("STARTTLS", "LOGINDISABLED");
+  // nginx writes " word" per word, so an empty list is just "* CAPABILITY".
+  return textBytes("* CAPABILITY" + words.map((w) => " " + w).join("") + CRLF);
+}
+
+// ---- to the backend (§8) ---------------------------------------------------
+
+/** `<tag> LOGIN {<user length>}` */
+export function imapBackendLogin(tag: string, userLength: number): Uint8Array {
+  return binaryToBytes(`${tag} LOGIN {${userLength}}` + CRLF);
+}
+
+/** `<user> {<password length>}` (user bytes raw). */
+export function imapBackendUser(user: string, passLength: number): Uint8Array {
+  return binaryToBytes(`${user} {${passLength}}` + CRLF);
+}
+
+/** `<password>` (raw). */
+export function imapBackendPassword(pass: string): Uint8Array {
+  return binaryToBytes(pass + CRLF);
+}
+
+/** Backend reply prefixes checked in §8. */
+export const BACKEND_GREETING_PREFIX = "* OK";
+export const BACKEND_CONTINUATION_PREFIX = "+";
+export const BACKEND_UNTAGGED_PREFIX = "* ";
+/** The tagged success is `<tag> OK`. */
+export function backendTaggedOkPrefix(tag: string): string {
+  return tag + " OK";
+}
+
+// ---- log lines -------------------------------------------------------------
+
+export const LOG_TOO_MANY_INVALID = "client sent too many invalid commands";
+
+export function logTooLongCommand(head: string): string {
+  return `client sent too long command "${head}"`;
+}
+
+export function logUpstreamInvalid(line: string): string {
+  return `upstream sent invalid response: "${line}"`;
+}
+
+export function logUpstreamTooLong(line: string): string {
+  return `upstream sent too long response line: "${line}"`;
+}
