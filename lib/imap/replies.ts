@@ -40,8 +40,9 @@ export function imapBad(tag: string): Uint8Array {
 }
 
 /** §4 refused by the auth server; `message` is the Auth-Status text. */
+/** `message` is the auth server's Auth-Status value as a binary string: sent byte for byte. */
 export function imapNo(tag: string, message: string): Uint8Array {
-  return concatBytes([binaryToBytes(tag), textBytes(" NO " + message + CRLF)]);
+  return binaryToBytes(tag + " NO " + message + CRLF);
 }
 
 /** §5 LOGOUT: untagged BYE, then the tagged OK. */
