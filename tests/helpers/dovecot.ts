@@ -3,7 +3,7 @@
 // Stopped by pid. Needs root (Dovecot switches to the mail uid) - CI is root.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { tempDir } from "./mailgate.ts";
@@ -43,6 +43,7 @@ export function peersAvailable(...tools: string[]): { ok: boolean; why: string }
 
 export async function startDovecot(users: Record<string, string>, opts: { submissionRelay?: number } = {}): Promise<Dovecot> {
   const { dir, cleanup } = tempDir("mailgate-dovecot-");
+  chmodSync(dir, 0o755); // Dovecot's auth process (user dovecot) reads the users file
   const [imapPort, pop3Port, submissionPort] = await freePorts(3);
   for (const d of ["run", "state", "home"]) mkdirSync(join(dir, d));
   writeFileSync(join(dir, "users"), Object.entries(users).map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""));

@@ -13,14 +13,14 @@ import { freePorts } from "../helpers/ports.ts";
 
 const avail = peersAvailable("dovecot", "curl", "python3");
 
-/** A message with 8-bit bytes, lines starting with '.', CRLF endings, ~1 MiB body. */
+/** A message with 8-bit bytes (no NUL: Dovecot rewrites NULs in FETCH), lines starting with '.', CRLF endings, ~1 MiB body. */
 function bigMessage(): Buffer {
   const head = "From: sender@example.org\r\nTo: alice@example.org\r\nSubject: big\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n";
   const lines: string[] = [];
   const raw = pattern(700 * 1024, 3);
   for (let i = 0; i < raw.length; i += 76) {
     let l = "";
-    for (const b of raw.subarray(i, i + 76)) l += String.fromCharCode(b === 10 || b === 13 ? 65 : b);
+    for (const b of raw.subarray(i, i + 76)) l += String.fromCharCode(b === 10 || b === 13 || b === 0 ? 65 : b);
     lines.push((i % 760 === 0 ? "." : "") + l);
   }
   return Buffer.from(head + lines.join("\r\n") + "\r\n", "latin1");
@@ -50,7 +50,7 @@ error_log stderr info;
 events { }
 mail {
   auth_table users.table;
-  server { listen 127.0.0.1:${port}; protocol imap; imap_capabilities IMAP4rev1 LITERAL+; }
+  server { listen 127.0.0.1:${port}; protocol imap; imap_capabilities IMAP4rev1 LITERAL+; proxy_pass_error_message on; }
 }
 `, { "users.table": `@example.org 127.0.0.1:${dovecot.imapPort}\n` });
       });

@@ -1,0 +1,874 @@
+// Runtime adapter tests: run under `deno test -A --unstable-net` (deno.ts)
+// and `bun test` (bun.ts). Real sockets on 127.0.0.1 / unix sockets, ports
+// from port 0; peers are node:net / node:tls (available in both runtimes).
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../../lib/runtime/types.ts";
+import { peerCertFromDer, pemToDers, verifyLeaf, VERIFY_ERRORS_NO_CA } from "../../lib/runtime/tls_verify.ts";
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+const adapterPath = isBun ? "../../lib/runtime/bun.ts" : "../../lib/runtime/deno.ts";
+const { runtime } = (await import(adapterPath)) as { runtime: Runtime };
+
+const FIX = new URL("../fixtures/tls/", import.meta.url).pathname;
+const rd = (f: string) => fs.readFileSync(FIX + f, "utf8");
+const CA = rd("ca.pem");
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+// ---------------------------------------------------------------- helpers
+
+/** Reject if `p` does not settle within `ms` (every wait in these tests is bounded). */
+function within<T>(ms: number, p: Promise<T>, what = "operation"): Promise<T> {
+  let t: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<never>((_, rej) => {
+      t = setTimeout(() => rej(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Attaches to a Conn and records everything it delivers. */
+class Sink {
+  chunks: Uint8Array[] = [];
+  bytes = 0;
+  events: string[] = [];
+  closeError: Error | undefined;
+  #waiters: { pred: () => boolean; resolve: () => void }[] = [];
+  constructor(readonly conn: Conn, private onData?: (c: Uint8Array) => void, keep = true) {
+    conn.attach({
+      data: (c) => {
+        if (keep) this.chunks.push(c.slice());
+        this.bytes += c.length;
+        if (this.events[this.events.length - 1] !== "data") this.events.push("data");
+        this.onData?.(c);
+        this.#check();
+      },
+      drain: () => {
+        this.events.push("drain");
+        this.#check();
+      },
+      end: () => {
+        this.events.push("end");
+        this.#check();
+      },
+      close: (e) => {
+        this.events.push("close");
+        this.closeError = e;
+        this.#check();
+      },
+    });
+  }
+  text(): string {
+    return this.chunks.map((c) => dec.decode(c)).join("");
+  }
+  #check() {
+    this.#waiters = this.#waiters.filter((w) => {
+      if (!w.pred()) return true;
+      w.resolve();
+      return false;
+    });
+  }
+  until(pred: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return within(ms, new Promise<void>((resolve) => this.#waiters.push({ pred, resolve })), what);
+  }
+  closed(ms = 5000) {
+    return this.until(() => this.events.includes("close"), ms, "close event");
+  }
+}
+
+/** Listen on 127.0.0.1:0 and hand accepted conns to a queue. */
+async function listenLocal(spec?: { kind: "unix"; path: string }) {
+  const accepted: Conn[] = [];
+  const waiters: ((c: Conn) => void)[] = [];
+  const l = await runtime.listen(spec ?? { kind: "tcp", host: "127.0.0.1", port: 0 }, (c) => {
+    const w = waiters.shift();
+    if (w) w(c);
+    else accepted.push(c);
+  });
+  return {
+    l,
+    port: (l.addr as { port: number }).port,
+    next(ms = 5000): Promise<Conn> {
+      const c = accepted.shift();
+      if (c) return Promise.resolve(c);
+      return within(ms, new Promise<Conn>((r) => waiters.push(r)), "accept");
+    },
+  };
+}
+
+/** node:net client collecting everything it reads. */
+function nodeClient(opts: net.NetConnectOpts) {
+  const s = net.connect(opts);
+  let buf = "";
+  let ended = false;
+  const waiters: (() => void)[] = [];
+  const poke = () => waiters.splice(0).forEach((w) => w());
+  s.on("data", (d) => {
+    buf += d.toString("latin1");
+    poke();
+  });
+  s.on("end", () => {
+    ended = true;
+    poke();
+  });
+  s.on("close", () => {
+    ended = true;
+    poke();
+  });
+  s.on("error", () => {});
+  const until = (pred: () => boolean, ms = 5000) =>
+    within(
+      ms,
+      (async () => {
+        while (!pred()) await new Promise<void>((r) => waiters.push(r));
+      })(),
+      "node client condition",
+    );
+  return {
+    s,
+    get text() {
+      return buf;
+    },
+    get ended() {
+      return ended;
+    },
+    until,
+  };
+}
+
+/** Deterministic, non-periodic test bytes: the value of absolute offset i. */
+function patternByte(i: number): number {
+  return (i ^ (i >>> 8) ^ (i >>> 16) ^ (i >>> 24)) & 0xff;
+}
+function fillPattern(buf: Uint8Array, offset: number): Uint8Array {
+  for (let k = 0; k < buf.length; k++) buf[k] = patternByte(offset + k);
+  return buf;
+}
+
+function serverTls(extra: Partial<TlsServerOptions> = {}): TlsServerOptions {
+  return { certs: [{ cert: rd("server.pem"), key: rd("server.key") }], ...extra };
+}
+
+// ---------------------------------------------------------------- plain TCP
+
+describe(`${runtime.name} adapter: plain sockets`, () => {
+  test("listen on port 0 reports the real port; echo exact bytes both ways", async () => {
+    const srv = await listenLocal();
+    try {
+      assert.equal(srv.l.addr.family, "ipv4");
+      assert.ok(srv.port > 0);
+      const client = await runtime.connect({ kind: "tcp", host: "127.0.0.1", port: srv.port, timeoutMs: 2000 });
+      const server = await srv.next();
+      // Addresses as mailgate reports them.
+      assert.deepEqual(server.local, { family: "ipv4", address: "127.0.0.1", port: srv.port });
+      assert.deepEqual(client.remote, { family: "ipv4", address: "127.0.0.1", port: srv.port });
+      assert.equal((server.remote as { port: number }).port, (client.local as { port: number }).port);
+      assert.equal(server.tls, null);
+      new Sink(server, (c) => server.write(c)); // echo
+      const got = new Sink(client);
+      const all = new Uint8Array(256 * 4);
+      for (let i = 0; i < all.length; i++) all[i] = i & 0xff;
+      assert.equal(client.write(all.subarray(0, 300)), true);
+      client.write(all.subarray(300));
+      await got.until(() => got.bytes >= all.length);
+      const joined = new Uint8Array(got.bytes);
+      let o = 0;
+      for (const c of got.chunks) (joined.set(c, o), o += c.length);
+      assert.deepEqual(joined, all);
+      client.destroy();
+      await got.closed();
+      assert.deepEqual(got.events.filter((e) => e === "close"), ["close"]);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("write() copies the caller's chunk (caller may reuse it at once)", async () => {
+    const srv = await listenLocal();
+    try {
+      const client = await runtime.connect({ kind: "tcp", host: "127.0.0.1", port: srv.port });
+      const server = await srv.next();
+      const got = new Sink(server);
+      const buf = enc.encode("first");
+      client.write(buf);
+      buf.set(enc.encode("XXXXX"));
+      client.write(enc.encode("-second"));
+      await got.until(() => got.bytes >= 12);
+      assert.equal(got.text(), "first-second");
+      client.destroy();
+      await got.closed();
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("8 MB to a slow reader: writer sees false/drain, reader gets every byte in order", async () => {
+    const TOTAL = 8 * 1024 * 1024;
+    const CHUNK = 64 * 1024;
+    const srv = await listenLocal();
+    try {
+      const client = await runtime.connect({ kind: "tcp", host: "127.0.0.1", port: srv.port });
+      const server = await srv.next();
+      let pos = 0;
+      let bad = -1;
+      let reads = 0;
+      const reader = new Sink(client, (c) => {
+        for (let k = 0; k < c.length; k++) {
+          if (c[k] !== patternByte(pos + k) && bad < 0) bad = pos + k;
+        }
+        pos += c.length;
+        // Slow reader: pause for a moment every 32 reads.
+        if (++reads % 32 === 0) {
+          client.pause();
+          setTimeout(() => client.resume(), 5);
+        }
+      }, false);
+      let falses = 0;
+      let drains = 0;
+      let sent = 0;
+      const chunk = new Uint8Array(CHUNK);
+      const writerDone = new Promise<void>((resolve) => {
+        const pump = () => {
+          while (sent < TOTAL) {
+            const ok = server.write(fillPattern(chunk, sent));
+            sent += CHUNK;
+            if (!ok) {
+              falses++;
+              return;
+            }
+          }
+          resolve();
+        };
+        server.attach({
+          data() {},
+          drain() {
+            drains++;
+            pump();
+          },
+          end() {},
+          close() {},
+        });
+        pump();
+      });
+      await within(30000, writerDone, "writer");
+      await reader.until(() => reader.bytes >= TOTAL, 30000, "all bytes");
+      assert.equal(reader.bytes, TOTAL);
+      assert.equal(bad, -1, `first wrong byte at ${bad}`);
+      assert.ok(falses > 0, "write() never returned false");
+      assert.equal(drains, falses, "one drain per false");
+      client.destroy();
+      await reader.closed();
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("pause() stops data until resume(); nothing is lost", async () => {
+    const srv = await listenLocal();
+    try {
+      const c = nodeClient({ host: "127.0.0.1", port: srv.port });
+      const server = await srv.next();
+      const got = new Sink(server);
+      c.s.write("one");
+      await got.until(() => got.bytes >= 3);
+      server.pause();
+      c.s.write("two");
+      await sleep(150);
+      assert.equal(got.text(), "one", "data arrived while paused");
+      c.s.write("three");
+      await sleep(50);
+      server.resume();
+      await got.until(() => got.bytes >= 11);
+      assert.equal(got.text(), "onetwothree");
+      c.s.destroy();
+      await got.closed();
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("EOF from the peer: data, then end, then close (once); end() flushes before closing", async () => {
+    const srv = await listenLocal();
+    try {
+      const c = nodeClient({ host: "127.0.0.1", port: srv.port });
+      const server = await srv.next();
+      const got = new Sink(server);
+      c.s.end("last words");
+      await got.closed();
+      assert.deepEqual(got.events, ["data", "end", "close"]);
+      assert.equal(got.text(), "last words");
+      assert.equal(got.closeError, undefined);
+
+      // end(): everything queued is written, then the connection closes.
+      const c2 = nodeClient({ host: "127.0.0.1", port: srv.port });
+      const s2 = await srv.next();
+      const s2sink = new Sink(s2);
+      const big = fillPattern(new Uint8Array(1024 * 1024), 0);
+      s2.write(big);
+      s2.write(enc.encode("END"));
+      s2.end();
+      assert.equal(s2.write(enc.encode("ignored")), true);
+      await c2.until(() => c2.ended, 10000);
+      assert.equal(c2.text.length, big.length + 3);
+      assert.equal(c2.text.slice(-3), "END");
+      await s2sink.closed();
+      assert.deepEqual(s2sink.events, ["close"]);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("attach() replaces the handlers; a later attach on a closed conn still hears close", async () => {
+    const srv = await listenLocal();
+    try {
+      const c = nodeClient({ host: "127.0.0.1", port: srv.port });
+      const server = await srv.next();
+      const first = new Sink(server);
+      c.s.write("a");
+      await first.until(() => first.bytes === 1);
+      const second = new Sink(server);
+      c.s.write("b");
+      await second.until(() => second.bytes === 1);
+      assert.equal(first.text(), "a");
+      assert.equal(second.text(), "b");
+      c.s.destroy();
+      await second.closed();
+      assert.ok(!first.events.includes("close"));
+      const third = new Sink(server);
+      await third.closed(1000);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("peer reset while writing becomes a close event (no crash, no rejection)", async () => {
+    const srv = await listenLocal();
+    try {
+      const c = nodeClient({ host: "127.0.0.1", port: srv.port });
+      const server = await srv.next();
+      const got = new Sink(server);
+      c.s.on("data", () => c.s.resetAndDestroy());
+      const chunk = new Uint8Array(256 * 1024);
+      for (let i = 0; i < 64 && !got.events.includes("close"); i++) {
+        server.write(chunk);
+        await sleep(5);
+      }
+      await got.closed();
+      assert.equal(got.events.filter((e) => e === "close").length, 1);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("connect to a closed port rejects cleanly", async () => {
+    const srv = await listenLocal();
+    const port = srv.port;
+    srv.l.close();
+    await sleep(20);
+    await assert.rejects(
+      within(5000, runtime.connect({ kind: "tcp", host: "127.0.0.1", port, timeoutMs: 2000 })),
+      (e: Error) => !/timed out/.test(e.message),
+    );
+  });
+
+  test("connect timeout: rejects with 'timed out' after timeoutMs", async () => {
+    // A loopback listener whose accept queue is full: the kernel drops SYNs,
+    // so a connect hangs (no traffic leaves the machine). The listener lives
+    // in a node child process that blocks its event loop so it never accepts.
+    const child = spawn("node", [
+      "-e",
+      `const net=require("net"),fs=require("fs");const s=net.createServer();
+       s.listen({host:"127.0.0.1",port:0,backlog:1},()=>{fs.writeSync(1,s.address().port+"\\n");
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,8000);process.exit(0);});`,
+    ], { stdio: ["ignore", "pipe", "inherit"] });
+    const fillers: net.Socket[] = [];
+    try {
+      const port = await within(
+        5000,
+        new Promise<number>((resolve, reject) => {
+          child.stdout!.once("data", (d) => resolve(Number(String(d).trim())));
+          child.once("error", reject);
+        }),
+        "child listener",
+      );
+      for (let i = 0; i < 4; i++) {
+        const f = net.connect({ host: "127.0.0.1", port });
+        f.on("error", () => {});
+        fillers.push(f);
+      }
+      await sleep(200);
+      const t0 = Date.now();
+      await assert.rejects(
+        within(5000, runtime.connect({ kind: "tcp", host: "127.0.0.1", port, timeoutMs: 300 })),
+        /timed out/,
+      );
+      const took = Date.now() - t0;
+      assert.ok(took >= 250 && took < 2000, `took ${took} ms`);
+    } finally {
+      for (const f of fillers) f.destroy();
+      child.kill("SIGKILL");
+      await within(5000, new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(0) : child.once("exit", r)));
+    }
+  });
+
+  test("unix sockets: listen, connect, echo, addresses", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mailgate-rt-"));
+    const p = path.join(dir, "s.sock");
+    const srv = await listenLocal({ kind: "unix", path: p });
+    try {
+      assert.deepEqual(srv.l.addr, { family: "unix", path: p } satisfies SockAddr);
+      const client = await runtime.connect({ kind: "unix", path: p, timeoutMs: 2000 });
+      const server = await srv.next();
+      assert.equal(server.remote.family, "unix");
+      assert.equal(client.remote.family, "unix");
+      new Sink(server, (c) => server.write(c));
+      const got = new Sink(client);
+      client.write(enc.encode("over unix"));
+      await got.until(() => got.bytes >= 9);
+      assert.equal(got.text(), "over unix");
+      client.end();
+      await got.closed();
+    } finally {
+      srv.l.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ---------------------------------------------------------------- TLS
+
+/**
+ * How the server upgrades after reading "a STARTTLS":
+ * - "sync": pause, reply and startTls inside the data handler;
+ * - "paused": reply later from a timer after pause(), startTls 60 ms after
+ *   that (the ClientHello arrives while paused: held bytes must go to TLS);
+ * - "inflight": reply later from a timer and call startTls at once without
+ *   pausing (the read already in flight returns the ClientHello).
+ */
+type UpgradeMode = "sync" | "paused" | "inflight";
+
+/** A plaintext+STARTTLS server on our adapter; returns what the app saw. */
+async function starttlsServer(opts: { mode: UpgradeMode; tlsOptions: TlsServerOptions }) {
+  const srv = await listenLocal();
+  const seen = { plain: [] as string[], tls: [] as string[], info: null as unknown, error: null as Error | null };
+  const done = (async () => {
+    const conn = await srv.next();
+    conn.write(enc.encode("* OK ready\r\n"));
+    let upgraded = false;
+    const handshake = new Promise<void>((resolve) => {
+      const go = () =>
+        conn.startTls(opts.tlsOptions).then((info) => {
+          seen.info = info;
+          conn.resume();
+          resolve();
+        }, (e) => {
+          seen.error = e;
+          resolve();
+        });
+      conn.attach({
+        data(c) {
+          const s = dec.decode(c);
+          if (!upgraded) {
+            seen.plain.push(s);
+            if (s.startsWith("a STARTTLS\r\n")) {
+              // The rest of this chunk (pipelined injection) is discarded, as the session does.
+              upgraded = true;
+              if (opts.mode === "sync") {
+                conn.pause();
+                conn.write(enc.encode("a OK begin TLS\r\n"));
+                go();
+              } else {
+                setTimeout(() => {
+                  if (opts.mode === "paused") conn.pause();
+                  conn.write(enc.encode("a OK begin TLS\r\n"));
+                  if (opts.mode === "paused") setTimeout(go, 60);
+                  else go();
+                }, 20);
+              }
+            }
+          } else {
+            seen.tls.push(s);
+            conn.write(enc.encode("PONG " + s));
+          }
+        },
+        drain() {},
+        end() {},
+        close() {
+          resolve();
+        },
+      });
+    });
+    await handshake;
+    return conn;
+  })();
+  return { srv, seen, done };
+}
+
+/** node:net client that sends STARTTLS with pipelined injection, then TLS. */
+async function starttlsClient(port: number, extra: tls.ConnectionOptions = {}) {
+  const s = net.connect({ host: "127.0.0.1", port });
+  s.on("error", () => {});
+  let text = "";
+  await within(
+    5000,
+    new Promise<void>((resolve) => {
+      const onData = (d: Uint8Array) => {
+        text += dec.decode(d);
+        if (text.includes("* OK ready\r\n") && !text.includes("STARTTLS sent")) {
+          text += "STARTTLS sent";
+          s.write("a STARTTLS\r\nINJECTED\r\n");
+        }
+        if (text.includes("a OK begin TLS\r\n")) {
+          s.off("data", onData);
+          resolve();
+        }
+      };
+      s.on("data", onData);
+    }),
+    "STARTTLS reply",
+  );
+  const t = tls.connect({ socket: s, servername: "localhost", ca: CA, ...extra });
+  t.on("error", () => {});
+  await within(5000, new Promise<void>((resolve, reject) => {
+    t.once("secureConnect", () => resolve());
+    t.once("error", reject);
+    t.once("close", () => reject(new Error("closed during handshake")));
+  }), "client handshake");
+  return t;
+}
+
+function tlsRoundTrip(t: tls.TLSSocket, line: string): Promise<string> {
+  return within(
+    5000,
+    new Promise<string>((resolve) => {
+      let got = "";
+      t.on("data", (d) => {
+        got += String(d);
+        if (got.endsWith("\r\n")) resolve(got);
+      });
+      t.write(line);
+    }),
+    "TLS round trip",
+  );
+}
+
+describe(`${runtime.name} adapter: TLS`, () => {
+  for (const mode of ["sync", "paused", "inflight"] as const) {
+    test(`server STARTTLS with pipelined injection (upgrade: ${mode})`, async () => {
+      const { srv, seen, done } = await starttlsServer({ mode, tlsOptions: serverTls() });
+      try {
+        const t = await starttlsClient(srv.port);
+        const conn = await within(5000, done, "server handshake");
+        assert.equal(seen.error, null);
+        const reply = await tlsRoundTrip(t, "PING\r\n");
+        assert.equal(reply, "PONG PING\r\n");
+        assert.equal(seen.plain.join(""), "a STARTTLS\r\nINJECTED\r\n");
+        assert.deepEqual(seen.tls, ["PING\r\n"], "plaintext seen after the handshake");
+        const info = conn.tls!;
+        assert.match(info.protocol, /^TLSv1\.[23]$/);
+        assert.ok(info.cipher.length > 0);
+        assert.equal(info.servername, "localhost");
+        assert.equal(info.peerCert, null);
+        t.destroy();
+        const closed = new Sink(conn);
+        await closed.closed();
+      } finally {
+        srv.l.close();
+      }
+    });
+  }
+
+  test("implicit TLS at byte 0 (read already in flight), greeting inside TLS; data/end/close semantics", async () => {
+    const srv = await listenLocal();
+    try {
+      const t = tls.connect({ host: "127.0.0.1", port: srv.port, servername: "localhost", ca: CA });
+      t.on("error", () => {});
+      let got = "";
+      t.on("data", (d) => (got += String(d)));
+      const conn = await srv.next();
+      // Handlers first (reading starts), then TLS: the ClientHello comes back
+      // from the read that is already pending and must reach the TLS layer.
+      const early: string[] = [];
+      conn.attach({ data: (c) => early.push(dec.decode(c)), drain() {}, end() {}, close() {} });
+      const info = await within(5000, conn.startTls(serverTls()), "handshake");
+      assert.deepEqual(early, []);
+      assert.match(info.protocol, /^TLSv1\.[23]$/);
+      assert.ok(info.cipher.length > 0);
+      const sink = new Sink(conn, (c) => conn.write(c));
+      conn.write(enc.encode("* OK greeting\r\n"));
+      await within(5000, (async () => {
+        while (!got.includes("* OK greeting\r\n")) await sleep(5);
+      })());
+      t.write("echo me\r\n");
+      await within(5000, (async () => {
+        while (!got.includes("echo me\r\n")) await sleep(5);
+      })());
+      // 1 MB through TLS with backpressure, checked.
+      const big = fillPattern(new Uint8Array(1024 * 1024), 0);
+      let received = 0;
+      let bad = -1;
+      t.removeAllListeners("data");
+      t.on("data", (d: Uint8Array) => {
+        for (let k = 0; k < d.length; k++) if (d[k] !== patternByte(received + k) && bad < 0) bad = received + k;
+        received += d.length;
+      });
+      let off = 0;
+      while (off < big.length) {
+        const ok = conn.write(big.subarray(off, off + 65536));
+        off += 65536;
+        if (!ok) await sink.until(() => sink.events.includes("drain"), 5000, "drain");
+        sink.events = sink.events.filter((e) => e !== "drain");
+      }
+      await within(10000, (async () => {
+        while (received < big.length) await sleep(5);
+      })());
+      assert.equal(bad, -1);
+      t.end();
+      await sink.closed();
+      assert.deepEqual(sink.events.filter((e) => e !== "data"), ["end", "close"]);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("ALPN: the listener's protocol is selected; a foreign-only offer fails; no offer is fine", async () => {
+    const srv = await listenLocal();
+    try {
+      const attempt = async (alpn: string[] | undefined) => {
+        const t = tls.connect({ host: "127.0.0.1", port: srv.port, servername: "localhost", ca: CA, ALPNProtocols: alpn });
+        t.on("error", () => {});
+        const conn = await srv.next();
+        const server = conn.startTls(serverTls({ alpn: "imap", cacheKey: "alpn-test" })).then((i) => i, (e: Error) => e);
+        const client = await within(5000, new Promise<string | false | null | Error>((resolve) => {
+          t.once("secureConnect", () => resolve(t.alpnProtocol ?? null));
+          t.once("error", (e) => resolve(e));
+          t.once("close", () => resolve(new Error("closed")));
+        }));
+        const s = await within(5000, server);
+        t.destroy();
+        conn.destroy();
+        return { client, server: s };
+      };
+      const ok = await attempt(["imap"]);
+      assert.equal(ok.client, "imap");
+      assert.equal((ok.server as { alpn: string }).alpn, "imap");
+      const bad = await attempt(["pop3"]);
+      assert.ok(bad.client instanceof Error, "handshake with foreign ALPN succeeded");
+      assert.ok(bad.server instanceof Error);
+      const none = await attempt(undefined);
+      assert.ok(!(none.client instanceof Error));
+      assert.equal((none.server as { alpn: string | null }).alpn, null);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("client certificates: verified, self-signed, none", async () => {
+    const srv = await listenLocal();
+    try {
+      const opts = serverTls({ ca: CA, requestCert: true, cacheKey: "cc-test" });
+      const attempt = async (cert?: string) => {
+        const t = tls.connect({
+          host: "127.0.0.1",
+          port: srv.port,
+          servername: "localhost",
+          ca: CA,
+          ...(cert ? { cert: rd(cert + ".pem"), key: rd(cert + ".key") } : {}),
+        });
+        t.on("error", () => {});
+        const conn = await srv.next();
+        const info = await within(5000, conn.startTls(opts));
+        t.destroy();
+        conn.destroy();
+        return info;
+      };
+      const good = await attempt("client");
+      assert.equal(good.peerCert?.subject, "CN=client.example.com");
+      assert.equal(good.peerCert?.issuer, "CN=mailgate test CA");
+      assert.equal(good.peerCert?.serial, "56D85FFEA0B668432CEF62E1E5B6B196AEF73FCB");
+      assert.match(good.peerCert!.fingerprint, /^[0-9a-f]{40}$/);
+      assert.equal(good.peerCert?.pem, rd("client.pem"));
+      assert.equal(good.verifyError, null);
+      const self = await attempt("selfsigned");
+      assert.equal(self.peerCert?.subject, "CN=1.example.com");
+      assert.equal(self.verifyError, "self-signed certificate");
+      assert.ok(VERIFY_ERRORS_NO_CA.has(self.verifyError!));
+      const none = await attempt(undefined);
+      assert.equal(none.peerCert, null);
+      assert.equal(none.verifyError, null);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("client side: connect({tls}) verifies against the CA; wrong CA rejects; verify off accepts", async () => {
+    const server = tls.createServer({ cert: rd("server.pem"), key: rd("server.key") }, (s) => {
+      s.on("error", () => {});
+      s.end("* OK hello over TLS\r\n");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const c = await runtime.connect({
+        kind: "tcp",
+        host: "127.0.0.1",
+        port,
+        timeoutMs: 3000,
+        tls: { servername: "localhost", ca: CA, verify: true },
+      });
+      assert.match(c.tls!.protocol, /^TLSv1\.[23]$/);
+      assert.equal(c.tls!.peerCert?.subject, "CN=localhost");
+      assert.equal(c.tls!.verifyError, null);
+      const sink = new Sink(c);
+      await sink.closed();
+      assert.equal(sink.text(), "* OK hello over TLS\r\n");
+
+      await assert.rejects(within(5000, runtime.connect({
+        kind: "tcp",
+        host: "127.0.0.1",
+        port,
+        timeoutMs: 3000,
+        tls: { servername: "localhost", ca: rd("other.pem"), verify: true },
+      })));
+      await assert.rejects(within(5000, runtime.connect({
+        kind: "tcp",
+        host: "127.0.0.1",
+        port,
+        timeoutMs: 3000,
+        tls: { servername: "wrong.example", ca: CA, verify: true },
+      })));
+      const lax = await runtime.connect({
+        kind: "tcp",
+        host: "127.0.0.1",
+        port,
+        timeoutMs: 3000,
+        tls: { servername: "localhost", ca: rd("other.pem"), verify: false },
+      });
+      assert.equal(lax.tls!.peerCert?.subject, "CN=localhost");
+      const s2 = new Sink(lax);
+      await s2.closed();
+    } finally {
+      server.close();
+    }
+  });
+
+  test("client side: startTlsClient after a plaintext exchange (STARTTLS to a backend)", async () => {
+    const server = net.createServer((raw) => {
+      raw.on("error", () => {});
+      raw.write("220 ready\r\n");
+      raw.once("data", () => {
+        raw.write("220 go ahead\r\n");
+        const t = new tls.TLSSocket(raw, {
+          isServer: true,
+          secureContext: tls.createSecureContext({ cert: rd("server.pem"), key: rd("server.key") }),
+        });
+        t.on("error", () => {});
+        t.on("data", (d) => t.end("250 " + String(d)));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const c = await runtime.connect({ kind: "tcp", host: "127.0.0.1", port, timeoutMs: 3000 });
+      let phase = 0;
+      const sink = new Sink(c, (d) => {
+        const s = dec.decode(d);
+        if (phase === 0 && s.includes("220 ready")) {
+          phase = 1;
+          c.write(enc.encode("STARTTLS\r\n"));
+        } else if (phase === 1 && s.includes("220 go ahead")) {
+          phase = 2;
+          c.startTlsClient({ servername: "localhost", ca: CA, verify: true }).then(() => {
+            phase = 3;
+            c.write(enc.encode("EHLO x\r\n"));
+          }, () => {});
+        }
+      });
+      await sink.closed();
+      assert.equal(phase, 3);
+      assert.match(sink.text(), /220 go ahead\r\n250 EHLO x\r\n$/);
+      assert.equal(c.tls!.peerCert?.subject, "CN=localhost");
+    } finally {
+      server.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------- certificate details
+
+// CN with RFC 2253 specials, a multi-valued RDN, UTF-8, emailAddress, a
+// serial with a sign byte. Expected strings from
+// `openssl x509 -noout -subject -serial -fingerprint -sha1 -nameopt RFC2253`.
+const DN_CERT = `-----BEGIN CERTIFICATE-----
+MIIDQTCCAikCCQDAetVrhGtb/zANBgkqhkiG9w0BAQsFADAbMRkwFwYDVQQDDBBt
+YWlsZ2F0ZSB0ZXN0IENBMCAXDTI2MTEyMjAyMjQ0M1oYDzIxMjYxMDI5MDIyNDQz
+WjCBpzELMAkGA1UEBhMCREUxFjAUBgNVBAoMDUV4YW1wbGUsIEluYy4xIDALBgNV
+BAsMBE1haWwwEQYKCZImiZPyLGQBAQwDb3BzMRUwEwYDVQQLDAxSw6lzZWF1ICLO
+sSIxIDAeBgNVBAMMFyNjbGllbnQuZXhhbXBsZS5jb207IHggMSUwIwYJKoZIhvcN
+AQkBFhZwb3N0bWFzdGVyQGV4YW1wbGUuY29tMIIBIjANBgkqhkiG9w0BAQEFAAOC
+AQ8AMIIBCgKCAQEAp53x0ZaPF8QINYzOmxqR7+C9aQhENTv+QwUi5G72WGDp6Tlv
+JIwv8SFr4OarsyFrQankdTN1/45TpkNX71u/HxXXt0KuwALs+P4suRVgAyE7tf+8
+cBORS9MorsQTib0jvvu7s7oUZsyX47A/O4bNP4IRVX75D8avAoDf6FBZtSSBdPv6
+OwJgFCx7K8o4oGcoFUFcQ4WptYkqysWHncfKa740yTXjOK9FAHqc8+MuUqTD/Ct2
++iyXFbClVjlybNRIJ5GECok1dK28SfiTOurYcJIyIgLnsFIl45l0HOoYOzUUyQ/t
+9/fvuy1v0ciO5amY9LaP6fl6rn2XyQpEYTprAwIDAQABMA0GCSqGSIb3DQEBCwUA
+A4IBAQBT/8ThPGDjjS+QxFW+qbIiL+pJg5sqZG8plW0daPtGU9onbF/Te1kaPFbk
+bD8k+ptoQ7xptAl0239lJ9BismbBJJUfl2j08Tob/xcjI/0E3Y7cxVDI6AVSWIlD
+ENpj1tttBU4eKd1b2f7yn2hGYArZr7sTUvclRSxZSf6Ov4LBtOCsBbLkHdAa4Efv
+hZtE0vNpD+wPdfW+AKglTYe/TKysq4gSShybTdzPAa7NMFs+uAtcBzE9XxxiLS8v
+5PgQU8g6wLcbNV2Jq3oKZjZ5ZzDg/JKsg9tcwbsAaI4qpHphMuJ+G5DWtlaucxYE
+wtJM+mhKE83yXSyPY1rZzgilhi3H
+-----END CERTIFICATE-----
+`;
+
+describe("peer certificate details and verification", () => {
+  test("subject/issuer in OpenSSL RFC 2253 form, serial, fingerprint, PEM", () => {
+    const der = pemToDers(DN_CERT)[0];
+    const pc = peerCertFromDer(der)!;
+    assert.equal(
+      pc.subject,
+      'emailAddress=postmaster@example.com,CN=\\#client.example.com\\; x\\ ,OU=R\\C3\\A9seau \\"\\CE\\B1\\",UID=ops+OU=Mail,O=Example\\, Inc.,C=DE',
+    );
+    assert.equal(pc.issuer, "CN=mailgate test CA");
+    assert.equal(pc.serial, "C07AD56B846B5BFF");
+    assert.equal(pc.fingerprint, "5f0f5635d692f78113efe2c8bccec009789e1328");
+    assert.equal(pc.pem, DN_CERT);
+    assert.equal(peerCertFromDer(new Uint8Array([0x30, 0x03, 1, 2])), null);
+  });
+
+  test("own chain verification gives OpenSSL's reasons", () => {
+    const der = pemToDers(DN_CERT)[0];
+    const self = pemToDers(rd("selfsigned.pem"))[0];
+    assert.equal(verifyLeaf(der, CA), null);
+    assert.equal(verifyLeaf(der, CA, new Date("2200-01-01T00:00:00Z")), "certificate has expired");
+    assert.equal(verifyLeaf(der, CA, new Date("2000-01-01T00:00:00Z")), "certificate is not yet valid");
+    assert.equal(verifyLeaf(self, CA), "self-signed certificate");
+    assert.equal(verifyLeaf(self, rd("selfsigned.pem")), null); // trusted as given
+    assert.equal(verifyLeaf(der, rd("other.pem")), "unable to verify the first certificate");
+    assert.equal(verifyLeaf(der, undefined), "unable to verify the first certificate");
+  });
+});
+
+// ---------------------------------------------------------------- process services
+
+describe(`${runtime.name} runtime services`, () => {
+  test("name, version, pid, args", () => {
+    assert.equal(runtime.name, isBun ? "bun" : "deno");
+    assert.match(runtime.version, /^\d+\.\d+\.\d+/);
+    assert.equal(typeof runtime.pid, "number");
+    assert.ok(runtime.pid > 0);
+    assert.ok(Array.isArray(runtime.args()));
+  });
+});
