@@ -34,7 +34,6 @@ const PENDING: Record<string, string> = {
 };
 
 const PENDING_PROTOCOLS: Record<string, string> = {
-  pop3: "issue #3",
   smtp: "issue #3",
 };
 

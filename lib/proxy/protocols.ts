@@ -5,6 +5,9 @@ import type { BackendContext, BackendLogin, PreauthContext, PreauthMachine } fro
 import { createImapPreauth } from "../imap/preauth.ts";
 import { createImapBackendLogin } from "../imap/backend_login.ts";
 import { IMAP_INTERNAL_ERROR } from "../imap/replies.ts";
+import { createPop3Preauth } from "../pop3/preauth.ts";
+import { createPop3BackendLogin } from "../pop3/backend_login.ts";
+import { POP3_INTERNAL_ERROR } from "../pop3/replies.ts";
 
 export interface ProtocolModule {
   createPreauth(ctx: PreauthContext): PreauthMachine;
@@ -13,11 +16,16 @@ export interface ProtocolModule {
   internalError: Uint8Array;
 }
 
-const imap: ProtocolModule = {
-  createPreauth: createImapPreauth,
-  createBackendLogin: createImapBackendLogin,
-  internalError: IMAP_INTERNAL_ERROR,
-};
-
 /** Protocols whose sessions are built; the others are refused at start-up. */
-export const PROTOCOLS: Partial<Record<Protocol, ProtocolModule>> = { imap };
+export const PROTOCOLS: Partial<Record<Protocol, ProtocolModule>> = {
+  imap: {
+    createPreauth: createImapPreauth,
+    createBackendLogin: createImapBackendLogin,
+    internalError: IMAP_INTERNAL_ERROR,
+  },
+  pop3: {
+    createPreauth: createPop3Preauth,
+    createBackendLogin: createPop3BackendLogin,
+    internalError: POP3_INTERNAL_ERROR,
+  },
+};

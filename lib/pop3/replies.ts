@@ -1,0 +1,127 @@
+// Every byte string mailgate's POP3 side writes (to the client and to the
+// backend) and its POP3 log lines, named, so they can be checked against
+// spec/pop3.md line by line. User names, passwords, salts and Auth-Status
+// text are binary strings (one char per byte); config words are text.
+
+import type { Pop3AuthMethod, ServerConfig } from "../config/types.ts";
+import { binaryToBytes, textBytes } from "../core/bytes.ts";
+import { SASL_PASSWORD_CHALLENGE, SASL_USERNAME_CHALLENGE } from "../core/sasl.ts";
+
+const CRLF = "\r\n";
+
+/** §2: the command buffer is fixed (no directive), line end included. */
+export const POP3_COMMAND_BUFFER = 128;
+
+// ---- to the client, fixed ------------------------------------------------
+
+/** §3 success. */
+export const POP3_OK = textBytes("+OK" + CRLF);
+/** §3 every error and refusal by the proxy itself. */
+export const POP3_INVALID_COMMAND = textBytes("-ERR invalid command" + CRLF);
+/** README "Common rules": every internal failure; the connection is then closed. */
+export const POP3_INTERNAL_ERROR = textBytes("-ERR internal server error" + CRLF);
+/** §7 AUTH PLAIN without initial response: plus and one space. */
+export const POP3_PLAIN_CHALLENGE = textBytes("+ " + CRLF);
+/** §7 AUTH LOGIN / EXTERNAL user-name challenge. */
+export const POP3_USERNAME_CHALLENGE = textBytes("+ " + SASL_USERNAME_CHALLENGE + CRLF);
+/** §7 AUTH LOGIN password challenge. */
+export const POP3_PASSWORD_CHALLENGE = textBytes("+ " + SASL_PASSWORD_CHALLENGE + CRLF);
+
+// ---- to the client, built --------------------------------------------------
+
+const GREETING = "+OK POP3 ready";
+
+/** §1; `salt` (binary string) when apop or cram-md5 is enabled. */
+export function pop3Greeting(salt: string | null): Uint8Array {
+  return binaryToBytes(GREETING + (salt === null ? "" : " " + salt) + CRLF);
+}
+
+/** §8 refused by the auth server; `message` is the Auth-Status value as a binary string, sent byte for byte. */
+export function pop3Err(message: string): Uint8Array {
+  return binaryToBytes("-ERR " + message + CRLF);
+}
+
+/** §7 CRAM-MD5 challenge: `+ ` and the base64 of the salt. */
+export function pop3CramChallenge(saltBase64: string): Uint8Array {
+  return textBytes("+ " + saltBase64 + CRLF);
+}
+
+/**
+ * The SASL mechanism names of each pop3_auth method, in the fixed order of
+ * §5/§6 (apop has none: it is never listed).
+ */
+const SASL_NAMES: [Pop3AuthMethod, string[]][] = [
+  ["plain", ["PLAIN", "LOGIN"]],
+  ["cram-md5", ["CRAM-MD5"]],
+  ["external", ["EXTERNAL"]],
+];
+
+function saslNames(config: ServerConfig): string[] {
+  return SASL_NAMES.filter(([m]) => config.pop3Auth.includes(m)).flatMap(([, n]) => n);
+}
+
+const CAPA_FIRST = "+OK Capability list follows" + CRLF;
+const LIST_END = "." + CRLF;
+const STLS_LINE = "STLS" + CRLF;
+
+/** The three CAPA replies of §5, built once per session. */
+export interface Pop3CapaLists {
+  /** TLS active or starttls off (and every CAPA in the user state). */
+  full: Uint8Array;
+  /** starttls on, TLS not active. */
+  starttls: Uint8Array;
+  /** starttls only, TLS not active. */
+  starttlsOnly: Uint8Array;
+}
+
+export function pop3CapaLists(config: ServerConfig): Pop3CapaLists {
+  const caps = config.pop3Capabilities.map((c) => c + CRLF).join("");
+  const sasl = "SASL" + saslNames(config).map((n) => " " + n).join("") + CRLF;
+  const withoutUser = config.pop3Capabilities
+    .filter((c) => c.toUpperCase() !== "USER")
+    .map((c) => c + CRLF)
+    .join("");
+  return {
+    full: textBytes(CAPA_FIRST + caps + sasl + LIST_END),
+    starttls: textBytes(CAPA_FIRST + caps + sasl + STLS_LINE + LIST_END),
+    starttlsOnly: textBytes(CAPA_FIRST + withoutUser + STLS_LINE + LIST_END),
+  };
+}
+
+/** §6 AUTH without arguments. */
+export function pop3AuthMethods(config: ServerConfig): Uint8Array {
+  return textBytes(
+    "+OK methods supported:" + CRLF + saslNames(config).map((n) => n + CRLF).join("") + LIST_END,
+  );
+}
+
+// ---- to the backend (§9) ---------------------------------------------------
+
+/** `USER <user>` (bytes raw). */
+export function pop3BackendUser(user: string): Uint8Array {
+  return binaryToBytes("USER " + user + CRLF);
+}
+
+/** `PASS <password>` (bytes raw). */
+export function pop3BackendPass(pass: string): Uint8Array {
+  return binaryToBytes("PASS " + pass + CRLF);
+}
+
+/** Every backend reply must start with this. */
+export const BACKEND_OK_PREFIX = "+OK";
+
+// ---- log lines -------------------------------------------------------------
+
+export const LOG_TOO_MANY_INVALID = "client sent too many invalid commands";
+
+export function logTooLongCommand(head: string): string {
+  return `client sent too long command "${head}"`;
+}
+
+export function logUpstreamInvalid(line: string): string {
+  return `upstream sent invalid response: "${line}"`;
+}
+
+export function logUpstreamTooLong(line: string): string {
+  return `upstream sent too long response line: "${line}"`;
+}

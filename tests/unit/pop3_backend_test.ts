@@ -1,0 +1,249 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { ServerConfig } from "../../lib/config/types.ts";
+import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
+import type { BackendLogin, BackendStep, Credentials } from "../../lib/core/machine.ts";
+import { createPop3BackendLogin } from "../../lib/pop3/backend_login.ts";
+
+function login(
+  o: {
+    user?: string;
+    pass?: string;
+    proxyBuffer?: number;
+    passError?: boolean;
+    creds?: Credentials;
+  } = {},
+) {
+  const config = {
+    proxyBuffer: o.proxyBuffer ?? 4096,
+    proxyPassErrorMessage: o.passError ?? false,
+  } as ServerConfig;
+  return createPop3BackendLogin({
+    config,
+    creds: o.creds ?? { method: "plain", user: "client", pass: "clientpw", salt: null },
+    user: o.user ?? "test@example.com",
+    pass: o.pass ?? "secret",
+    clientAddr: "127.0.0.1",
+    clientHost: "[UNAVAILABLE]",
+  });
+}
+
+/** Rendered steps: "B: <to backend>", "DONE <to client>", "FAIL <to client>| <level> <log>". */
+function render(s: BackendStep): string {
+  switch (s.kind) {
+    case "send":
+      return "B: " + bytesToBinary(s.data);
+    case "done":
+      return "DONE " + bytesToBinary(s.toClient);
+    case "fail":
+      return `FAIL ${bytesToBinary(s.toClient)}| ${
+        s.log ? `${s.log.level} ${s.log.message}` : "-"
+      }`;
+  }
+}
+
+/** Pushes each chunk; collects rendered steps (bounded by the chunk count). */
+function feed(m: BackendLogin, chunks: string[]): string[] {
+  const out: string[] = [];
+  for (const c of chunks) for (const s of m.push(binaryToBytes(c))) out.push(render(s));
+  return out;
+}
+
+const GREETING = "+OK ready\r\n";
+const USER = "B: USER test@example.com\r\n";
+const PASS = "B: PASS secret\r\n";
+const INTERNAL = "-ERR internal server error\r\n";
+
+describe("backend login (pop3.md §9)", () => {
+  test("§10 example: greeting, USER, PASS; the final +OK goes to the client", () => {
+    assert.deepEqual(feed(login(), [GREETING, "+OK\r\n", "+OK pass ok\r\n"]), [
+      USER,
+      PASS,
+      "DONE +OK pass ok\r\n",
+    ]);
+  });
+
+  test("always USER/PASS with the given credentials, whatever the client used", () => {
+    const m = login({
+      user: "auth-user",
+      pass: "auth-pass",
+      creds: { method: "cram-md5", user: "c", pass: "0".repeat(32), salt: "<1.2@x>" },
+    });
+    assert.deepEqual(feed(m, [GREETING, "+OK\r\n", "+OK\r\n"]), [
+      "B: USER auth-user\r\n",
+      "B: PASS auth-pass\r\n",
+      "DONE +OK\r\n",
+    ]);
+  });
+
+  test("user and password are sent raw (spaces, binary bytes)", () => {
+    const user = "john smith \xc3\xa9";
+    const pass = "p w\x00\xff";
+    assert.deepEqual(feed(login({ user, pass }), [GREETING, "+OK\r\n", "+OK\r\n"]), [
+      `B: USER ${user}\r\n`,
+      `B: PASS ${pass}\r\n`,
+      "DONE +OK\r\n",
+    ]);
+  });
+
+  test("bytes after the final +OK in the same chunk go to the client too (pipelined QUIT)", () => {
+    assert.deepEqual(feed(login(), [GREETING, "+OK\r\n", "+OK logged in\r\n+OK bye\r\n"]), [
+      USER,
+      PASS,
+      "DONE +OK logged in\r\n+OK bye\r\n",
+    ]);
+  });
+
+  test("the whole exchange may arrive at once (a backend that does not wait)", () => {
+    assert.deepEqual(feed(login(), [GREETING + "+OK\r\n+OK x\r\n"]), [
+      USER,
+      PASS,
+      "DONE +OK x\r\n",
+    ]);
+  });
+
+  test("a reply is complete only at CRLF; a bare LF does not end it", () => {
+    const m = login();
+    assert.deepEqual(feed(m, ["+OK hi\n", "still the greeting"]), []);
+    assert.deepEqual(feed(m, ["\r"]), []);
+    assert.deepEqual(feed(m, ["\n"]), [USER]);
+  });
+
+  test("'+OK' is checked byte for byte (case matters)", () => {
+    assert.deepEqual(feed(login(), ["+ok ready\r\n"]), [
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "+ok ready"`,
+    ]);
+    assert.deepEqual(feed(login(), ["+O\r\n"]), [
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "+O"`,
+    ]);
+  });
+
+  test("after done or fail nothing more happens", () => {
+    const m = login();
+    feed(m, [GREETING, "+OK\r\n", "+OK\r\n"]);
+    assert.deepEqual(m.push(binaryToBytes("+OK more\r\n")), []);
+    const f = login();
+    feed(f, ["-ERR\r\n"]);
+    assert.deepEqual(f.push(binaryToBytes(GREETING)), []);
+  });
+});
+
+describe("backend replies that do not start with +OK", () => {
+  test("proxy_pass_error_message off: internal error, error log, at every stage", () => {
+    assert.deepEqual(feed(login(), ["* OK IMAP4 ready\r\n"]), [
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "* OK IMAP4 ready"`,
+    ]);
+    assert.deepEqual(feed(login(), [GREETING, "-ERR no such user\r\n"]), [
+      USER,
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "-ERR no such user"`,
+    ]);
+    assert.deepEqual(feed(login(), [GREETING, "+OK\r\n", "-ERR [IN-USE] mailbox locked\r\n"]), [
+      USER,
+      PASS,
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "-ERR [IN-USE] mailbox locked"`,
+    ]);
+  });
+
+  test("proxy_pass_error_message on: the backend's reply bytes as received, info log", () => {
+    assert.deepEqual(
+      feed(login({ passError: true }), [GREETING, "+OK\r\n", "-ERR [IN-USE] mailbox locked\r\n"]),
+      [
+        USER,
+        PASS,
+        'FAIL -ERR [IN-USE] mailbox locked\r\n| info upstream sent invalid response: "-ERR [IN-USE] mailbox locked"',
+      ],
+    );
+    assert.deepEqual(feed(login({ passError: true }), ["-ERR busy\r\nmore\r\n"]), [
+      'FAIL -ERR busy\r\nmore\r\n| info upstream sent invalid response: "-ERR busy"',
+    ]);
+  });
+
+  test("an empty reply line is invalid", () => {
+    assert.deepEqual(feed(login(), ["\r\n"]), [
+      `FAIL ${INTERNAL}| error upstream sent invalid response: ""`,
+    ]);
+  });
+});
+
+describe("proxy_buffer bounds each reply", () => {
+  test("a reply of exactly proxy_buffer bytes fits; one more byte does not", () => {
+    const line = (n: number) => "+OK " + "x".repeat(n - 6) + "\r\n";
+    assert.equal(line(32).length, 32);
+    assert.deepEqual(feed(login({ proxyBuffer: 32 }), [line(32), line(32), line(32)]), [
+      USER,
+      PASS,
+      `DONE ${line(32)}`,
+    ]);
+    assert.deepEqual(feed(login({ proxyBuffer: 32 }), [line(33)]), [
+      `FAIL ${INTERNAL}| error upstream sent too long response line: "+OK ${"x".repeat(27)}"`,
+    ]);
+  });
+
+  test("too long is noticed as soon as the buffer is full, without a line end", () => {
+    const m = login({ proxyBuffer: 16 });
+    assert.deepEqual(feed(m, ["+OK 0123456789"]), []);
+    assert.deepEqual(feed(m, ["a"]), []);
+    assert.deepEqual(feed(m, ["b"]), [
+      `FAIL ${INTERNAL}| error upstream sent too long response line: "+OK 0123456789a"`,
+    ]);
+  });
+
+  test("each reply has its own budget", () => {
+    const line = "+OK " + "y".repeat(26) + "\r\n"; // 32 bytes
+    assert.deepEqual(feed(login({ proxyBuffer: 32 }), [line + line + line]), [
+      USER,
+      PASS,
+      `DONE ${line}`,
+    ]);
+  });
+
+  test("a too-long reply is an internal error even with proxy_pass_error_message on", () => {
+    assert.match(
+      feed(login({ proxyBuffer: 16, passError: true }), ["-ERR " + "z".repeat(40)])[0],
+      /^FAIL -ERR internal server error\r\n\| error upstream sent too long response line/,
+    );
+  });
+});
+
+describe("chunking does not matter", () => {
+  const script =
+    "+OK POP3 server ready <123@host>\r\n+OK send PASS\r\n+OK Logged in.\r\n+OK 2 messages\r\n";
+  const expected = [USER, PASS, "DONE +OK Logged in.\r\n+OK 2 messages\r\n"];
+
+  test("whole script in one chunk", () => {
+    assert.deepEqual(feed(login(), [script]), expected);
+  });
+
+  test("split at every byte boundary", () => {
+    const last = script.indexOf("+OK Logged");
+    const end = script.indexOf("\r\n", last) + 2;
+    for (let k = 1; k < script.length; k++) {
+      const r = feed(login(), [script.slice(0, k), script.slice(k)]);
+      // DONE carries the final reply and whatever had arrived with it; the
+      // rest is relayed later.
+      const done = "DONE " + (k < end ? script.slice(last) : script.slice(last, k));
+      assert.deepEqual(r, [USER, PASS, done], `split at ${k}`);
+    }
+  });
+
+  test("one byte at a time", () => {
+    assert.deepEqual(feed(login(), [...script]), [USER, PASS, "DONE +OK Logged in.\r\n"]);
+  });
+
+  test("failure split at every byte boundary", () => {
+    const bad = GREETING + "+OK\r\n" + "-ERR [AUTH] Authentication failed.\r\n";
+    const whole = feed(login({ passError: true }), [bad]);
+    assert.deepEqual(whole, [
+      USER,
+      PASS,
+      'FAIL -ERR [AUTH] Authentication failed.\r\n| info upstream sent invalid response: "-ERR [AUTH] Authentication failed."',
+    ]);
+    for (let k = 1; k < bad.length; k++) {
+      assert.deepEqual(
+        feed(login({ passError: true }), [bad.slice(0, k), bad.slice(k)]),
+        whole,
+        `split at ${k}`,
+      );
+    }
+  });
+});
