@@ -2,6 +2,8 @@
 // logged only up to their command word (IMAP: tag and command; POP3/SMTP:
 // the command), the rest replaced by "...", and control bytes escaped.
 
+import { binaryToBytes, bytesText } from "./bytes.ts";
+
 const MAX_HEAD = 64;
 
 /**
@@ -26,4 +28,9 @@ export function redactCommand(line: string, words: number): string {
 /** Control bytes and '"' / '\' as \xNN, so a log line stays one line. */
 export function escapeForLog(s: string): string {
   return s.replace(/[\x00-\x1f\x7f"\\]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+}
+
+/** A user name (binary string) as log text: UTF-8 decoded, control bytes escaped. */
+export function loginForLog(user: string): string {
+  return escapeForLog(bytesText(binaryToBytes(user)));
 }

@@ -14,6 +14,8 @@ export interface ProtocolModule {
   createBackendLogin(ctx: BackendContext): BackendLogin;
   /** The protocol's internal-error reply, sent before closing. */
   internalError: Uint8Array;
+  /** SMTP: the reply and log line for a client that talks before the delayed greeting. */
+  earlyTalker?: { reply: Uint8Array; log(data: Uint8Array): string };
 }
 
 /** Protocols whose sessions are built; the others are refused at start-up. */

@@ -14,7 +14,7 @@ import type { ErrorLog, LogContext } from "../log/error_log.ts";
 import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../runtime/types.ts";
 import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
-import { bytesToBinary } from "../core/bytes.ts";
+import { loginForLog } from "../core/redact.ts";
 
 /** Everything a session needs from the server that accepted it. */
 export interface SessionEnv {
@@ -41,7 +41,7 @@ export function addrPortText(a: SockAddr): string {
   return a.family === "ipv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-type Phase = "start" | "preauth" | "auth" | "backend" | "relay" | "done";
+type Phase = "start" | "delay" | "preauth" | "auth" | "backend" | "relay" | "done";
 
 export class Session {
   readonly id = nextConnId++;
@@ -58,6 +58,8 @@ export class Session {
   #closed = false;
   #attempt = 0;
   #salt: string | null = null;
+  /** SMTP: Client-Host / XCLIENT NAME= value; null for IMAP and POP3. */
+  #clientHost: string | null = null;
   #relayStop: (() => void) | null = null;
   bytesUp = 0;
   bytesDown = 0;
@@ -107,7 +109,35 @@ export class Session {
     }
   }
 
+  /**
+   * SMTP first looks up the client's host name (resolver) and waits
+   * smtp_greeting_delay; a client that talks during the delay is refused.
+   * Other protocols greet at once.
+   */
   #greet(): void {
+    if (this.#closed) return;
+    const env = this.#env;
+    if (env.server.protocol !== "smtp") return this.#startDialogue();
+    // Client host lookup lands with the resolver (issue #4); until then the
+    // host is what nginx reports without a resolver.
+    this.#clientHost = this.#client.remote.family === "unix" ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]";
+    const delay = env.server.smtpGreetingDelayMs;
+    if (delay <= 0) return this.#startDialogue();
+    this.phase = "delay";
+    this.#arm(delay, () => this.#startDialogue());
+    this.#client.resume(); // watch for clients that talk first
+  }
+
+  /** A client that sent data before the SMTP greeting: 503, then close. */
+  #rejectEarlyTalker(chunk: Uint8Array): void {
+    const early = this.#env.protocol.earlyTalker;
+    if (!early) return;
+    this.#env.log.info(early.log(chunk), this.ctx);
+    this.#write(early.reply);
+    this.#closeClientGracefully();
+  }
+
+  #startDialogue(): void {
     if (this.#closed) return;
     const env = this.#env;
     this.phase = "preauth";
@@ -158,6 +188,7 @@ export class Session {
   }
 
   #onClientData(chunk: Uint8Array): void {
+    if (this.phase === "delay") return this.#rejectEarlyTalker(chunk);
     if (this.phase !== "preauth" || !this.#machine) return;
     this.#machine.push(chunk);
     this.#pump();
@@ -250,13 +281,13 @@ export class Session {
     this.phase = "auth";
     this.#disarm();
     this.#attempt++;
-    this.ctx.login = bytesToBinary(new Uint8Array(0)) + creds.user;
+    this.ctx.login = loginForLog(creds.user);
     const result = await env.auth.authenticate({
       protocol: env.server.protocol,
       creds,
       attempt: this.#attempt,
       clientIp: addrText(this.#client.remote),
-      clientHost: null,
+      clientHost: this.#clientHost,
       proxyProtocol: null,
       tls: this.#client.tls,
       verifyClient: env.server.ssl.verifyClient,
@@ -284,7 +315,7 @@ export class Session {
       this.#closeClientGracefully();
       return false;
     }
-    this.ctx.login = result.user;
+    this.ctx.login = loginForLog(result.user);
     this.ctx.upstream = result.backendName;
     this.#loginToBackend(creds, result.addr, result.port, result.user, result.pass);
     return false;
@@ -327,7 +358,7 @@ export class Session {
       user,
       pass,
       clientAddr: addrText(this.#client.remote),
-      clientHost: "[UNAVAILABLE]",
+      clientHost: this.#clientHost ?? "[UNAVAILABLE]",
     });
     let settled = false;
     const onSteps = (steps: BackendStep[]) => {
