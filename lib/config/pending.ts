@@ -33,9 +33,6 @@ const PENDING: Record<string, string> = {
   worker_shutdown_timeout: "graceful shutdown bound (issue #5)",
 };
 
-const PENDING_PROTOCOLS: Record<string, string> = {
-  smtp: "issue #3",
-};
 
 /** [warn] lines for everything in `config` that is accepted but not built yet. */
 export function pendingWarnings(config: Config): ConfigWarning[] {
@@ -45,10 +42,6 @@ export function pendingWarnings(config: Config): ConfigWarning[] {
     if (what) out.push({ message: `"${d.name}" is accepted but not implemented yet: ${what}`, loc: d.loc });
   }
   for (const s of config.mail?.servers ?? []) {
-    const issue = PENDING_PROTOCOLS[s.protocol];
-    if (issue) {
-      out.push({ message: `protocol "${s.protocol}" is not implemented yet (${issue}); this server is not started`, loc: s.loc });
-    }
     for (const l of s.listens) {
       if (l.proxyProtocol) out.push({ message: `"listen ... proxy_protocol" is not implemented yet (issue #4)`, loc: l.loc });
       if (l.rcvbuf !== null || l.sndbuf !== null || l.ipv6only !== null || l.soKeepalive !== null || l.multipath) {

@@ -8,6 +8,9 @@ import { IMAP_INTERNAL_ERROR } from "../imap/replies.ts";
 import { createPop3Preauth } from "../pop3/preauth.ts";
 import { createPop3BackendLogin } from "../pop3/backend_login.ts";
 import { POP3_INTERNAL_ERROR } from "../pop3/replies.ts";
+import { createSmtpPreauth } from "../smtp/preauth.ts";
+import { createSmtpBackendLogin } from "../smtp/backend_login.ts";
+import { logRejectedBeforeGreeting, SMTP_INTERNAL_ERROR, SMTP_PIPELINING_BEFORE_GREETING } from "../smtp/replies.ts";
 
 export interface ProtocolModule {
   createPreauth(ctx: PreauthContext): PreauthMachine;
@@ -18,8 +21,7 @@ export interface ProtocolModule {
   earlyTalker?: { reply: Uint8Array; log(data: Uint8Array): string };
 }
 
-/** Protocols whose sessions are built; the others are refused at start-up. */
-export const PROTOCOLS: Partial<Record<Protocol, ProtocolModule>> = {
+export const PROTOCOLS: Record<Protocol, ProtocolModule> = {
   imap: {
     createPreauth: createImapPreauth,
     createBackendLogin: createImapBackendLogin,
@@ -29,5 +31,11 @@ export const PROTOCOLS: Partial<Record<Protocol, ProtocolModule>> = {
     createPreauth: createPop3Preauth,
     createBackendLogin: createPop3BackendLogin,
     internalError: POP3_INTERNAL_ERROR,
+  },
+  smtp: {
+    createPreauth: createSmtpPreauth,
+    createBackendLogin: createSmtpBackendLogin,
+    internalError: SMTP_INTERNAL_ERROR,
+    earlyTalker: { reply: SMTP_PIPELINING_BEFORE_GREETING, log: logRejectedBeforeGreeting },
   },
 };

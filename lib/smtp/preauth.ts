@@ -1,0 +1,353 @@
+// The SMTP pre-authentication dialogue (smtp.md §4-§7) as a pure state
+// machine: bytes in, steps out. One command is handled per next() call,
+// strictly in order; after an `auth` step (AUTH exchange complete, or RCPT
+// under `smtp_auth none`) the machine is suspended until authRefused() or
+// the driver takes the remaining input and hands over. Host lookup, the
+// greeting delay and its early-talker rejection belong to the driver.
+
+import type { ServerConfig } from "../config/types.ts";
+import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
+import { bytesToBinary } from "../core/bytes.ts";
+import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
+import { redactCommand } from "../core/redact.ts";
+import {
+  decodeCramMd5,
+  decodeExternal,
+  decodeLoginValue,
+  decodePlain,
+  saslMechanism,
+  saslResponseOfLine,
+} from "../core/sasl.ts";
+import { MAX_ARGS, SmtpParser, TOO_LONG_LOG_HEAD } from "./parser.ts";
+import {
+  LOG_TOO_MANY_INVALID,
+  logClientRejected,
+  logTooLongCommand,
+  SMTP_AUTH_REQUIRED,
+  SMTP_BAD_SEQUENCE,
+  SMTP_BYE,
+  SMTP_INVALID_ARGUMENT,
+  SMTP_INVALID_COMMAND,
+  SMTP_OK,
+  SMTP_PASSWORD_CHALLENGE,
+  SMTP_PLAIN_CHALLENGE,
+  SMTP_START_TLS,
+  SMTP_USERNAME_CHALLENGE,
+  smtpCramChallenge,
+  smtpEhloReply,
+  smtpGreeting,
+  smtpHeloReply,
+  smtpRefused,
+} from "./replies.ts";
+
+export function createSmtpPreauth(ctx: PreauthContext): PreauthMachine {
+  return new SmtpPreauth(ctx);
+}
+
+/**
+ * command: reading commands; sasl: waiting for the answer to a challenge;
+ * auth: suspended on an auth request; tls: waiting for the STARTTLS
+ * handshake; closed: a close step was returned.
+ */
+type Phase = "command" | "sasl" | "auth" | "tls" | "closed";
+
+/** Which SASL answer is expected in the "sasl" phase. */
+type SaslWait = "plain" | "login-user" | "login-pass" | "cram-md5" | "external";
+
+const CLOSE: ClientStep = { kind: "close" };
+
+function send(data: Uint8Array): ClientStep {
+  return { kind: "send", data };
+}
+
+function info(message: string): ClientStep {
+  return { kind: "log", level: "info", message };
+}
+
+/** The command text from the command word to the end of its last argument. */
+function commandText(line: string): string {
+  let end = line.length;
+  while (end > 0 && line.charCodeAt(end - 1) === 0x20) end--;
+  return line.slice(0, end);
+}
+
+class SmtpPreauth implements PreauthMachine {
+  readonly #config: ServerConfig;
+  readonly #makeSalt: () => string;
+  #tls: boolean;
+  readonly #input: LineBuffer;
+  readonly #parser: SmtpParser;
+  readonly #ehlo: { plain: Uint8Array; tls: Uint8Array };
+  readonly #helo: Uint8Array;
+  #phase: Phase = "command";
+  #sasl: SaslWait = "plain";
+  #loginUser = "";
+  #salt: string | null = null;
+  #errors = 0;
+  /** The driver pushed more than the buffer may hold: input was lost. */
+  #overflow = false;
+  // §6 session state replayed by the backend login / sent as Auth-SMTP-*.
+  #heloArg = "";
+  #esmtp = false;
+  #from = "";
+  #to = "";
+
+  constructor(ctx: PreauthContext) {
+    this.#config = ctx.config;
+    this.#makeSalt = ctx.makeSalt;
+    this.#tls = ctx.tls;
+    this.#input = new LineBuffer(ctx.config.smtpClientBuffer + READ_CHUNK_SLACK);
+    this.#parser = new SmtpParser(ctx.config.smtpClientBuffer);
+    this.#ehlo = { plain: smtpEhloReply(ctx.config, false), tls: smtpEhloReply(ctx.config, true) };
+    this.#helo = smtpHeloReply(ctx.config.serverName);
+  }
+
+  greeting(): Uint8Array {
+    return smtpGreeting(this.#config.serverName);
+  }
+
+  push(chunk: Uint8Array): void {
+    if (!this.#input.push(chunk)) this.#overflow = true;
+  }
+
+  next(): ClientStep[] {
+    if (this.#phase !== "command" && this.#phase !== "sasl") return [];
+    const sasl = this.#phase === "sasl";
+    if (this.#overflow) {
+      return this.#tooLong(bytesToBinary(this.#input.view().subarray(0, TOO_LONG_LOG_HEAD)), sasl);
+    }
+    const r = this.#parser.parse(this.#input, sasl ? "response" : "command");
+    switch (r.kind) {
+      case "more":
+        return [];
+      case "tooLong":
+        return this.#tooLong(r.head, sasl);
+      case "invalid":
+        return this.#invalidLine();
+      case "response":
+        return sasl ? this.#saslAnswer(r.line) : [];
+      case "command":
+        switch (r.command) {
+          case "HELO":
+          case "EHLO":
+            return this.#hello(r.command === "EHLO", r.args);
+          case "AUTH":
+            return this.#authCommand(r.args);
+          case "MAIL":
+            return this.#mail(r.args, r.line, r.lineEnd);
+          case "RCPT":
+            return this.#rcpt(r.args, r.line);
+          case "RSET":
+            this.#from = this.#to = "";
+            return [send(SMTP_OK)];
+          case "NOOP":
+            return [send(SMTP_OK)];
+          case "QUIT":
+            this.#phase = "closed";
+            return [send(SMTP_BYE), CLOSE];
+          case "STARTTLS":
+            return this.#starttls();
+          case "VRFY":
+          case "EXPN":
+          case "HELP":
+            return [send(SMTP_INVALID_COMMAND)]; // refused, not counted
+        }
+    }
+  }
+
+  tlsStarted(): void {
+    this.#tls = true;
+    if (this.#phase === "tls") this.#phase = "command";
+  }
+
+  authRefused(message: string, errorCode: string | null): Uint8Array {
+    // §7: HELO, MAIL and RCPT remembered before the attempt stay remembered
+    // (as nginx; a `none` refusal keeps the RCPT too: a new RCPT replaces
+    // it, RSET clears both).
+    this.#phase = "command";
+    return smtpRefused(message, errorCode);
+  }
+
+  takeInput(): Uint8Array {
+    return this.#input.take();
+  }
+
+  // ---- §4 ----------------------------------------------------------------
+
+  /** Not counted toward max_errors; the connection is closed anyway. */
+  #tooLong(head: string, sasl: boolean): ClientStep[] {
+    this.#phase = "closed";
+    this.#input.clear();
+    // The command word only; an AUTH answer is all credentials.
+    return [
+      info(logTooLongCommand(redactCommand(head, sasl ? 0 : 1))),
+      send(SMTP_INVALID_COMMAND),
+      CLOSE,
+    ];
+  }
+
+  #invalidLine(): ClientStep[] {
+    this.#errors++;
+    this.#phase = "command"; // an invalid AUTH answer abandons the exchange
+    if (this.#errors < this.#config.maxErrors) return [send(SMTP_INVALID_COMMAND)];
+    this.#phase = "closed";
+    return [info(LOG_TOO_MANY_INVALID), send(SMTP_INVALID_COMMAND), CLOSE];
+  }
+
+  // ---- §6 commands ---------------------------------------------------------
+
+  #hello(esmtp: boolean, args: string[]): ClientStep[] {
+    if (args.length !== 1) return [send(SMTP_INVALID_ARGUMENT)];
+    this.#heloArg = args[0];
+    this.#from = this.#to = "";
+    if (!esmtp) return [send(this.#helo)];
+    this.#esmtp = true; // permanently: the backend login replays EHLO
+    return [send(this.#tls ? this.#ehlo.tls : this.#ehlo.plain)];
+  }
+
+  #mail(args: string[], line: string, lineEnd: string): ClientStep[] {
+    if (!this.#enabled("none")) {
+      return [info(logClientRejected(line + lineEnd)), send(SMTP_AUTH_REQUIRED)];
+    }
+    if (this.#from !== "") return [send(SMTP_BAD_SEQUENCE)];
+    if (args.length === 0) return [send(SMTP_INVALID_ARGUMENT)];
+    this.#from = commandText(line);
+    // What a failed AUTH left behind is not part of a `none` request.
+    this.#loginUser = "";
+    return [send(SMTP_OK)];
+  }
+
+  #rcpt(args: string[], line: string): ClientStep[] {
+    if (this.#from === "") return [send(SMTP_BAD_SEQUENCE)];
+    if (args.length === 0) return [send(SMTP_INVALID_ARGUMENT)];
+    this.#to = commandText(line);
+    // No reply here: the backend's reply to the replayed RCPT is the answer.
+    this.#phase = "auth";
+    return [{
+      kind: "auth",
+      creds: {
+        method: "none",
+        user: "",
+        pass: "",
+        salt: null,
+        smtp: { helo: this.#heloArg, esmtp: this.#esmtp, from: this.#from, to: this.#to },
+      },
+    }];
+  }
+
+  #starttls(): ClientStep[] {
+    if (this.#tls || this.#config.starttls === "off") return [send(SMTP_INVALID_COMMAND)];
+    this.#heloArg = this.#from = this.#to = "";
+    // Anything pipelined after STARTTLS is plaintext injection: drop it.
+    this.#input.clear();
+    this.#parser.reset();
+    this.#phase = "tls";
+    return [send(SMTP_START_TLS), { kind: "starttls" }];
+  }
+
+  #enabled(method: ServerConfig["smtpAuth"][number]): boolean {
+    return this.#config.smtpAuth.includes(method);
+  }
+
+  #authCommand(args: string[]): ClientStep[] {
+    if (this.#config.starttls === "only" && !this.#tls) return [send(SMTP_INVALID_COMMAND)];
+    if (args.length === 0) return [send(SMTP_INVALID_ARGUMENT)];
+    const n = args.length;
+    switch (saslMechanism(args[0])) {
+      case "plain": // always accepted
+        if (n === 1) return this.#challenge("plain", SMTP_PLAIN_CHALLENGE);
+        if (n === 2) return this.#plain(args[1]);
+        break;
+      case "login": // always accepted
+        if (n === 1) return this.#challenge("login-user", SMTP_USERNAME_CHALLENGE);
+        if (n === 2) return this.#loginUserName(args[1]);
+        break;
+      case "cram-md5":
+        if (n === 1 && this.#enabled("cram-md5")) {
+          this.#salt ??= this.#makeSalt();
+          return this.#challenge("cram-md5", smtpCramChallenge(this.#salt));
+        }
+        break;
+      case "external":
+        // Product: the initial-response form is refused too when disabled.
+        if (!this.#enabled("external")) break;
+        if (n === 1) return this.#challenge("external", SMTP_USERNAME_CHALLENGE);
+        if (n === 2) return this.#external(args[1]);
+        break;
+    }
+    return [send(SMTP_INVALID_COMMAND)]; // not counted
+  }
+
+  #challenge(wait: SaslWait, line: Uint8Array): ClientStep[] {
+    this.#sasl = wait;
+    this.#phase = "sasl";
+    return [send(line)];
+  }
+
+  /** The client's answer to a challenge. */
+  #saslAnswer(line: string): ClientStep[] {
+    this.#phase = "command"; // unless a further challenge follows
+    const answer = saslResponseOfLine(line, MAX_ARGS);
+    if (answer.kind === "invalid") return this.#invalidLine();
+    // Product: a line of exactly "*" cancels (RFC 4954), not counted.
+    if (answer.kind === "cancel") return [send(SMTP_INVALID_ARGUMENT)];
+    const value = answer.value;
+    switch (this.#sasl) {
+      case "plain":
+        return this.#plain(value);
+      case "login-user":
+        return this.#loginUserName(value);
+      case "login-pass": {
+        const pass = decodeLoginValue(value);
+        if (!pass.ok) return this.#decodeError(pass.log);
+        return this.#auth("plain", this.#loginUser, pass.value, null);
+      }
+      case "cram-md5": {
+        const c = decodeCramMd5(value);
+        if (!c.ok) return this.#decodeError(c.log);
+        return this.#auth("cram-md5", c.user, c.pass, this.#salt);
+      }
+      case "external":
+        return this.#external(value);
+    }
+  }
+
+  #plain(b64: string): ClientStep[] {
+    const c = decodePlain(b64);
+    if (!c.ok) return this.#decodeError(c.log);
+    return this.#auth("plain", c.user, c.pass, null);
+  }
+
+  #loginUserName(b64: string): ClientStep[] {
+    const user = decodeLoginValue(b64);
+    if (!user.ok) return this.#decodeError(user.log);
+    this.#loginUser = user.value;
+    return this.#challenge("login-pass", SMTP_PASSWORD_CHALLENGE);
+  }
+
+  #external(b64: string): ClientStep[] {
+    const id = decodeExternal(b64);
+    if (!id.ok) return this.#decodeError(id.log);
+    // Auth-Pass is always empty for EXTERNAL (product decision).
+    return this.#auth("external", id.value, "", null);
+  }
+
+  /** Decoding errors: 500, back to the initial state, not counted. */
+  #decodeError(log: string): ClientStep[] {
+    this.#phase = "command";
+    return [info(log), send(SMTP_INVALID_COMMAND)];
+  }
+
+  #auth(
+    method: Credentials["method"],
+    user: string,
+    pass: string,
+    salt: string | null,
+  ): ClientStep[] {
+    this.#phase = "auth";
+    // The backend login replays HELO/EHLO (XCLIENT); MAIL/RCPT are only
+    // part of `none` requests.
+    const smtp = { helo: this.#heloArg, esmtp: this.#esmtp, from: "", to: "" };
+    return [{ kind: "auth", creds: { method, user, pass, salt, smtp } }];
+  }
+}

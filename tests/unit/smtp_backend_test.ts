@@ -1,0 +1,505 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { ServerConfig } from "../../lib/config/types.ts";
+import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
+import type { BackendLogin, BackendStep, Credentials, SmtpState } from "../../lib/core/machine.ts";
+import { encodeBase64 } from "../../lib/core/sasl.ts";
+import { createSmtpBackendLogin } from "../../lib/smtp/backend_login.ts";
+
+interface Opts {
+  xclient?: boolean;
+  proxySmtpAuth?: boolean;
+  passError?: boolean;
+  proxyBuffer?: number;
+  method?: Credentials["method"];
+  smtp?: Partial<SmtpState>;
+  user?: string;
+  pass?: string | null;
+  clientAddr?: string;
+  clientHost?: string;
+}
+
+function login(o: Opts = {}): BackendLogin {
+  const config = {
+    serverName: "mail.example.com",
+    xclient: o.xclient ?? true,
+    proxySmtpAuth: o.proxySmtpAuth ?? false,
+    proxyPassErrorMessage: o.passError ?? false,
+    proxyBuffer: o.proxyBuffer ?? 4096,
+  } as ServerConfig;
+  const method = o.method ?? "plain";
+  return createSmtpBackendLogin({
+    config,
+    creds: {
+      method,
+      user: method === "none" ? "" : "client-user",
+      pass: method === "none" ? "" : "client-pass",
+      salt: null,
+      smtp: { helo: "", esmtp: false, from: "", to: "", ...o.smtp },
+    },
+    user: o.user ?? (method === "none" ? "" : "test@example.com"),
+    pass: o.pass === undefined ? "secret" : o.pass,
+    clientAddr: o.clientAddr ?? "192.0.2.7",
+    clientHost: o.clientHost ?? "[UNAVAILABLE]",
+  });
+}
+
+/** Rendered steps: "P: <to backend>", "DONE <to client>", "FAIL <to client>| <level> <log>". */
+function render(s: BackendStep): string {
+  switch (s.kind) {
+    case "send":
+      return "P: " + bytesToBinary(s.data);
+    case "done":
+      return "DONE " + bytesToBinary(s.toClient);
+    case "fail":
+      return `FAIL ${bytesToBinary(s.toClient)}| ${
+        s.log ? `${s.log.level} ${s.log.message}` : "-"
+      }`;
+  }
+}
+
+/** Pushes each chunk; collects rendered steps (bounded by the chunk count). */
+function feed(m: BackendLogin, chunks: string[]): string[] {
+  const out: string[] = [];
+  for (const c of chunks) for (const s of m.push(binaryToBytes(c))) out.push(render(s));
+  return out;
+}
+
+const AUTH_OK = "DONE 235 2.0.0 OK\r\n";
+const INTERNAL = "FAIL 451 4.3.2 Internal server error\r\n";
+const NONE_MAIL = { from: "MAIL FROM:<a@example.com>", to: "RCPT TO:<b@example.com>" };
+
+describe("§8.4 transcripts, byte for byte", () => {
+  test("xclient on, client EHLO example.com + AUTH PLAIN", () => {
+    const m = login({ smtp: { helo: "example.com", esmtp: true } });
+    assert.deepEqual(feed(m, ["220 mx ready\r\n", "250 ...\r\n", "220 ...\r\n", "250 ...\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+      "P: EHLO example.com\r\n",
+      AUTH_OK,
+    ]);
+  });
+
+  test("xclient off, proxy_smtp_auth on, no HELO", () => {
+    const m = login({ xclient: false, proxySmtpAuth: true });
+    assert.deepEqual(feed(m, ["220 ...\r\n", "250 ...\r\n", "235 ...\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      "P: AUTH PLAIN AHRlc3RAZXhhbXBsZS5jb20Ac2VjcmV0\r\n",
+      AUTH_OK,
+    ]);
+  });
+
+  test("smtp_auth none, xclient on, MAIL + RCPT without HELO", () => {
+    const m = login({ method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(
+      feed(m, ["220 ...\r\n", "250 ...\r\n", "220 ...\r\n", "250 ...\r\n", "250 rcpt to ok\r\n"]),
+      [
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+        "P: MAIL FROM:<a@example.com>\r\n",
+        "P: RCPT TO:<b@example.com>\r\n",
+        "DONE 250 rcpt to ok\r\n",
+      ],
+    );
+  });
+});
+
+describe("mail_proxy_smtp_auth.t sequences (proxy_smtp_auth on)", () => {
+  const AUTH = "P: AUTH PLAIN " + encodeBase64("\0test@example.com\0secret") + "\r\n";
+
+  test("xclient on, no HELO: EHLO, XCLIENT (no LOGIN=), AUTH PLAIN", () => {
+    const m = login({ proxySmtpAuth: true });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n", "235 ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+      AUTH,
+      AUTH_OK,
+    ]);
+  });
+
+  test("xclient on, HELO: EHLO, XCLIENT, HELO, AUTH PLAIN", () => {
+    const m = login({ proxySmtpAuth: true, smtp: { helo: "example.com" } });
+    assert.deepEqual(
+      feed(m, ["220 hi\r\n", "250 ok\r\n", "220 ok\r\n", "250 ok\r\n", "235 ok\r\n"]),
+      [
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+        "P: HELO example.com\r\n",
+        AUTH,
+        AUTH_OK,
+      ],
+    );
+  });
+
+  test("xclient on, EHLO: EHLO, XCLIENT, EHLO, AUTH PLAIN", () => {
+    const m = login({ proxySmtpAuth: true, smtp: { helo: "example.com", esmtp: true } });
+    assert.deepEqual(
+      feed(m, ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n", "250 ok\r\n", "235 ok\r\n"]),
+      [
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+        "P: EHLO example.com\r\n",
+        AUTH,
+        AUTH_OK,
+      ],
+    );
+  });
+
+  test("xclient off, no HELO: HELO, AUTH PLAIN", () => {
+    const m = login({ xclient: false, proxySmtpAuth: true });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "235 ok\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      AUTH,
+      AUTH_OK,
+    ]);
+  });
+
+  test("xclient off, EHLO: EHLO <server_name>, AUTH PLAIN (the client's HELO is not replayed)", () => {
+    const m = login({
+      xclient: false,
+      proxySmtpAuth: true,
+      smtp: { helo: "example.com", esmtp: true },
+    });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "235 ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      AUTH,
+      AUTH_OK,
+    ]);
+  });
+
+  test("no password (AUTH EXTERNAL, no Auth-Pass): error log, 451, where AUTH PLAIN would go", () => {
+    const m = login({ method: "external", proxySmtpAuth: true, pass: null });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+      INTERNAL + "| error no password available",
+    ]);
+    assert.deepEqual(feed(m, ["235 late\r\n"]), []);
+  });
+
+  test("AUTH PLAIN carries the auth server's user and password bytes", () => {
+    const m = login({ xclient: false, proxySmtpAuth: true, user: "\xffu", pass: "p w\x00" });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      "P: AUTH PLAIN " + encodeBase64("\0\xffu\0p w\x00") + "\r\n",
+    ]);
+  });
+
+  test("without proxy_smtp_auth and without XCLIENT, the login ends after HELO", () => {
+    assert.deepEqual(feed(login({ xclient: false }), ["220 hi\r\n", "250 ok\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      AUTH_OK,
+    ]);
+  });
+
+  test("no password does not matter when no AUTH PLAIN is sent", () => {
+    assert.deepEqual(feed(login({ pass: null }), ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+      AUTH_OK,
+    ]);
+  });
+});
+
+describe("mail_smtp_xclient.t sequences (xclient on, backend answers XCLIENT with 220)", () => {
+  const XC = "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n";
+
+  test("AUTH without HELO", () => {
+    assert.deepEqual(feed(login(), ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      XC,
+      AUTH_OK,
+    ]);
+  });
+
+  test("HELO then AUTH", () => {
+    const m = login({ smtp: { helo: "example.com" } });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n", "250 ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      XC,
+      "P: HELO example.com\r\n",
+      AUTH_OK,
+    ]);
+  });
+
+  test("EHLO then AUTH", () => {
+    const m = login({ smtp: { helo: "example.com", esmtp: true } });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n", "250 ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      XC,
+      "P: EHLO example.com\r\n",
+      AUTH_OK,
+    ]);
+  });
+
+  for (
+    const [name, smtp, helo] of [
+      ["MAIL + RCPT without HELO", {}, null],
+      ["HELO, MAIL, RCPT", { helo: "example.com" }, "P: HELO example.com\r\n"],
+      ["EHLO, MAIL, RCPT", { helo: "example.com", esmtp: true }, "P: EHLO example.com\r\n"],
+    ] as const
+  ) {
+    test(name, () => {
+      const m = login({ method: "none", smtp: { ...NONE_MAIL, ...smtp } });
+      const replies = [
+        "220 hi\r\n",
+        "250 ok\r\n",
+        "220 xclient ok\r\n",
+        ...(helo ? ["250 ok\r\n"] : []),
+        "250 ok\r\n",
+        "250 2.1.5 ok\r\n",
+      ];
+      assert.deepEqual(feed(m, replies), [
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+        ...(helo ? [helo] : []),
+        "P: MAIL FROM:<a@example.com>\r\n",
+        "P: RCPT TO:<b@example.com>\r\n",
+        "DONE 250 2.1.5 ok\r\n",
+      ]);
+    });
+  }
+});
+
+describe("smtp_auth none without XCLIENT (mail_smtp.t)", () => {
+  test("HELO <server_name> unless the client used EHLO; MAIL and RCPT replayed as typed", () => {
+    const m = login({
+      xclient: false,
+      method: "none",
+      smtp: { from: "mail from:<>  SIZE=100", to: "RCPT TO:<x@example.com>" },
+    });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n", "250 rcpt ok\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      "P: mail from:<>  SIZE=100\r\n",
+      "P: RCPT TO:<x@example.com>\r\n",
+      "DONE 250 rcpt ok\r\n",
+    ]);
+    const e = login({
+      xclient: false,
+      method: "none",
+      smtp: { ...NONE_MAIL, helo: "h", esmtp: true },
+    });
+    assert.deepEqual(feed(e, ["220 hi\r\n"]), ["P: EHLO mail.example.com\r\n"]);
+  });
+
+  test("proxy_smtp_auth on is never used for none sessions", () => {
+    const m = login({
+      xclient: false,
+      proxySmtpAuth: true,
+      method: "none",
+      smtp: NONE_MAIL,
+      pass: null,
+    });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n", "250 ok\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      "P: MAIL FROM:<a@example.com>\r\n",
+      "P: RCPT TO:<b@example.com>\r\n",
+      "DONE 250 ok\r\n",
+    ]);
+  });
+
+  test("a rejected RCPT is passed to the client unchanged (any code), multi-line too", () => {
+    const m = login({ xclient: false, method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(
+      feed(m, ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n", "500 5.1.3 bad recipient\r\n"]).at(-1),
+      "DONE 500 5.1.3 bad recipient\r\n",
+    );
+    const ml = login({ xclient: false, method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(
+      feed(ml, [
+        "220 hi\r\n",
+        "250 ok\r\n",
+        "250 ok\r\n",
+        "550-5.7.1 no\r\n550-relaying\r\n",
+        "550 denied\r\n",
+      ]).at(-1),
+      "DONE 550-5.7.1 no\r\n550-relaying\r\n550 denied\r\n",
+    );
+  });
+
+  test("a rejected MAIL fails the login", () => {
+    const m = login({ xclient: false, method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(
+      feed(m, ["220 hi\r\n", "250 ok\r\n", "501 5.1.7 bad sender\r\n"]).at(-1),
+      INTERNAL + '| error upstream sent invalid response: "501 5.1.7 bad sender"',
+    );
+  });
+});
+
+describe("XCLIENT attributes (§8.1)", () => {
+  const xclient = (o: Opts) => feed(login(o), ["220 hi\r\n", "250 ok\r\n"])[1];
+
+  test("IPv6 addresses get IPV6:; UNIX clients are sent as they are", () => {
+    assert.equal(
+      xclient({ clientAddr: "2001:db8::1" }),
+      "P: XCLIENT ADDR=IPV6:2001:db8::1 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+    );
+    assert.equal(
+      xclient({ clientAddr: "unix:" }),
+      "P: XCLIENT ADDR=unix: LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+    );
+  });
+
+  test("LOGIN= is xtext, taken from the auth server's user; left out when empty or with proxy_smtp_auth", () => {
+    assert.equal(
+      xclient({ user: "a b=c+\xe9" }),
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=a+20b+3Dc+2B+E9 NAME=[UNAVAILABLE]\r\n",
+    );
+    assert.equal(xclient({ user: "" }), "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n");
+    assert.equal(
+      xclient({ proxySmtpAuth: true }),
+      "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+    );
+  });
+
+  test("NAME= is the host value", () => {
+    assert.equal(
+      xclient({ clientHost: "client.example.org" }),
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=client.example.org\r\n",
+    );
+    assert.equal(
+      xclient({ clientHost: "[TEMPUNAVAIL]" }),
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[TEMPUNAVAIL]\r\n",
+    );
+  });
+
+  test("XCLIENT accepts 220 and 250, nothing else", () => {
+    assert.deepEqual(feed(login(), ["220 a\r\n", "250 b\r\n", "250 c\r\n"]).at(-1), AUTH_OK);
+    assert.deepEqual(
+      feed(login(), ["220 a\r\n", "250 b\r\n", "235 c\r\n"]).at(-1),
+      INTERNAL + '| error upstream sent invalid response: "235 c"',
+    );
+  });
+});
+
+describe("reply reading (§8.1) and failures (§8.3)", () => {
+  test("multi-line replies are read to their last line; only the first three characters count", () => {
+    const m = login({ xclient: false });
+    assert.deepEqual(
+      feed(m, [
+        "220-mx.example ESMTP\r\n220-more\r\n",
+        "220 end\r\n",
+        "250-mx\r\n250-PIPELINING\r\n250 XCLIENT ADDR NAME\r\n",
+      ]),
+      [
+        "P: HELO mail.example.com\r\n",
+        AUTH_OK,
+      ],
+    );
+    assert.deepEqual(feed(login({ xclient: false }), ["2209\r\n", "250x\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      AUTH_OK,
+    ]);
+    assert.deepEqual(feed(login({ xclient: false }), ["220\r\n", "250\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      AUTH_OK,
+    ]);
+  });
+
+  test("a short or wrong greeting fails", () => {
+    assert.deepEqual(feed(login(), ["22\r\n"]), [
+      INTERNAL + '| error upstream sent invalid response: "22"',
+    ]);
+    assert.deepEqual(feed(login(), ["554 go away\r\n"]), [
+      INTERNAL + '| error upstream sent invalid response: "554 go away"',
+    ]);
+  });
+
+  test("proxy_pass_error_message on: the backend's reply bytes unchanged, info log", () => {
+    const m = login({ passError: true });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "550 5.7.1 XCLIENT denied\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+      'FAIL 550 5.7.1 XCLIENT denied\r\n| info upstream sent invalid response: "550 5.7.1 XCLIENT denied"',
+    ]);
+    const ml = login({ passError: true });
+    assert.deepEqual(feed(ml, ['554-no\r\n554 "really"\r\n']), [
+      'FAIL 554-no\r\n554 "really"\r\n| info upstream sent invalid response: "554-no\\x0d\\x0a554 \\x22really\\x22"',
+    ]);
+  });
+
+  test("proxy_smtp_auth: a refused AUTH PLAIN", () => {
+    const m = login({ xclient: false, proxySmtpAuth: true });
+    assert.deepEqual(
+      feed(m, ["220 hi\r\n", "250 ok\r\n", "535 5.7.8 no\r\n"]).at(-1),
+      INTERNAL + '| error upstream sent invalid response: "535 5.7.8 no"',
+    );
+  });
+
+  test("a reply longer than proxy_buffer: error log with the buffer minus its last byte", () => {
+    const m = login({ proxyBuffer: 16 });
+    assert.deepEqual(feed(m, ["220 0123456789", "ABCDEF\r\n"]), [
+      INTERNAL + '| error upstream sent too long response line: "220 0123456789A"',
+    ]);
+    assert.deepEqual(feed(m, ["250 ok\r\n"]), []);
+  });
+
+  test("a reply of exactly proxy_buffer bytes fits; the bound covers all lines of a multi-line reply", () => {
+    assert.deepEqual(
+      feed(login({ proxyBuffer: 16, xclient: false }), ["220 0123456789\r\n", "250 ok\r\n"]),
+      [
+        "P: HELO mail.example.com\r\n",
+        AUTH_OK,
+      ],
+    );
+    assert.deepEqual(feed(login({ proxyBuffer: 16 }), ["220-abcdef\r\n220 x", "yz\r\n"]), [
+      INTERNAL + '| error upstream sent too long response line: "220-abcdef\\x0d\\x0a220"',
+    ]);
+  });
+
+  test("nothing happens after the login finished", () => {
+    const m = login({ xclient: false });
+    assert.deepEqual(feed(m, ["220 hi\r\n250 ok\r\n250 extra\r\n"]), [
+      "P: HELO mail.example.com\r\n",
+      AUTH_OK,
+    ]);
+    assert.deepEqual(feed(m, ["250 more\r\n"]), []);
+  });
+
+  test("bytes after the RCPT reply go to the client with it", () => {
+    const m = login({ xclient: false, method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(
+      feed(m, ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n", "250 rcpt\r\n421 bye\r\n"]).at(-1),
+      "DONE 250 rcpt\r\n421 bye\r\n",
+    );
+  });
+});
+
+describe("chunking does not matter", () => {
+  const cases: [string, Opts, string][] = [
+    [
+      "xclient + EHLO + AUTH PLAIN, multi-line replies",
+      { proxySmtpAuth: true, smtp: { helo: "client.example", esmtp: true } },
+      "220-mx.example ESMTP\r\n220 ready\r\n250-mx.example\r\n250-XCLIENT ADDR LOGIN NAME\r\n250 8BITMIME\r\n" +
+      "220 xclient ok\r\n250-mx.example\r\n250 PIPELINING\r\n235 2.7.0 ok\r\n",
+    ],
+    [
+      "none, xclient, HELO, multi-line RCPT reply",
+      { method: "none", smtp: { ...NONE_MAIL, helo: "h" } },
+      "220 hi\r\n250 ok\r\n250 xclient ok\r\n250 h ok\r\n250 2.1.0 ok\r\n550-5.1.1 no such user\r\n550 5.1.1 really\r\n",
+    ],
+    [
+      "an invalid reply passed through",
+      { passError: true, xclient: false, proxySmtpAuth: true },
+      "220 hi\r\n250-a\r\n250 b\r\n535-5.7.8 bad\r\n535 5.7.8 credentials\r\n",
+    ],
+  ];
+
+  for (const [name, opts, stream] of cases) {
+    test(`${name}: split at every byte boundary and one byte at a time`, () => {
+      // The login sends its next command only after a reply, so a backend
+      // stream fed in any pieces must give the same steps as fed reply by reply.
+      const whole = feed(login(opts), [stream]);
+      assert.ok(whole.length >= 3, name);
+      assert.ok(/^(DONE|FAIL)/.test(whole.at(-1)!), name);
+      for (let k = 1; k < stream.length; k++) {
+        assert.deepEqual(
+          feed(login(opts), [stream.slice(0, k), stream.slice(k)]),
+          whole,
+          `split at ${k}`,
+        );
+      }
+      assert.deepEqual(feed(login(opts), [...stream]), whole);
+    });
+  }
+});
