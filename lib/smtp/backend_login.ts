@@ -5,8 +5,8 @@
 //
 //   0  -                                   220
 //   1  EHLO|HELO <server_name>             250
-//   2  XCLIENT ADDR= [LOGIN=] NAME=        220 / 250   (xclient on)
-//   3  EHLO|HELO <client helo>             250         (xclient on, client sent HELO/EHLO)
+//   2  XCLIENT ADDR= [LOGIN=] NAME=        220 / 250   (xclient on, backend advertises XCLIENT)
+//   3  EHLO|HELO <client helo>             250         (as 2, and the client sent HELO/EHLO)
 //   4a <client MAIL text>                  250         (none)
 //   4b <client RCPT text>                  any -> its bytes go to the client
 //   4c AUTH PLAIN <base64>                 235         (not none, proxy_smtp_auth on)
@@ -20,6 +20,11 @@
 // reply, before the proxy's next command, are taken as its next reply
 // (nginx drops what arrived in the same read; a well-behaved backend sends
 // nothing there).
+//
+// Unlike nginx, stages 2 and 3 are skipped when the backend's EHLO reply
+// does not advertise XCLIENT: nginx sends XCLIENT regardless, and a backend
+// that does not offer it (e.g. Postfix without smtpd_authorized_xclient_hosts)
+// answers 550, which fails every login.
 
 import type { BackendContext, BackendLogin, BackendStep, SmtpState } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
@@ -52,10 +57,14 @@ interface Stage {
   send: Uint8Array | "no-password" | null;
   /** Reply codes accepted; null: any reply, which goes to the client (4b). */
   accept: readonly string[] | null;
+  /** Skipped unless the backend's EHLO reply listed XCLIENT. */
+  needsXclient?: boolean;
 }
 
 const NO_SMTP_STATE: SmtpState = { helo: "", esmtp: false, from: "", to: "" };
 const HYPHEN = 0x2d;
+/** An EHLO reply line naming the XCLIENT extension (`250-XCLIENT NAME ADDR ...`). */
+const XCLIENT_LINE = /(^|\n)\d{3}[- ]XCLIENT( |\r|$)/im;
 /** A reply line is `NNN` then `-` (more lines follow) or anything else (last line). */
 const CONTINUATION_AT = 3;
 
@@ -73,11 +82,13 @@ function plan(ctx: BackendContext): Stage[] {
     stages.push({
       send: smtpBackendXclient(ctx.clientAddr, login, ctx.clientHost),
       accept: BACKEND_XCLIENT_CODES,
+      needsXclient: true,
     });
     if (smtp.helo !== "") {
       stages.push({
         send: smtpBackendHeloClient(smtp.esmtp, smtp.helo),
         accept: BACKEND_HELO_CODES,
+        needsXclient: true,
       });
     }
   }
@@ -106,6 +117,8 @@ class SmtpBackendLogin implements BackendLogin {
   readonly #reader: ReplyReader;
   #stage = 0;
   #finished = false;
+  /** The backend's EHLO reply listed the XCLIENT extension. */
+  #xclient = false;
 
   constructor(ctx: BackendContext) {
     this.#passError = ctx.config.proxyPassErrorMessage;
@@ -146,8 +159,10 @@ class SmtpBackendLogin implements BackendLogin {
       if (this.#passError) return this.#fail(this.#reader.take(), "info", logUpstreamInvalid(text));
       return this.#fail(SMTP_INTERNAL_ERROR, "error", logUpstreamInvalid(text));
     }
+    if (this.#stage === 1) this.#xclient = XCLIENT_LINE.test(bytesToBinary(data.subarray(0, cr)));
     this.#reader.endReply();
     this.#stage++;
+    while (this.#stage < this.#plan.length && this.#plan[this.#stage].needsXclient && !this.#xclient) this.#stage++;
     if (this.#stage === this.#plan.length) {
       this.#finished = true;
       return { kind: "done", toClient: SMTP_AUTH_SUCCESS };

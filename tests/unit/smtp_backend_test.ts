@@ -66,13 +66,15 @@ function feed(m: BackendLogin, chunks: string[]): string[] {
 }
 
 const AUTH_OK = "DONE 235 2.0.0 OK\r\n";
+/** A backend EHLO reply that offers XCLIENT (stages 2 and 3 run only then). */
+const XC_EHLO = "250-mx.example.com\r\n250 XCLIENT ADDR LOGIN NAME HELO\r\n";
 const INTERNAL = "FAIL 451 4.3.2 Internal server error\r\n";
 const NONE_MAIL = { from: "MAIL FROM:<a@example.com>", to: "RCPT TO:<b@example.com>" };
 
 describe("§8.4 transcripts, byte for byte", () => {
   test("xclient on, client EHLO example.com + AUTH PLAIN", () => {
     const m = login({ smtp: { helo: "example.com", esmtp: true } });
-    assert.deepEqual(feed(m, ["220 mx ready\r\n", "250 ...\r\n", "220 ...\r\n", "250 ...\r\n"]), [
+    assert.deepEqual(feed(m, ["220 mx ready\r\n", XC_EHLO, "220 ...\r\n", "250 ...\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
       "P: EHLO example.com\r\n",
@@ -92,7 +94,7 @@ describe("§8.4 transcripts, byte for byte", () => {
   test("smtp_auth none, xclient on, MAIL + RCPT without HELO", () => {
     const m = login({ method: "none", smtp: NONE_MAIL });
     assert.deepEqual(
-      feed(m, ["220 ...\r\n", "250 ...\r\n", "220 ...\r\n", "250 ...\r\n", "250 rcpt to ok\r\n"]),
+      feed(m, ["220 ...\r\n", XC_EHLO, "220 ...\r\n", "250 ...\r\n", "250 rcpt to ok\r\n"]),
       [
         "P: EHLO mail.example.com\r\n",
         "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
@@ -109,7 +111,7 @@ describe("mail_proxy_smtp_auth.t sequences (proxy_smtp_auth on)", () => {
 
   test("xclient on, no HELO: EHLO, XCLIENT (no LOGIN=), AUTH PLAIN", () => {
     const m = login({ proxySmtpAuth: true });
-    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n", "235 ok\r\n"]), [
+    assert.deepEqual(feed(m, ["220 hi\r\n", XC_EHLO, "220 xclient ok\r\n", "235 ok\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
       AUTH,
@@ -120,7 +122,7 @@ describe("mail_proxy_smtp_auth.t sequences (proxy_smtp_auth on)", () => {
   test("xclient on, HELO: EHLO, XCLIENT, HELO, AUTH PLAIN", () => {
     const m = login({ proxySmtpAuth: true, smtp: { helo: "example.com" } });
     assert.deepEqual(
-      feed(m, ["220 hi\r\n", "250 ok\r\n", "220 ok\r\n", "250 ok\r\n", "235 ok\r\n"]),
+      feed(m, ["220 hi\r\n", XC_EHLO, "220 ok\r\n", "250 ok\r\n", "235 ok\r\n"]),
       [
         "P: EHLO mail.example.com\r\n",
         "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
@@ -134,7 +136,7 @@ describe("mail_proxy_smtp_auth.t sequences (proxy_smtp_auth on)", () => {
   test("xclient on, EHLO: EHLO, XCLIENT, EHLO, AUTH PLAIN", () => {
     const m = login({ proxySmtpAuth: true, smtp: { helo: "example.com", esmtp: true } });
     assert.deepEqual(
-      feed(m, ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n", "250 ok\r\n", "235 ok\r\n"]),
+      feed(m, ["220 hi\r\n", XC_EHLO, "250 ok\r\n", "250 ok\r\n", "235 ok\r\n"]),
       [
         "P: EHLO mail.example.com\r\n",
         "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
@@ -169,7 +171,7 @@ describe("mail_proxy_smtp_auth.t sequences (proxy_smtp_auth on)", () => {
 
   test("no password (AUTH EXTERNAL, no Auth-Pass): error log, 451, where AUTH PLAIN would go", () => {
     const m = login({ method: "external", proxySmtpAuth: true, pass: null });
-    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 ok\r\n"]), [
+    assert.deepEqual(feed(m, ["220 hi\r\n", XC_EHLO, "220 ok\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
       INTERNAL + "| error no password available",
@@ -193,7 +195,7 @@ describe("mail_proxy_smtp_auth.t sequences (proxy_smtp_auth on)", () => {
   });
 
   test("no password does not matter when no AUTH PLAIN is sent", () => {
-    assert.deepEqual(feed(login({ pass: null }), ["220 hi\r\n", "250 ok\r\n", "250 ok\r\n"]), [
+    assert.deepEqual(feed(login({ pass: null }), ["220 hi\r\n", XC_EHLO, "250 ok\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
       AUTH_OK,
@@ -205,7 +207,7 @@ describe("mail_smtp_xclient.t sequences (xclient on, backend answers XCLIENT wit
   const XC = "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n";
 
   test("AUTH without HELO", () => {
-    assert.deepEqual(feed(login(), ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n"]), [
+    assert.deepEqual(feed(login(), ["220 hi\r\n", XC_EHLO, "220 xclient ok\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       XC,
       AUTH_OK,
@@ -214,7 +216,7 @@ describe("mail_smtp_xclient.t sequences (xclient on, backend answers XCLIENT wit
 
   test("HELO then AUTH", () => {
     const m = login({ smtp: { helo: "example.com" } });
-    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n", "250 ok\r\n"]), [
+    assert.deepEqual(feed(m, ["220 hi\r\n", XC_EHLO, "220 xclient ok\r\n", "250 ok\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       XC,
       "P: HELO example.com\r\n",
@@ -224,7 +226,7 @@ describe("mail_smtp_xclient.t sequences (xclient on, backend answers XCLIENT wit
 
   test("EHLO then AUTH", () => {
     const m = login({ smtp: { helo: "example.com", esmtp: true } });
-    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "220 xclient ok\r\n", "250 ok\r\n"]), [
+    assert.deepEqual(feed(m, ["220 hi\r\n", XC_EHLO, "220 xclient ok\r\n", "250 ok\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       XC,
       "P: EHLO example.com\r\n",
@@ -243,7 +245,7 @@ describe("mail_smtp_xclient.t sequences (xclient on, backend answers XCLIENT wit
       const m = login({ method: "none", smtp: { ...NONE_MAIL, ...smtp } });
       const replies = [
         "220 hi\r\n",
-        "250 ok\r\n",
+        XC_EHLO,
         "220 xclient ok\r\n",
         ...(helo ? ["250 ok\r\n"] : []),
         "250 ok\r\n",
@@ -326,8 +328,31 @@ describe("smtp_auth none without XCLIENT (mail_smtp.t)", () => {
   });
 });
 
+describe("XCLIENT only when the backend offers it (mailgate; nginx always sends it)", () => {
+  test("no XCLIENT in the EHLO reply: neither XCLIENT nor the client's HELO is sent", () => {
+    const m = login({ smtp: { helo: "example.com", esmtp: true } });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250-mx\r\n250 PIPELINING\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      AUTH_OK,
+    ]);
+  });
+  test("smtp_auth none without XCLIENT: MAIL and RCPT replayed after EHLO", () => {
+    const m = login({ method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250 mx\r\n", "250 ok\r\n", "250 rcpt ok\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      "P: MAIL FROM:<a@example.com>\r\n",
+      "P: RCPT TO:<b@example.com>\r\n",
+      "DONE 250 rcpt ok\r\n",
+    ]);
+  });
+  test("the keyword must be a whole EHLO keyword", () => {
+    const m = login({});
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250-mx\r\n250 XCLIENTX\r\n"]), ["P: EHLO mail.example.com\r\n", AUTH_OK]);
+  });
+});
+
 describe("XCLIENT attributes (§8.1)", () => {
-  const xclient = (o: Opts) => feed(login(o), ["220 hi\r\n", "250 ok\r\n"])[1];
+  const xclient = (o: Opts) => feed(login(o), ["220 hi\r\n", XC_EHLO])[1];
 
   test("IPv6 addresses get IPV6:; UNIX clients are sent as they are", () => {
     assert.equal(
@@ -364,9 +389,9 @@ describe("XCLIENT attributes (§8.1)", () => {
   });
 
   test("XCLIENT accepts 220 and 250, nothing else", () => {
-    assert.deepEqual(feed(login(), ["220 a\r\n", "250 b\r\n", "250 c\r\n"]).at(-1), AUTH_OK);
+    assert.deepEqual(feed(login(), ["220 a\r\n", XC_EHLO, "250 c\r\n"]).at(-1), AUTH_OK);
     assert.deepEqual(
-      feed(login(), ["220 a\r\n", "250 b\r\n", "235 c\r\n"]).at(-1),
+      feed(login(), ["220 a\r\n", XC_EHLO, "235 c\r\n"]).at(-1),
       INTERNAL + '| error upstream sent invalid response: "235 c"',
     );
   });
@@ -407,7 +432,7 @@ describe("reply reading (§8.1) and failures (§8.3)", () => {
 
   test("proxy_pass_error_message on: the backend's reply bytes unchanged, info log", () => {
     const m = login({ passError: true });
-    assert.deepEqual(feed(m, ["220 hi\r\n", "250 ok\r\n", "550 5.7.1 XCLIENT denied\r\n"]), [
+    assert.deepEqual(feed(m, ["220 hi\r\n", XC_EHLO, "550 5.7.1 XCLIENT denied\r\n"]), [
       "P: EHLO mail.example.com\r\n",
       "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
       'FAIL 550 5.7.1 XCLIENT denied\r\n| info upstream sent invalid response: "550 5.7.1 XCLIENT denied"',
@@ -476,7 +501,7 @@ describe("chunking does not matter", () => {
     [
       "none, xclient, HELO, multi-line RCPT reply",
       { method: "none", smtp: { ...NONE_MAIL, helo: "h" } },
-      "220 hi\r\n250 ok\r\n250 xclient ok\r\n250 h ok\r\n250 2.1.0 ok\r\n550-5.1.1 no such user\r\n550 5.1.1 really\r\n",
+      "220 hi\r\n250-ok\r\n250 XCLIENT ADDR NAME\r\n250 xclient ok\r\n250 h ok\r\n250 2.1.0 ok\r\n550-5.1.1 no such user\r\n550 5.1.1 really\r\n",
     ],
     [
       "an invalid reply passed through",
