@@ -209,7 +209,10 @@ describe("relay on scripted connections", () => {
     const r = rec.calls[0];
     assert.equal(r.reason, "timeout");
     assert.ok(c.destroyed && b.destroyed);
-    assert.ok(r.at - lastActivity >= 140, `fired ${r.at - lastActivity} ms after the last activity`);
+    assert.ok(
+      r.at - lastActivity >= 140,
+      `fired ${r.at - lastActivity} ms after the last activity`,
+    );
     assert.ok(r.at - t0 >= 140 + 250);
   });
 });
@@ -224,13 +227,16 @@ async function proxyTo(backendPort: number, timeoutMs: number, prelude?: Uint8Ar
   const rec = endRecorder();
   const errors: Error[] = [];
   const l = await runtime.listen({ kind: "tcp", host: "127.0.0.1", port: 0 }, (client) => {
-    runtime.connect({ kind: "tcp", host: "127.0.0.1", port: backendPort, timeoutMs: 2000 }).then((backend) => {
-      if (prelude) client.write(prelude);
-      relay(client, backend, { timeoutMs, onEnd: rec.onEnd });
-    }, (e) => {
-      errors.push(e);
-      client.destroy();
-    });
+    runtime.connect({ kind: "tcp", host: "127.0.0.1", port: backendPort, timeoutMs: 2000 }).then(
+      (backend) => {
+        if (prelude) client.write(prelude);
+        relay(client, backend, { timeoutMs, onEnd: rec.onEnd });
+      },
+      (e) => {
+        errors.push(e);
+        client.destroy();
+      },
+    );
   });
   return { l, port: (l.addr as { port: number }).port, rec, errors };
 }
@@ -271,13 +277,17 @@ describe(`relay end to end over the ${runtime.name} adapter`, () => {
       });
       let sent = 0;
       const buf = new Uint8Array(CHUNK);
-      await within(60000, (async () => {
-        while (sent < TOTAL) {
-          const ok = s.write(fillPattern(buf, sent).slice());
-          sent += CHUNK;
-          if (!ok) await new Promise((r) => s.once("drain", r));
-        }
-      })(), "sending 32 MB");
+      await within(
+        60000,
+        (async () => {
+          while (sent < TOTAL) {
+            const ok = s.write(fillPattern(buf, sent).slice());
+            sent += CHUNK;
+            if (!ok) await new Promise((r) => s.once("drain", r));
+          }
+        })(),
+        "sending 32 MB",
+      );
       await within(60000, doneReading, "receiving 32 MB");
       assert.equal(bad, -1, `first wrong byte at ${bad}`);
       assert.equal(got, PRE + TOTAL);
@@ -305,7 +315,9 @@ describe(`relay end to end over the ${runtime.name} adapter`, () => {
       let got = 0;
       let bad = -1;
       s.on("data", (d: Uint8Array) => {
-        for (let k = 0; k < d.length; k++) if (d[k] !== patternByte(got + k) && bad < 0) bad = got + k;
+        for (let k = 0; k < d.length; k++) {
+          if (d[k] !== patternByte(got + k) && bad < 0) bad = got + k;
+        }
         got += d.length;
       });
       await within(10000, new Promise((r) => s.once("close", r)), "client close");
@@ -328,7 +340,9 @@ describe(`relay end to end over the ${runtime.name} adapter`, () => {
     const backendEnded = new Promise<void>((r) => (sawEnd = r));
     const backend = await listenNode((s) => {
       s.on("data", (d: Uint8Array) => {
-        for (let k = 0; k < d.length; k++) if (d[k] !== patternByte(received + k) && bad < 0) bad = received + k;
+        for (let k = 0; k < d.length; k++) {
+          if (d[k] !== patternByte(received + k) && bad < 0) bad = received + k;
+        }
         received += d.length;
       });
       s.on("end", () => sawEnd());

@@ -10,8 +10,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
+import process from "node:process";
 import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../../lib/runtime/types.ts";
-import { peerCertFromDer, pemToDers, verifyLeaf, VERIFY_ERRORS_NO_CA } from "../../lib/runtime/tls_verify.ts";
+import {
+  peerCertFromDer,
+  pemToDers,
+  VERIFY_ERRORS_NO_CA,
+  verifyLeaf,
+} from "../../lib/runtime/tls_verify.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const adapterPath = isBun ? "../../lib/runtime/bun.ts" : "../../lib/runtime/deno.ts";
@@ -169,12 +175,20 @@ describe(`${runtime.name} adapter: plain sockets`, () => {
     try {
       assert.equal(srv.l.addr.family, "ipv4");
       assert.ok(srv.port > 0);
-      const client = await runtime.connect({ kind: "tcp", host: "127.0.0.1", port: srv.port, timeoutMs: 2000 });
+      const client = await runtime.connect({
+        kind: "tcp",
+        host: "127.0.0.1",
+        port: srv.port,
+        timeoutMs: 2000,
+      });
       const server = await srv.next();
       // Addresses as mailgate reports them.
       assert.deepEqual(server.local, { family: "ipv4", address: "127.0.0.1", port: srv.port });
       assert.deepEqual(client.remote, { family: "ipv4", address: "127.0.0.1", port: srv.port });
-      assert.equal((server.remote as { port: number }).port, (client.local as { port: number }).port);
+      assert.equal(
+        (server.remote as { port: number }).port,
+        (client.local as { port: number }).port,
+      );
       assert.equal(server.tls, null);
       new Sink(server, (c) => server.write(c)); // echo
       const got = new Sink(client);
@@ -192,6 +206,36 @@ describe(`${runtime.name} adapter: plain sockets`, () => {
       assert.deepEqual(got.events.filter((e) => e === "close"), ["close"]);
     } finally {
       srv.l.close();
+    }
+  });
+
+  test("IPv6 and dual-stack: ::1 is ipv6; an IPv4 client on [::] is reported as plain IPv4", async () => {
+    let l6: Awaited<ReturnType<typeof listenLocal>>["l"] | null = null;
+    const accepted: Conn[] = [];
+    try {
+      l6 = await runtime.listen({ kind: "tcp", host: "::", port: 0 }, (c) => accepted.push(c));
+    } catch {
+      return; // no IPv6 on this host: nothing to check
+    }
+    try {
+      const port = (l6.addr as { port: number }).port;
+      const v4 = await runtime.connect({ kind: "tcp", host: "127.0.0.1", port, timeoutMs: 2000 });
+      const v6 = await runtime.connect({ kind: "tcp", host: "[::1]", port, timeoutMs: 2000 });
+      for (let i = 0; i < 100 && accepted.length < 2; i++) await sleep(10);
+      assert.equal(accepted.length, 2);
+      const byPort = (c: Conn) => (c.remote as { port: number }).port;
+      const s4 = accepted.find((c) => byPort(c) === (v4.local as { port: number }).port)!;
+      const s6 = accepted.find((c) => byPort(c) === (v6.local as { port: number }).port)!;
+      assert.deepEqual({ ...s4.remote, port: 0 }, {
+        family: "ipv4",
+        address: "127.0.0.1",
+        port: 0,
+      });
+      assert.deepEqual({ ...s6.remote, port: 0 }, { family: "ipv6", address: "::1", port: 0 });
+      assert.deepEqual(v6.remote, { family: "ipv6", address: "::1", port });
+      for (const c of [v4, v6, ...accepted]) c.destroy();
+    } finally {
+      l6.close();
     }
   });
 
@@ -419,7 +463,12 @@ describe(`${runtime.name} adapter: plain sockets`, () => {
     } finally {
       for (const f of fillers) f.destroy();
       child.kill("SIGKILL");
-      await within(5000, new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(0) : child.once("exit", r)));
+      await within(
+        5000,
+        new Promise((r) =>
+          child.exitCode !== null || child.signalCode !== null ? r(0) : child.once("exit", r)
+        ),
+      );
     }
   });
 
@@ -462,7 +511,12 @@ type UpgradeMode = "sync" | "paused" | "inflight";
 /** A plaintext+STARTTLS server on our adapter; returns what the app saw. */
 async function starttlsServer(opts: { mode: UpgradeMode; tlsOptions: TlsServerOptions }) {
   const srv = await listenLocal();
-  const seen = { plain: [] as string[], tls: [] as string[], info: null as unknown, error: null as Error | null };
+  const seen = {
+    plain: [] as string[],
+    tls: [] as string[],
+    info: null as unknown,
+    error: null as Error | null,
+  };
   const done = (async () => {
     const conn = await srv.next();
     conn.write(enc.encode("* OK ready\r\n"));
@@ -541,11 +595,15 @@ async function starttlsClient(port: number, extra: tls.ConnectionOptions = {}) {
   );
   const t = tls.connect({ socket: s, servername: "localhost", ca: CA, ...extra });
   t.on("error", () => {});
-  await within(5000, new Promise<void>((resolve, reject) => {
-    t.once("secureConnect", () => resolve());
-    t.once("error", reject);
-    t.once("close", () => reject(new Error("closed during handshake")));
-  }), "client handshake");
+  await within(
+    5000,
+    new Promise<void>((resolve, reject) => {
+      t.once("secureConnect", () => resolve());
+      t.once("error", reject);
+      t.once("close", () => reject(new Error("closed during handshake")));
+    }),
+    "client handshake",
+  );
   return t;
 }
 
@@ -608,20 +666,28 @@ describe(`${runtime.name} adapter: TLS`, () => {
       assert.ok(info.cipher.length > 0);
       const sink = new Sink(conn, (c) => conn.write(c));
       conn.write(enc.encode("* OK greeting\r\n"));
-      await within(5000, (async () => {
-        while (!got.includes("* OK greeting\r\n")) await sleep(5);
-      })());
+      await within(
+        5000,
+        (async () => {
+          while (!got.includes("* OK greeting\r\n")) await sleep(5);
+        })(),
+      );
       t.write("echo me\r\n");
-      await within(5000, (async () => {
-        while (!got.includes("echo me\r\n")) await sleep(5);
-      })());
+      await within(
+        5000,
+        (async () => {
+          while (!got.includes("echo me\r\n")) await sleep(5);
+        })(),
+      );
       // 1 MB through TLS with backpressure, checked.
       const big = fillPattern(new Uint8Array(1024 * 1024), 0);
       let received = 0;
       let bad = -1;
       t.removeAllListeners("data");
       t.on("data", (d: Uint8Array) => {
-        for (let k = 0; k < d.length; k++) if (d[k] !== patternByte(received + k) && bad < 0) bad = received + k;
+        for (let k = 0; k < d.length; k++) {
+          if (d[k] !== patternByte(received + k) && bad < 0) bad = received + k;
+        }
         received += d.length;
       });
       let off = 0;
@@ -631,9 +697,12 @@ describe(`${runtime.name} adapter: TLS`, () => {
         if (!ok) await sink.until(() => sink.events.includes("drain"), 5000, "drain");
         sink.events = sink.events.filter((e) => e !== "drain");
       }
-      await within(10000, (async () => {
-        while (received < big.length) await sleep(5);
-      })());
+      await within(
+        10000,
+        (async () => {
+          while (received < big.length) await sleep(5);
+        })(),
+      );
       assert.equal(bad, -1);
       t.end();
       await sink.closed();
@@ -643,19 +712,60 @@ describe(`${runtime.name} adapter: TLS`, () => {
     }
   });
 
+  test("end() right after a large write over TLS: every byte arrives before the close", async () => {
+    const SIZE = 2 * 1024 * 1024;
+    const srv = await listenLocal();
+    try {
+      const t = tls.connect({ host: "127.0.0.1", port: srv.port, servername: "localhost", ca: CA });
+      t.on("error", () => {});
+      let received = 0;
+      let bad = -1;
+      t.on("data", (d: Uint8Array) => {
+        for (let k = 0; k < d.length; k++) {
+          if (d[k] !== patternByte(received + k) && bad < 0) bad = received + k;
+        }
+        received += d.length;
+      });
+      const clientClosed = new Promise((r) => t.once("close", r));
+      const conn = await srv.next();
+      await within(5000, conn.startTls(serverTls()), "handshake");
+      const sink = new Sink(conn);
+      conn.write(fillPattern(new Uint8Array(SIZE), 0));
+      conn.end();
+      await within(10000, clientClosed, "client close");
+      assert.equal(received, SIZE);
+      assert.equal(bad, -1);
+      await sink.closed();
+    } finally {
+      srv.l.close();
+    }
+  });
+
   test("ALPN: the listener's protocol is selected; a foreign-only offer fails; no offer is fine", async () => {
     const srv = await listenLocal();
     try {
       const attempt = async (alpn: string[] | undefined) => {
-        const t = tls.connect({ host: "127.0.0.1", port: srv.port, servername: "localhost", ca: CA, ALPNProtocols: alpn });
+        const t = tls.connect({
+          host: "127.0.0.1",
+          port: srv.port,
+          servername: "localhost",
+          ca: CA,
+          ALPNProtocols: alpn,
+        });
         t.on("error", () => {});
         const conn = await srv.next();
-        const server = conn.startTls(serverTls({ alpn: "imap", cacheKey: "alpn-test" })).then((i) => i, (e: Error) => e);
-        const client = await within(5000, new Promise<string | false | null | Error>((resolve) => {
-          t.once("secureConnect", () => resolve(t.alpnProtocol ?? null));
-          t.once("error", (e) => resolve(e));
-          t.once("close", () => resolve(new Error("closed")));
-        }));
+        const server = conn.startTls(serverTls({ alpn: "imap", cacheKey: "alpn-test" })).then(
+          (i) => i,
+          (e: Error) => e,
+        );
+        const client = await within(
+          5000,
+          new Promise<string | false | null | Error>((resolve) => {
+            t.once("secureConnect", () => resolve(t.alpnProtocol ?? null));
+            t.once("error", (e) => resolve(e));
+            t.once("close", () => resolve(new Error("closed")));
+          }),
+        );
         const s = await within(5000, server);
         t.destroy();
         conn.destroy();
@@ -670,6 +780,70 @@ describe(`${runtime.name} adapter: TLS`, () => {
       const none = await attempt(undefined);
       assert.ok(!(none.client instanceof Error));
       assert.equal((none.server as { alpn: string | null }).alpn, null);
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("RSA + ECDSA pairs: the client gets a certificate it can verify", async () => {
+    // The client is a Node child process: it honours `sigalgs`, so it can
+    // be made RSA-only or ECDSA-only (the in-process node:tls may not).
+    const srv = await listenLocal();
+    const rsa = { cert: rd("server.pem"), key: rd("server.key") };
+    const ec = { cert: EC_CERT, key: EC_KEY };
+    const attempt = async (certs: TlsServerOptions["certs"], sigalgs: string | null) => {
+      const script =
+        `const tls=require("tls");const c=tls.connect({host:"127.0.0.1",port:${srv.port},
+        servername:"localhost",ca:process.env.CA${
+          sigalgs ? `,sigalgs:${JSON.stringify(sigalgs)}` : ""
+        }});c.once("data",()=>{
+        const p=c.getPeerCertificate();console.log(p.asn1Curve?"ec":"rsa");c.destroy();});
+        c.on("error",(e)=>{console.log("error "+e.message);});`;
+      const child = spawn("node", ["-e", script], {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, CA },
+      });
+      let out = "";
+      child.stdout!.on("data", (d) => (out += String(d)));
+      const exited = new Promise((r) => child.once("exit", r));
+      const conn = await srv.next(10000);
+      const info = await within(
+        10000,
+        conn.startTls({ certs }).catch((e: Error) => e),
+        "handshake",
+      );
+      // The client reads the certificate once the server has spoken.
+      conn.write(enc.encode("* OK\r\n"));
+      await within(10000, exited, "client exit");
+      conn.destroy();
+      assert.ok(!(info instanceof Error), String(info));
+      return out.trim();
+    };
+    try {
+      assert.equal(await attempt([rsa, ec], "ecdsa_secp256r1_sha256"), "ec");
+      assert.equal(await attempt([rsa, ec], "rsa_pss_rsae_sha256:rsa_pkcs1_sha256"), "rsa");
+      assert.equal(await attempt([ec, rsa], "rsa_pss_rsae_sha256:rsa_pkcs1_sha256"), "rsa");
+      assert.equal(await attempt([rsa, ec], null), "ec", "ECDSA is preferred, as with OpenSSL");
+    } finally {
+      srv.l.close();
+    }
+  });
+
+  test("an encrypted private key is opened with its pass phrase", async () => {
+    const srv = await listenLocal();
+    try {
+      const t = tls.connect({ host: "127.0.0.1", port: srv.port, servername: "localhost", ca: CA });
+      t.on("error", () => {});
+      const conn = await srv.next();
+      const info = await within(
+        5000,
+        conn.startTls({
+          certs: [{ cert: rd("server.pem"), key: rd("server_enc.key"), passphrase: "mailgate" }],
+        }),
+      );
+      assert.match(info.protocol, /^TLSv1\.[23]$/);
+      t.destroy();
+      conn.destroy();
     } finally {
       srv.l.close();
     }
@@ -735,20 +909,26 @@ describe(`${runtime.name} adapter: TLS`, () => {
       await sink.closed();
       assert.equal(sink.text(), "* OK hello over TLS\r\n");
 
-      await assert.rejects(within(5000, runtime.connect({
-        kind: "tcp",
-        host: "127.0.0.1",
-        port,
-        timeoutMs: 3000,
-        tls: { servername: "localhost", ca: rd("other.pem"), verify: true },
-      })));
-      await assert.rejects(within(5000, runtime.connect({
-        kind: "tcp",
-        host: "127.0.0.1",
-        port,
-        timeoutMs: 3000,
-        tls: { servername: "wrong.example", ca: CA, verify: true },
-      })));
+      await assert.rejects(within(
+        5000,
+        runtime.connect({
+          kind: "tcp",
+          host: "127.0.0.1",
+          port,
+          timeoutMs: 3000,
+          tls: { servername: "localhost", ca: rd("other.pem"), verify: true },
+        }),
+      ));
+      await assert.rejects(within(
+        5000,
+        runtime.connect({
+          kind: "tcp",
+          host: "127.0.0.1",
+          port,
+          timeoutMs: 3000,
+          tls: { servername: "wrong.example", ca: CA, verify: true },
+        }),
+      ));
       const lax = await runtime.connect({
         kind: "tcp",
         host: "127.0.0.1",
@@ -833,6 +1013,31 @@ wtJM+mhKE83yXSyPY1rZzgilhi3H
 -----END CERTIFICATE-----
 `;
 
+// A P-256 server certificate (CN=localhost, SAN localhost/127.0.0.1) signed
+// by the fixture CA, for the RSA + ECDSA test.
+const EC_CERT = `-----BEGIN CERTIFICATE-----
+MIICTDCCATSgAwIBAgIDDs1aMA0GCSqGSIb3DQEBCwUAMBsxGTAXBgNVBAMMEG1h
+aWxnYXRlIHRlc3QgQ0EwIBcNMjYxMTIyMDIzNjEzWhgPMjEyNjEwMjkwMjM2MTNa
+MBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IA
+BMiWF+C204NmQEQ9dkVFvSTTYLmrurc2pyCGFWSHRz/faOiBBwzfyj+6ZirukYo4
+gHwmMN5aUmw+wbyUz3abwtSjaTBnMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAA
+ATAJBgNVHRMEAjAAMB0GA1UdDgQWBBSnj4lAwplnbFTNZFT0ZZgRgVYiXDAfBgNV
+HSMEGDAWgBR+yOya3vJ6j3vf6r/J6HMG7SzDuTANBgkqhkiG9w0BAQsFAAOCAQEA
+W0oJMeVQmusKpNSLX6EQDOFa7Eb61EpP1sZh+t6lyWWB3yqEQ93mo0q0776qzLrW
+txFKIPzBOUWqvjyutQfnHKmjIVqDLx54jBl/F5s9X53Z0t9eWc6jmH//OTzB0feV
+v1HWN3W6C9OLntah6cHeUkBwUsV73KzVb7c0vCG2Yxg0ghAW5TbU3tFI8lXSz3u2
+JlJPV4lxHiZRPUZVWAobA4as4g59WSM/3aN/h1ZA2fBBcSz2ti+leu6zu9/PzVHr
+2x7jEt4I7kCqqwbi2TNgg8NKbIty245YJtfvzlLf8eS89SwXUwNe3SwK4CF0OYtt
+JlkUgaYrXdUOy2W3kZ98OQ==
+-----END CERTIFICATE-----
+`;
+const EC_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9WUpSSQo09zTVJwv
+nOF+AxFaER9c8rIsmHRagCrqnmuhRANCAATIlhfgttODZkBEPXZFRb0k02C5q7q3
+NqcghhVkh0c/32jogQcM38o/umYq7pGKOIB8JjDeWlJsPsG8lM92m8LU
+-----END PRIVATE KEY-----
+`;
+
 describe("peer certificate details and verification", () => {
   test("subject/issuer in OpenSSL RFC 2253 form, serial, fingerprint, PEM", () => {
     const der = pemToDers(DN_CERT)[0];
@@ -853,7 +1058,10 @@ describe("peer certificate details and verification", () => {
     const self = pemToDers(rd("selfsigned.pem"))[0];
     assert.equal(verifyLeaf(der, CA), null);
     assert.equal(verifyLeaf(der, CA, new Date("2200-01-01T00:00:00Z")), "certificate has expired");
-    assert.equal(verifyLeaf(der, CA, new Date("2000-01-01T00:00:00Z")), "certificate is not yet valid");
+    assert.equal(
+      verifyLeaf(der, CA, new Date("2000-01-01T00:00:00Z")),
+      "certificate is not yet valid",
+    );
     assert.equal(verifyLeaf(self, CA), "self-signed certificate");
     assert.equal(verifyLeaf(self, rd("selfsigned.pem")), null); // trusted as given
     assert.equal(verifyLeaf(der, rd("other.pem")), "unable to verify the first certificate");
@@ -864,6 +1072,14 @@ describe("peer certificate details and verification", () => {
 // ---------------------------------------------------------------- process services
 
 describe(`${runtime.name} runtime services`, () => {
+  test("onSignal delivers a signal sent to this process", async () => {
+    let hits = 0;
+    runtime.onSignal("SIGWINCH", () => hits++);
+    process.kill(process.pid, "SIGWINCH");
+    for (let i = 0; i < 100 && hits === 0; i++) await sleep(10);
+    assert.equal(hits, 1);
+  });
+
   test("name, version, pid, args", () => {
     assert.equal(runtime.name, isBun ? "bun" : "deno");
     assert.match(runtime.version, /^\d+\.\d+\.\d+/);

@@ -1,0 +1,160 @@
+// node:tls helpers for the adapters that use node:tls as their TLS layer
+// (Deno: a TLSSocket on top of a Duplex that wraps a native Deno.Conn).
+// Builds and caches secure contexts from TlsServerOptions, builds client
+// options from TlsClientOptions, and reads TlsInfo from a finished handshake.
+
+import { Buffer } from "node:buffer";
+import { createPrivateKey } from "node:crypto";
+import * as tls from "node:tls";
+import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "./types.ts";
+import { peerCertFromDer, verifyErrorText, verifyLeaf } from "./tls_verify.ts";
+import type { CertKeyType } from "./client_hello.ts";
+
+/** Secure contexts by TlsServerOptions.cacheKey (one per listener/server block). */
+const contexts = new Map<string, tls.SecureContext>();
+/** Bound on cached contexts: reloads create new keys; drop the oldest. */
+const CONTEXT_CACHE_MAX = 64;
+
+/**
+ * Build (or fetch from the cache) the secure context for server options,
+ * with all pairs, or only pair `pair`. Deno's node:tls (rustls underneath)
+ * serves only the FIRST cert/key pair of a context, so the Deno adapter
+ * picks the pair per connection (client_hello.ts) and asks for that one.
+ * Versions, ciphers and the rest are passed through for the stacks that
+ * honour them (Deno honours min/maxVersion, not the OpenSSL cipher list).
+ */
+export function serverSecureContext(o: TlsServerOptions, pair?: number): tls.SecureContext {
+  const key = o.cacheKey === undefined
+    ? undefined
+    : pair === undefined
+    ? o.cacheKey
+    : `${o.cacheKey}#${pair}`;
+  const cached = key !== undefined ? contexts.get(key) : undefined;
+  if (cached !== undefined) return cached;
+  const certs = pair === undefined ? o.certs : [o.certs[pair]];
+  const opts: tls.SecureContextOptions = {
+    cert: certs.map((c) => c.cert),
+    key: certs.map((c) => ({ pem: c.key, passphrase: c.passphrase })),
+  };
+  if (o.ca !== undefined) opts.ca = o.ca;
+  if (o.minVersion !== undefined) opts.minVersion = o.minVersion;
+  if (o.maxVersion !== undefined) opts.maxVersion = o.maxVersion;
+  if (o.ciphers !== undefined) opts.ciphers = o.ciphers;
+  if (o.honorCipherOrder !== undefined) opts.honorCipherOrder = o.honorCipherOrder;
+  if (o.ecdhCurve !== undefined) opts.ecdhCurve = o.ecdhCurve;
+  if (o.dhparam !== undefined) opts.dhparam = o.dhparam;
+  if (o.sessionTimeout !== undefined) opts.sessionTimeout = o.sessionTimeout;
+  if (o.ticketKeys !== undefined) opts.ticketKeys = Buffer.from(o.ticketKeys);
+  const ctx = tls.createSecureContext(opts);
+  if (key !== undefined) {
+    if (contexts.size >= CONTEXT_CACHE_MAX) contexts.delete(contexts.keys().next().value!);
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+const keyTypeCache = new Map<string, CertKeyType[]>();
+
+/** The key type of each cert/key pair (cached by cacheKey). */
+export function certKeyTypes(o: TlsServerOptions): CertKeyType[] {
+  const cached = o.cacheKey !== undefined ? keyTypeCache.get(o.cacheKey) : undefined;
+  if (cached !== undefined) return cached;
+  const types = o.certs.map((c): CertKeyType => {
+    try {
+      const t = createPrivateKey({ key: c.key, passphrase: c.passphrase }).asymmetricKeyType;
+      return t === "ec" ? "ec" : t === "ed25519" ? "ed25519" : t === "rsa" ? "rsa" : "other";
+    } catch {
+      return "other";
+    }
+  });
+  if (o.cacheKey !== undefined) {
+    if (keyTypeCache.size >= CONTEXT_CACHE_MAX) {
+      keyTypeCache.delete(keyTypeCache.keys().next().value!);
+    }
+    keyTypeCache.set(o.cacheKey, types);
+  }
+  return types;
+}
+
+/**
+ * TLSSocket options for the server side of a handshake.
+ * ALPN: when the client offers ALPN, its list must contain `o.alpn`, else the
+ * handshake is aborted (spec: fatal no_application_protocol). ALPNCallback
+ * (Node >= 20 API) returning undefined does exactly that, and Deno's node:tls
+ * implements it (checked: the connection is closed, no greeting). A client
+ * that offers no ALPN never reaches the callback and is accepted.
+ */
+export function serverSocketOptions(o: TlsServerOptions, pair?: number): tls.TLSSocketOptions {
+  const alpn = o.alpn;
+  const opts: tls.TLSSocketOptions & { ALPNCallback?: unknown } = {
+    isServer: true,
+    secureContext: serverSecureContext(o, pair),
+    requestCert: o.requestCert === true,
+    // We report the verification result ourselves; the session decides.
+    rejectUnauthorized: false,
+  };
+  if (alpn !== undefined) {
+    opts.ALPNCallback = (arg: { protocols: string[] }) =>
+      arg.protocols.includes(alpn) ? alpn : undefined;
+  }
+  return opts;
+}
+
+/** Options for tls.connect() over an existing stream (client side). */
+export function clientConnectOptions(
+  o: TlsClientOptions,
+  verifyName: string,
+): tls.ConnectionOptions {
+  const opts: tls.ConnectionOptions = {
+    rejectUnauthorized: o.verify,
+    // The name to verify may differ from the SNI we send (none when null).
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(verifyName, cert),
+  };
+  if (o.servername !== null) opts.servername = o.servername;
+  if (o.ca !== undefined) opts.ca = o.ca;
+  if (o.cert !== undefined) opts.cert = o.cert;
+  if (o.key !== undefined) opts.key = o.key;
+  return opts;
+}
+
+/** What a node:tls or Bun TLS socket exposes after its handshake. */
+export interface TlsSocketView {
+  getProtocol?(): string | null;
+  getTLSVersion?(): string | null;
+  getCipher(): { name?: string | null } | null | undefined;
+  getPeerCertificate(detailed?: boolean): { raw?: Uint8Array } | null | undefined | object;
+  alpnProtocol?: string | false | null;
+  servername?: string | false | null;
+  getServername?(): string | null | undefined;
+}
+
+/** How the peer certificate's verification result is obtained. */
+export type VerifySource =
+  | { kind: "ca"; ca: string | undefined } // verify the leaf ourselves
+  | { kind: "code"; code: unknown } // the TLS stack's own result (null = verified)
+  | { kind: "none" }; // nothing to report (client side with verify off and no result)
+
+/** TlsInfo from a socket whose handshake has completed. */
+export function tlsInfoFromSocket(s: TlsSocketView, verify: VerifySource): TlsInfo {
+  const protocol = (s.getProtocol ? s.getProtocol() : s.getTLSVersion?.()) ?? "";
+  const cipher = s.getCipher()?.name ?? "";
+  const pc = s.getPeerCertificate() as { raw?: Uint8Array } | null | undefined;
+  const der = pc && pc.raw && pc.raw.length > 0 ? new Uint8Array(pc.raw) : null;
+  const peerCert = der ? peerCertFromDer(der) : null;
+  let verifyError: string | null = null;
+  if (der !== null) {
+    if (verify.kind === "ca") verifyError = verifyLeaf(der, verify.ca);
+    else if (verify.kind === "code" && verify.code != null) {
+      verifyError = verifyErrorText(verify.code);
+    }
+  }
+  const sn = s.getServername ? s.getServername() : s.servername;
+  return {
+    protocol,
+    cipher,
+    servername: typeof sn === "string" && sn !== "" ? sn : null,
+    alpn: typeof s.alpnProtocol === "string" && s.alpnProtocol !== "" ? s.alpnProtocol : null,
+    peerCert,
+    verifyError,
+  };
+}

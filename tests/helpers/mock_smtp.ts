@@ -1,0 +1,125 @@
+// A mock SMTP backend that records what it receives:
+//   EHLO -> 250-mock / [250-XCLIENT ADDR LOGIN NAME HELO] / 250 AUTH PLAIN
+//   HELO -> 250 mock; XCLIENT -> 220 xclient ok; AUTH PLAIN <b64> -> 235/535
+//   MAIL/RCPT -> 250 if the line has '@', else 500; RSET/NOOP -> 250; QUIT -> 221, close
+//   DATA -> 354; the raw message up to CRLF.CRLF is kept unchanged (no
+//   un-stuffing) and answered `250 2.0.0 queued <len> <sha256 hex>`
+//   XPROXY -> 211 <the PROXY line received first, if any>
+
+import { createServer, type Server, type Socket } from "node:net";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+
+export interface MockSmtpOptions {
+  /** Advertise XCLIENT in the EHLO reply (default true). */
+  xclient?: boolean;
+  /** user -> password for AUTH PLAIN; empty: accept anyone. */
+  users?: Record<string, string>;
+  greeting?: string;
+}
+
+export interface SmtpConn {
+  sock: Socket;
+  lines: string[];
+  /** Raw DATA payloads (up to, not including, the CRLF.CRLF terminator). */
+  messages: Buffer[];
+  proxyLine: string | null;
+}
+
+const END = Buffer.from("\r\n.\r\n");
+
+export class MockSmtp {
+  readonly server: Server;
+  readonly conns: SmtpConn[] = [];
+  port = 0;
+
+  constructor(readonly opts: MockSmtpOptions) {
+    this.server = createServer((s) => this.#onConn(s));
+  }
+
+  static async start(opts: MockSmtpOptions = {}): Promise<MockSmtp> {
+    const m = new MockSmtp(opts);
+    await new Promise<void>((r) => m.server.listen(0, "127.0.0.1", () => r()));
+    m.port = (m.server.address() as { port: number }).port;
+    return m;
+  }
+
+  #onConn(sock: Socket) {
+    const c: SmtpConn = { sock, lines: [], messages: [], proxyLine: null };
+    this.conns.push(c);
+    sock.on("error", () => {});
+    let greeted = false;
+    const greet = () => {
+      if (!greeted) sock.write(this.opts.greeting ?? "220 mock ESMTP\r\n");
+      greeted = true;
+    };
+    // Greet at once unless a PROXY header may come first; it arrives in the first packet.
+    const t = setTimeout(greet, 30);
+    let buf = Buffer.alloc(0);
+    let data: Buffer[] | null = null;
+    let dataTail = Buffer.alloc(0);
+    sock.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (let guard = 0; guard < 100000; guard++) {
+        if (data) {
+          // Look for CRLF.CRLF across chunk boundaries.
+          const joined = Buffer.concat([dataTail, buf]);
+          const i = joined.indexOf(END);
+          if (i < 0) {
+            const keep = Math.max(0, joined.length - 4);
+            data.push(joined.subarray(0, keep));
+            dataTail = Buffer.from(joined.subarray(keep));
+            buf = Buffer.alloc(0);
+            return;
+          }
+          data.push(joined.subarray(0, i));
+          buf = Buffer.from(joined.subarray(i + END.length));
+          const msg = Buffer.concat(data);
+          c.messages.push(msg);
+          data = null;
+          dataTail = Buffer.alloc(0);
+          sock.write(`250 2.0.0 queued ${msg.length} ${createHash("sha256").update(msg).digest("hex")}\r\n`);
+          continue;
+        }
+        const i = buf.indexOf(10);
+        if (i < 0) return;
+        const line = buf.subarray(0, i).toString("latin1").replace(/\r$/, "");
+        buf = buf.subarray(i + 1);
+        if (!greeted && line.startsWith("PROXY ")) {
+          c.proxyLine = line;
+          clearTimeout(t);
+          greet();
+          continue;
+        }
+        c.lines.push(line);
+        const cmd = line.split(" ")[0].toUpperCase();
+        if (cmd === "EHLO") {
+          sock.write("250-mock\r\n" + (this.opts.xclient === false ? "" : "250-XCLIENT ADDR LOGIN NAME HELO\r\n") + "250 AUTH PLAIN\r\n");
+        } else if (cmd === "HELO") sock.write("250 mock\r\n");
+        else if (cmd === "XCLIENT") sock.write("220 xclient ok\r\n");
+        else if (cmd === "AUTH") {
+          const dec = Buffer.from(line.split(" ")[2] ?? "", "base64").toString("latin1").split("\0");
+          const users = this.opts.users ?? {};
+          const good = Object.keys(users).length === 0 || users[dec[1]] === dec[2];
+          sock.write(good ? "235 2.7.0 mock auth ok\r\n" : "535 5.7.8 mock says no\r\n");
+        } else if (cmd === "MAIL" || cmd === "RCPT") {
+          sock.write(line.includes("@") ? `250 2.1.0 ${cmd.toLowerCase()} ok\r\n` : "500 5.5.2 mock wants an @\r\n");
+        } else if (cmd === "RSET" || cmd === "NOOP") sock.write("250 2.0.0 ok\r\n");
+        else if (cmd === "QUIT") {
+          sock.write("221 2.0.0 bye\r\n");
+          sock.end();
+          return;
+        } else if (cmd === "DATA") {
+          data = [];
+          sock.write("354 go ahead\r\n");
+        } else if (cmd === "XPROXY") sock.write(`211 ${c.proxyLine ?? "none"}\r\n`);
+        else sock.write("502 5.5.2 mock: unknown\r\n");
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.conns) c.sock.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
