@@ -396,6 +396,8 @@ function alpnWire(name: string): ArrayBuffer {
  * client that offers none is accepted. dhparam, honorCipherOrder and
  * ticketKeys have no Bun option and are ignored.
  */
+const TLS_VERSION_NUMBER = { "TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304 } as const;
+
 function serverTlsOptions(o: TlsServerOptions): BunTlsOptions {
   const cached = o.cacheKey !== undefined ? serverTlsCache.get(o.cacheKey) : undefined;
   if (cached !== undefined) return cached;
@@ -407,8 +409,10 @@ function serverTlsOptions(o: TlsServerOptions): BunTlsOptions {
   };
   if (o.ca !== undefined) t.ca = o.ca;
   if (o.alpn !== undefined) t.ALPNProtocols = alpnWire(o.alpn);
-  if (o.minVersion !== undefined) t.minVersion = o.minVersion;
-  if (o.maxVersion !== undefined) t.maxVersion = o.maxVersion;
+  // Bun takes protocol versions as their wire numbers (0x0303 = TLS 1.2) and
+  // rejects the "TLSv1.2" names node:tls uses (checked: "must be a number").
+  if (o.minVersion !== undefined) t.minVersion = TLS_VERSION_NUMBER[o.minVersion];
+  if (o.maxVersion !== undefined) t.maxVersion = TLS_VERSION_NUMBER[o.maxVersion];
   if (o.ciphers !== undefined) t.ciphers = o.ciphers;
   if (o.ecdhCurve !== undefined && o.ecdhCurve !== "auto") t.ecdhCurve = o.ecdhCurve;
   if (o.sessionTimeout !== undefined) t.sessionTimeout = o.sessionTimeout;

@@ -13,8 +13,8 @@ export interface BunTlsOptions {
   serverName?: string;
   /** Wire format (length-prefixed names); a string[] is rejected by Bun. */
   ALPNProtocols?: ArrayBuffer;
-  minVersion?: string;
-  maxVersion?: string;
+  minVersion?: number;
+  maxVersion?: number;
   ciphers?: string;
   ecdhCurve?: string;
   sessionTimeout?: number;

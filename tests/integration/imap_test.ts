@@ -59,7 +59,7 @@ async function setup(target: Parameters<typeof startMailgate>[0]): Promise<Env> 
     }
     return refuse("Invalid login or password", 1);
   });
-  const names = ["main", "passerr", "starttls", "only", "short", "table", "small", "ssl"];
+  const names = ["main", "passerr", "starttls", "only", "short", "table", "small", "ssl", "tls13"];
   const ports = await freePorts(names.length);
   const port: Record<string, number> = {};
   names.forEach((n, i) => (port[n] = ports[i]));
@@ -82,6 +82,7 @@ mail {
   server { listen 127.0.0.1:${port.table}; protocol imap; auth_table users.table; }
   server { listen 127.0.0.1:${port.small}; protocol imap; imap_client_buffer 256; max_errors 2; }
   server { listen 127.0.0.1:${port.ssl} ssl; protocol imap; }
+  server { listen 127.0.0.1:${port.tls13} ssl; protocol imap; ssl_protocols TLSv1.3; }
 }
 `;
   const table = `alice@example.org 127.0.0.1:${backend.port} plain:secret\n@example.net 127.0.0.1:${backend.port}\n`;
@@ -410,6 +411,20 @@ for (const target of targets()) {
       tc.write("1 CAPABILITY\r\n");
       assert.equal(await tc.line(), "* CAPABILITY IMAP4 IMAP4rev1 UIDPLUS AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5 AUTH=EXTERNAL\r\n");
       tls.destroy();
+    });
+
+    it("ssl_protocols is applied: TLSv1.3 only refuses a TLSv1.2 client", async () => {
+      const attempt = (maxVersion: "TLSv1.2" | "TLSv1.3") =>
+        new Promise<string>((resolve) => {
+          const t = tlsConnect({ port: env.port.tls13, host: "127.0.0.1", ca: CA, servername: "localhost", maxVersion }, () => {
+            const p = t.getProtocol() ?? "";
+            t.destroy();
+            resolve(p);
+          });
+          t.once("error", () => resolve("refused"));
+        });
+      assert.equal(await attempt("TLSv1.2"), "refused");
+      assert.equal(await attempt("TLSv1.3"), "TLSv1.3");
     });
 
     it("built-in auth table: verified password, domain route, refusal; no HTTP request", async () => {
