@@ -16,6 +16,8 @@ export interface MockSmtpOptions {
   /** user -> password for AUTH PLAIN; empty: accept anyone. */
   users?: Record<string, string>;
   greeting?: string;
+  /** Advertise AUTH PLAIN (default true). */
+  auth?: boolean;
 }
 
 export interface SmtpConn {
@@ -94,7 +96,7 @@ export class MockSmtp {
         c.lines.push(line);
         const cmd = line.split(" ")[0].toUpperCase();
         if (cmd === "EHLO") {
-          sock.write("250-mock\r\n" + (this.opts.xclient === false ? "" : "250-XCLIENT ADDR LOGIN NAME HELO\r\n") + "250 AUTH PLAIN\r\n");
+          sock.write("250-mock\r\n" + (this.opts.xclient === false ? "" : "250-XCLIENT ADDR LOGIN NAME HELO\r\n") + (this.opts.auth === false ? "250 8BITMIME\r\n" : "250 AUTH PLAIN\r\n"));
         } else if (cmd === "HELO") sock.write("250 mock\r\n");
         else if (cmd === "XCLIENT") sock.write("220 xclient ok\r\n");
         else if (cmd === "AUTH") {
