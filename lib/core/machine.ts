@@ -89,11 +89,21 @@ export type BackendStep =
    * Login failed: write toClient (the internal-error reply, or the backend's
    * own reply with proxy_pass_error_message on) and close both sides.
    */
-  | { kind: "fail"; toClient: Uint8Array; log: { level: LogLevel; message: string } | null };
+  | { kind: "fail"; toClient: Uint8Array; log: { level: LogLevel; message: string } | null }
+  /**
+   * mailgate's backend-TLS extension (proxy_starttls on): the backend said
+   * yes to STARTTLS/STLS. The driver upgrades the backend connection (client
+   * side) and then calls tlsStarted(). The machine has already dropped any
+   * byte the backend sent after its positive reply (plaintext injection
+   * defence); the adapter delivers no plaintext after the upgrade starts.
+   */
+  | { kind: "starttls" };
 
 export interface BackendLogin {
   /** Bytes from the backend. */
   push(chunk: Uint8Array): BackendStep[];
+  /** The backend connection is now TLS (after a "starttls" step): continue the login. */
+  tlsStarted(): BackendStep[];
 }
 
 /** What a backend-login machine is given. */
@@ -107,4 +117,10 @@ export interface BackendContext {
   clientAddr: string;
   /** Client host for XCLIENT NAME= (SMTP). */
   clientHost: string;
+  /**
+   * TLS towards the backend (mailgate extension): "off" (nginx), "ssl"
+   * (the driver connected with TLS from byte 0; nothing changes for the
+   * machine), or "starttls" (the machine asks for the upgrade itself).
+   */
+  backendTls?: "off" | "ssl" | "starttls";
 }

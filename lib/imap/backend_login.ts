@@ -66,6 +66,11 @@ class ImapBackendLogin implements BackendLogin {
     this.#input = new LineBuffer(this.#limit + READ_CHUNK_SLACK);
   }
 
+  /** Backend STARTTLS lands with the backend-TLS extension (issue #4). */
+  tlsStarted(): BackendStep[] {
+    return [];
+  }
+
   push(chunk: Uint8Array): BackendStep[] {
     if (this.#stage === "finished") return [];
     if (!this.#input.push(chunk)) return [this.#tooLong()];

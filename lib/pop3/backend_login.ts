@@ -50,6 +50,11 @@ class Pop3BackendLogin implements BackendLogin {
     this.#reader = new ReplyReader(ctx.config.proxyBuffer);
   }
 
+  /** Backend STARTTLS lands with the backend-TLS extension (issue #4). */
+  tlsStarted(): BackendStep[] {
+    return [];
+  }
+
   push(chunk: Uint8Array): BackendStep[] {
     if (this.#stage === "finished") return [];
     this.#reader.push(chunk);

@@ -359,12 +359,14 @@ export class Session {
       pass,
       clientAddr: addrText(this.#client.remote),
       clientHost: this.#clientHost ?? "[UNAVAILABLE]",
+      backendTls: "off",
     });
     let settled = false;
     const onSteps = (steps: BackendStep[]) => {
       for (const s of steps) {
         if (settled) return;
         if (s.kind === "send") backend.write(s.data);
+        else if (s.kind === "starttls") continue; // backend TLS lands with issue #4
         else if (s.kind === "fail") {
           settled = true;
           if (s.log) env.log.log(s.log.level, s.log.message, this.ctx);

@@ -126,6 +126,11 @@ class SmtpBackendLogin implements BackendLogin {
     this.#reader = new ReplyReader(ctx.config.proxyBuffer);
   }
 
+  /** Backend STARTTLS lands with the backend-TLS extension (issue #4). */
+  tlsStarted(): BackendStep[] {
+    return [];
+  }
+
   push(chunk: Uint8Array): BackendStep[] {
     if (this.#finished) return [];
     this.#reader.push(chunk);

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
-import type { Credentials, PreauthMachine } from "../../lib/core/machine.ts";
+import type { BackendStep, Credentials, PreauthMachine } from "../../lib/core/machine.ts";
 
 /** Bound on next() calls per run (every loop in a test is bounded). */
 export const MAX_NEXT = 100_000;
@@ -85,4 +85,21 @@ export function drive(m: PreauthMachine, chunks: string[], auth: AuthFn = () => 
 /** drive() with one chunk per argument, returning only the events. */
 export function events(m: PreauthMachine, ...chunks: string[]): string[] {
   return drive(m, chunks).events;
+}
+
+/**
+ * A backend-login step as text: "<prefix><to backend>", "DONE <to client>",
+ * "FAIL <to client>| <level> <log>", "STARTTLS".
+ */
+export function renderBackendStep(s: BackendStep, prefix = "B: "): string {
+  switch (s.kind) {
+    case "send":
+      return prefix + bytesToBinary(s.data);
+    case "done":
+      return "DONE " + bytesToBinary(s.toClient);
+    case "fail":
+      return `FAIL ${bytesToBinary(s.toClient)}| ${s.log ? `${s.log.level} ${s.log.message}` : "-"}`;
+    case "starttls":
+      return "STARTTLS";
+  }
 }

@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { renderBackendStep } from "../helpers/drive_machine.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
-import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
+import { binaryToBytes } from "../../lib/core/bytes.ts";
 import type { BackendLogin, BackendStep, Credentials } from "../../lib/core/machine.ts";
 import { createPop3BackendLogin } from "../../lib/pop3/backend_login.ts";
 
@@ -28,19 +29,7 @@ function login(
   });
 }
 
-/** Rendered steps: "B: <to backend>", "DONE <to client>", "FAIL <to client>| <level> <log>". */
-function render(s: BackendStep): string {
-  switch (s.kind) {
-    case "send":
-      return "B: " + bytesToBinary(s.data);
-    case "done":
-      return "DONE " + bytesToBinary(s.toClient);
-    case "fail":
-      return `FAIL ${bytesToBinary(s.toClient)}| ${
-        s.log ? `${s.log.level} ${s.log.message}` : "-"
-      }`;
-  }
-}
+const render = (s: BackendStep) => renderBackendStep(s, "B: ");
 
 /** Pushes each chunk; collects rendered steps (bounded by the chunk count). */
 function feed(m: BackendLogin, chunks: string[]): string[] {
