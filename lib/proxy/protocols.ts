@@ -10,13 +10,28 @@ import { createPop3BackendLogin } from "../pop3/backend_login.ts";
 import { POP3_INTERNAL_ERROR } from "../pop3/replies.ts";
 import { createSmtpPreauth } from "../smtp/preauth.ts";
 import { createSmtpBackendLogin } from "../smtp/backend_login.ts";
-import { logRejectedBeforeGreeting, SMTP_INTERNAL_ERROR, SMTP_PIPELINING_BEFORE_GREETING } from "../smtp/replies.ts";
+import {
+  logRejectedBeforeGreeting,
+  SMTP_CERT_ERROR,
+  SMTP_INTERNAL_ERROR,
+  SMTP_NO_CERT,
+  SMTP_PIPELINING_BEFORE_GREETING,
+} from "../smtp/replies.ts";
+import { textBytes } from "../core/bytes.ts";
+
+// Client-certificate refusals (tls_and_proxy_protocol.md §4); SMTP's live in smtp/replies.ts.
+const IMAP_CERT_ERROR = textBytes("* BYE SSL certificate error\r\n");
+const IMAP_NO_CERT = textBytes("* BYE No required SSL certificate\r\n");
+const POP3_CERT_ERROR = textBytes("-ERR SSL certificate error\r\n");
+const POP3_NO_CERT = textBytes("-ERR No required SSL certificate\r\n");
 
 export interface ProtocolModule {
   createPreauth(ctx: PreauthContext): PreauthMachine;
   createBackendLogin(ctx: BackendContext): BackendLogin;
   /** The protocol's internal-error reply, sent before closing. */
   internalError: Uint8Array;
+  /** Lines refusing a client certificate (tls_and_proxy_protocol.md §4), then close. */
+  tlsRejects: { certError: Uint8Array; noCert: Uint8Array };
   /** SMTP: the reply and log line for a client that talks before the delayed greeting. */
   earlyTalker?: { reply: Uint8Array; log(data: Uint8Array): string };
 }
@@ -26,16 +41,19 @@ export const PROTOCOLS: Record<Protocol, ProtocolModule> = {
     createPreauth: createImapPreauth,
     createBackendLogin: createImapBackendLogin,
     internalError: IMAP_INTERNAL_ERROR,
+    tlsRejects: { certError: IMAP_CERT_ERROR, noCert: IMAP_NO_CERT },
   },
   pop3: {
     createPreauth: createPop3Preauth,
     createBackendLogin: createPop3BackendLogin,
     internalError: POP3_INTERNAL_ERROR,
+    tlsRejects: { certError: POP3_CERT_ERROR, noCert: POP3_NO_CERT },
   },
   smtp: {
     createPreauth: createSmtpPreauth,
     createBackendLogin: createSmtpBackendLogin,
     internalError: SMTP_INTERNAL_ERROR,
+    tlsRejects: { certError: SMTP_CERT_ERROR, noCert: SMTP_NO_CERT },
     earlyTalker: { reply: SMTP_PIPELINING_BEFORE_GREETING, log: logRejectedBeforeGreeting },
   },
 };

@@ -15,6 +15,7 @@ import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../runtime/types
 import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
+import { VERIFY_ERRORS_NO_CA } from "../runtime/tls_verify.ts";
 
 /** Everything a session needs from the server that accepted it. */
 export interface SessionEnv {
@@ -98,15 +99,44 @@ export class Session {
     }
   }
 
+  /**
+   * Server-side TLS (implicit, or after STARTTLS), then the client
+   * certificate checks of ssl_verify_client (tls_and_proxy_protocol.md §4).
+   * False when the session is over (handshake failed, or rejected).
+   */
   async #handshake(): Promise<boolean> {
     try {
       await this.#client.startTls(this.#env.tls!);
-      return !this.#closed;
     } catch (e) {
       this.#env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
       this.#finish();
       return false;
     }
+    if (this.#closed) return false;
+    const reject = this.#clientCertRejection();
+    if (reject) {
+      this.#write(reject);
+      this.#closeClientGracefully();
+      return false;
+    }
+    return true;
+  }
+
+  /** The line that refuses this client's certificate, or null when it may go on. */
+  #clientCertRejection(): Uint8Array | null {
+    const env = this.#env;
+    const mode = env.server.ssl.verifyClient;
+    const tls = this.#client.tls;
+    if (mode === "off" || !tls) return null;
+    if (!tls.peerCert) {
+      if (mode !== "on") return null;
+      env.log.info("client sent no required SSL certificate", this.ctx);
+      return env.protocol.tlsRejects.noCert;
+    }
+    if (tls.verifyError === null) return null;
+    if (mode === "optional_no_ca" && VERIFY_ERRORS_NO_CA.has(tls.verifyError)) return null;
+    env.log.info(`client SSL certificate verify error: (${tls.verifyError})`, this.ctx);
+    return env.protocol.tlsRejects.certError;
   }
 
   /**
@@ -261,14 +291,7 @@ export class Session {
       this.#finish();
       return false;
     }
-    try {
-      await this.#client.startTls(tls);
-    } catch (e) {
-      this.#env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
-      this.#finish();
-      return false;
-    }
-    if (this.#closed) return false;
+    if (!(await this.#handshake())) return false;
     this.ctx.starttls = true;
     this.#machine!.tlsStarted();
     return true;
