@@ -33,8 +33,11 @@ export interface SmtpState {
 export type ClientStep =
   /** Write to the client. The driver finishes writing before the next step. */
   | { kind: "send"; data: Uint8Array }
-  /** Close the client connection once everything before it is written. */
-  | { kind: "close" }
+  /**
+   * Close the client connection once everything before it is written.
+   * `quit`: the client asked for it (LOGOUT / QUIT), for the access log.
+   */
+  | { kind: "close"; quit?: boolean }
   /**
    * Start server-side TLS now. The machine has already dropped every byte it
    * held after the upgrade command (plaintext injection defence); the driver

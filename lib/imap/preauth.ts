@@ -50,6 +50,8 @@ type Phase = "command" | "sasl" | "auth" | "tls" | "closed";
 type SaslWait = "plain" | "login-user" | "login-pass" | "cram-md5" | "external";
 
 const CLOSE: ClientStep = { kind: "close" };
+/** The client ended the session itself (LOGOUT / QUIT). */
+const QUIT: ClientStep = { kind: "close", quit: true };
 
 function send(data: Uint8Array): ClientStep {
   return { kind: "send", data };
@@ -173,7 +175,7 @@ class ImapPreauth implements PreauthMachine {
         return [send(imapOk(tag))];
       case "LOGOUT":
         this.#phase = "closed";
-        return [send(imapLogout(tag)), CLOSE];
+        return [send(imapLogout(tag)), QUIT];
       case "STARTTLS":
         if (this.#tls || this.#config.starttls === "off") return [send(imapBad(tag))];
         // Anything pipelined after STARTTLS is plaintext injection: drop it.

@@ -4,9 +4,11 @@
 // Lines are written synchronously (as nginx does), so a crash never loses the
 // line that explains it. Passwords are never handed to this module.
 
-import { closeSync, openSync, writeSync } from "node:fs";
 import type { LogLevel, LogTarget } from "../config/types.ts";
 import { sendSyslog } from "./syslog.ts";
+import { openLogFile, writeSafe } from "./files.ts";
+
+export { reopenLogFiles } from "./files.ts";
 
 export const LEVELS: readonly LogLevel[] = [
   "emerg",
@@ -42,60 +44,9 @@ interface Sink {
   write(line: string, level: number): void;
 }
 
-/** Open file descriptors shared by every log writing to the same path. */
-const files = new Map<string, { fd: number; refs: number }>();
-
-function openFile(path: string): number {
-  let f = files.get(path);
-  if (!f) {
-    f = { fd: openSync(path, "a", 0o644), refs: 0 };
-    files.set(path, f);
-  }
-  f.refs++;
-  return f.fd;
-}
-
-/**
- * Reopen every log file (`-s reopen`, after log rotation). A file that
- * cannot be reopened keeps its old descriptor; its path is returned so the
- * caller can log the problem.
- */
-export function reopenLogFiles(): string[] {
-  const failed: string[] = [];
-  for (const [path, f] of files) {
-    let fd: number;
-    try {
-      fd = openSync(path, "a", 0o644);
-    } catch {
-      failed.push(path);
-      continue;
-    }
-    const old = f.fd;
-    f.fd = fd;
-    try {
-      closeSync(old);
-    } catch { /* already closed */ }
-  }
-  return failed;
-}
-
 function fileSink(path: string, level: number): Sink {
-  openFile(path);
-  return {
-    level,
-    write(line) {
-      const f = files.get(path);
-      if (f) writeSafe(f.fd, line + "\n");
-    },
-  };
-}
-
-function writeSafe(fd: number, text: string): void {
-  try {
-    writeSync(fd, text);
-  } catch {
-    // A log that cannot be written must not take the proxy down.
-  }
+  const write = openLogFile(path);
+  return { level, write: (line) => write(line + "\n") };
 }
 
 const pad2 = (n: number) => (n < 10 ? "0" : "") + n;

@@ -49,6 +49,8 @@ type Phase = "initial" | "user" | "sasl" | "auth" | "tls" | "closed";
 type SaslWait = "plain" | "login-user" | "login-pass" | "cram-md5" | "external";
 
 const CLOSE: ClientStep = { kind: "close" };
+/** The client ended the session itself (LOGOUT / QUIT). */
+const QUIT: ClientStep = { kind: "close", quit: true };
 
 function send(data: Uint8Array): ClientStep {
   return { kind: "send", data };
@@ -216,7 +218,7 @@ class Pop3Preauth implements PreauthMachine {
 
   #quit(): ClientStep[] {
     this.#phase = "closed";
-    return [send(POP3_OK), CLOSE];
+    return [send(POP3_OK), QUIT];
   }
 
   #capaList(): Uint8Array {

@@ -15,6 +15,7 @@ import { lstatSync, unlinkSync } from "node:fs";
 import type { Config, ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import { ErrorLog } from "../log/error_log.ts";
+import { AccessLog } from "../log/access_log.ts";
 import type { Conn, Listener, ListenSpec, Runtime, TlsServerOptions } from "../runtime/types.ts";
 import { PROTOCOLS, type ProtocolModule } from "./protocols.ts";
 import { Session } from "./session.ts";
@@ -28,6 +29,7 @@ export interface ServerRuntime {
   log: ErrorLog;
   auth: AuthService;
   tls: TlsServerOptions | null;
+  accessLog: AccessLog | null;
 }
 
 interface Entry {
@@ -108,6 +110,7 @@ export async function buildServerRuntimes(
       log: server.errorLogs ? new ErrorLog(server.errorLogs, runtime.pid) : mainLog,
       auth: await createAuthService(server, runtime),
       tls: serverTlsOptions(server, server.protocol),
+      accessLog: server.accessLog ? new AccessLog(server.accessLog) : null,
     });
   }
   return out;
@@ -181,6 +184,7 @@ export class MailProxy {
       protocol: e.srv.protocol,
       log: e.srv.log,
       auth: e.srv.auth,
+      accessLog: e.srv.accessLog,
       tls: e.srv.tls,
       onDone: (s) => {
         this.sessions.delete(s);

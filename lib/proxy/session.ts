@@ -16,6 +16,7 @@ import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
 import { VERIFY_ERRORS_NO_CA } from "../runtime/tls_verify.ts";
+import type { AccessLog, Outcome } from "../log/access_log.ts";
 
 /** Everything a session needs from the server that accepted it. */
 export interface SessionEnv {
@@ -26,6 +27,8 @@ export interface SessionEnv {
   log: ErrorLog;
   auth: AuthService;
   tls: TlsServerOptions | null;
+  /** mailgate's access log for this server, if configured. */
+  accessLog: AccessLog | null;
   /** Called once when the session is completely over. */
   onDone(session: Session): void;
 }
@@ -62,8 +65,10 @@ export class Session {
   /** SMTP: Client-Host / XCLIENT NAME= value; null for IMAP and POP3. */
   #clientHost: string | null = null;
   #relayStop: (() => void) | null = null;
-  bytesUp = 0;
-  bytesDown = 0;
+  /** For the access log: bytes read from / written to the client, and how it ended. */
+  #in = 0;
+  #out = 0;
+  #outcome: Outcome = "closed";
 
   constructor(env: SessionEnv, client: Conn) {
     this.#env = env;
@@ -115,6 +120,7 @@ export class Session {
     if (this.#closed) return false;
     const reject = this.#clientCertRejection();
     if (reject) {
+      this.#outcome = "rejected";
       this.#write(reject);
       this.#closeClientGracefully();
       return false;
@@ -163,6 +169,8 @@ export class Session {
     const early = this.#env.protocol.earlyTalker;
     if (!early) return;
     this.#env.log.info(early.log(chunk), this.ctx);
+    this.#in += chunk.length;
+    this.#outcome = "rejected";
     this.#write(early.reply);
     this.#closeClientGracefully();
   }
@@ -208,18 +216,21 @@ export class Session {
     this.#timer = null;
     if (this.#closed) return;
     this.#env.log.info("client timed out", this.ctx);
+    this.#outcome = "timeout";
     this.#finish();
   }
 
   // ---- client I/O during pre-auth ----------------------------------------
 
   #write(data: Uint8Array): boolean {
+    this.#out += data.length;
     return this.#client.write(data);
   }
 
   #onClientData(chunk: Uint8Array): void {
     if (this.phase === "delay") return this.#rejectEarlyTalker(chunk);
     if (this.phase !== "preauth" || !this.#machine) return;
+    this.#in += chunk.length;
     this.#machine.push(chunk);
     this.#pump();
   }
@@ -275,6 +286,7 @@ export class Session {
         this.#env.log.log(step.level, step.message, this.ctx);
         return true;
       case "close":
+        this.#outcome = step.quit ? "quit" : "rejected";
         this.#closeClientGracefully();
         return false;
       case "starttls":
@@ -320,6 +332,7 @@ export class Session {
 
     if (result.kind === "error") {
       env.log.error(result.log, this.ctx);
+      this.#outcome = "auth-error";
       this.#internalError();
       return false;
     }
@@ -334,6 +347,7 @@ export class Session {
         if (!this.#write(line)) await this.#drained();
         return !this.#closed;
       }
+      this.#outcome = "refused";
       this.#write(this.#machine!.authRefused(result.message, result.errorCode));
       this.#closeClientGracefully();
       return false;
@@ -345,6 +359,7 @@ export class Session {
   }
 
   #internalError(): void {
+    if (this.phase === "backend") this.#outcome = "backend-error";
     this.#write(this.#env.protocol.internalError);
     this.#closeClientGracefully();
   }
@@ -359,6 +374,7 @@ export class Session {
       this.#timer = null;
       env.log.info("upstream timed out", this.ctx);
       this.#internalError();
+      this.#outcome = "timeout";
     });
     let backend: Conn;
     try {
@@ -395,6 +411,7 @@ export class Session {
           if (s.log) env.log.log(s.log.level, s.log.message, this.ctx);
           this.#disarm();
           backend.destroy();
+          this.#outcome = "backend-error";
           this.#write(s.toClient);
           this.#closeClientGracefully();
         } else {
@@ -426,15 +443,19 @@ export class Session {
     env.log.info("client logged in", this.ctx);
     const pending = this.#machine!.takeInput();
     this.#machine = null;
-    this.#client.write(toClient);
+    this.#outcome = "proxied";
+    this.#write(toClient);
     if (pending.length > 0) backend.write(pending);
     this.#client.resume();
     const r = relay(this.#client, backend, {
       timeoutMs: env.server.proxyTimeoutMs,
       onEnd: (reason, stats) => {
-        this.bytesUp = stats.up + pending.length;
-        this.bytesDown = stats.down + toClient.length;
-        if (reason === "timeout") env.log.info("client timed out", this.ctx);
+        this.#in += stats.up;
+        this.#out += stats.down;
+        if (reason === "timeout") {
+          env.log.info("client timed out", this.ctx);
+          this.#outcome = "timeout";
+        }
         env.log.info("proxied session done", this.ctx);
         this.#relayStop = null;
         this.#finish();
@@ -464,11 +485,24 @@ export class Session {
     const w = this.#drainWaiter;
     this.#drainWaiter = null;
     w?.();
+    this.#env.accessLog?.log({
+      protocol: this.#env.server.protocol,
+      client: addrPortText(this.#client.remote),
+      server: this.ctx.server,
+      login: this.ctx.login ?? null,
+      upstream: this.ctx.upstream ?? null,
+      tls: this.#client.tls === null ? "no" : this.ctx.starttls ? "starttls" : "ssl",
+      bytesIn: this.#in,
+      bytesOut: this.#out,
+      durationMs: Date.now() - this.startedAt,
+      outcome: this.#outcome,
+    });
     this.#env.onDone(this);
   }
 
-  /** Used by fast shutdown. */
+  /** Fast stop, or the shutdown timeout: ends the session now. */
   abort(): void {
+    this.#outcome = "shutdown";
     this.#finish();
   }
 }

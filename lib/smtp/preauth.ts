@@ -55,6 +55,8 @@ type Phase = "command" | "sasl" | "auth" | "tls" | "closed";
 type SaslWait = "plain" | "login-user" | "login-pass" | "cram-md5" | "external";
 
 const CLOSE: ClientStep = { kind: "close" };
+/** The client ended the session itself (LOGOUT / QUIT). */
+const QUIT: ClientStep = { kind: "close", quit: true };
 
 function send(data: Uint8Array): ClientStep {
   return { kind: "send", data };
@@ -144,7 +146,7 @@ class SmtpPreauth implements PreauthMachine {
             return [send(SMTP_OK)];
           case "QUIT":
             this.#phase = "closed";
-            return [send(SMTP_BYE), CLOSE];
+            return [send(SMTP_BYE), QUIT];
           case "STARTTLS":
             return this.#starttls();
           case "VRFY":

@@ -71,6 +71,7 @@ mail {
   auth_http 127.0.0.1:${auth.port}/auth;
   auth_http_header X-Secret "s3cr3t";
   auth_http_timeout 1s;
+  access_log access.log;
   imap_auth plain login cram-md5 external;
   ssl_certificate ${join(TLS, "server.pem")};
   ssl_certificate_key ${join(TLS, "server.key")};
@@ -441,6 +442,33 @@ for (const target of targets()) {
       assert.equal(env.backend.conns.at(-1)!.user, "test@example.net");
       d.close();
       assert.equal(env.auth.requests.length, n);
+    });
+
+    it("access log: one line per session with login, upstream, bytes and outcome", async () => {
+      const c = await client(env.port.main);
+      const cPort = c.sock.localPort;
+      c.write("a1 LOGIN test@example.com secret\r\na2 LOGOUT\r\n");
+      assert.equal(await c.line(), "a1 OK mock login ok\r\n");
+      assert.ok(await c.waitClose());
+      const d = await client(env.port.main);
+      const dPort = d.sock.localPort;
+      d.write("a1 LOGOUT\r\n");
+      assert.ok(await d.waitClose());
+      const deadline = Date.now() + 3000;
+      let lines: string[] = [];
+      while (Date.now() < deadline) {
+        lines = readFileSync(join(env.mg.dir, "access.log"), "utf8").split("\n").filter(Boolean);
+        if (lines.some((l) => l.includes(`client=127.0.0.1:${dPort} `))) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const mine = lines.find((l) => l.includes(`client=127.0.0.1:${cPort} `));
+      assert.match(mine ?? "", new RegExp(
+        `^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d imap client=127\\.0\\.0\\.1:\\d+ server=127\\.0\\.0\\.1:${env.port.main} ` +
+          `login="test@example.com" upstream=127\\.0\\.0\\.1:${env.backend.port} tls=no in=45 out=\\d+ time=\\d+\\.\\d{3} outcome=proxied$`,
+      ));
+      const quit = lines.find((l) => l.includes(`client=127.0.0.1:${dPort} `));
+      assert.match(quit ?? "", / login=- upstream=- tls=no in=11 out=\d+ time=\S+ outcome=quit$/);
+      assert.ok(!lines.join("\n").includes("secret"), "no password in the access log");
     });
 
     it("passwords never reach the log", () => {
