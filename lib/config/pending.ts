@@ -29,7 +29,6 @@ const PENDING: Record<string, string> = {
   proxy_ssl_server_name: "TLS to backends (issue #4)",
   proxy_ssl_certificate: "TLS to backends (issue #4)",
   proxy_ssl_certificate_key: "TLS to backends (issue #4)",
-  access_log: "the access log (issue #5)",
   worker_shutdown_timeout: "graceful shutdown bound (issue #5)",
 };
 
@@ -48,9 +47,6 @@ export function pendingWarnings(config: Config): ConfigWarning[] {
         out.push({ message: `listen socket options other than backlog are not applied yet (issue #4)`, loc: l.loc });
       }
     }
-  }
-  if (config.workerProcesses !== 1) {
-    out.push({ message: `"worker_processes" other than 1 is not implemented yet (issue #5); running one process`, loc: null });
   }
   return out;
 }

@@ -123,9 +123,13 @@ export class MailProxy {
   #maxConnections: number;
   #idleWaiters: (() => void)[] = [];
 
-  constructor(runtime: Runtime, maxConnections: number) {
+  #reusePort: boolean;
+
+  /** reusePort: several worker processes listen on the same ports (worker_processes > 1). */
+  constructor(runtime: Runtime, maxConnections: number, reusePort = false) {
     this.#runtime = runtime;
     this.#maxConnections = maxConnections;
+    this.#reusePort = reusePort;
   }
 
   /**
@@ -142,7 +146,8 @@ export class MailProxy {
         if (s.spec.kind === "unix") removeStaleSocket(s.spec.path);
         try {
           const sock = s;
-          s.listener = await this.#runtime.listen(s.spec, (conn) => this.#accept(sock, conn));
+          const spec = this.#reusePort && s.spec.kind === "tcp" ? { ...s.spec, reusePort: true } : s.spec;
+          s.listener = await this.#runtime.listen(spec, (conn) => this.#accept(sock, conn));
         } catch (e) {
           throw new Error(`bind() to ${s.key} failed (${(e as Error).message})`);
         }

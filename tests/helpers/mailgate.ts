@@ -80,6 +80,7 @@ export async function startMailgate(
   target: Target,
   confText: string,
   files: Record<string, string> = {},
+  ready = /started, listening on/,
 ): Promise<Running> {
   const { dir } = tempDir();
   const conf = join(dir, "mailgate.conf");
@@ -138,7 +139,7 @@ export async function startMailgate(
     },
   };
   try {
-    await waitLog(/started, listening on/);
+    await waitLog(ready);
   } catch (e) {
     await running.stop("SIGKILL");
     throw e;
