@@ -6,24 +6,44 @@
 //   B: + ...               P: <password>
 //   B: [* ...]*  <tag> OK ...   -> everything after the password line goes to the client
 //
+// With backend TLS by STARTTLS (mailgate extension, ctx.backendTls
+// "starttls") the greeting is followed by an upgrade and a fresh look at
+// the capabilities before the LOGIN above:
+//
+//   B: * OK ...            P: mgs1 STARTTLS
+//   B: [* ...]*  mgs1 OK ...   -> "starttls" step; every byte after this line is dropped
+//   (TLS handshake; tlsStarted())
+//                          P: mgs2 CAPABILITY
+//   B: [* ...]*  mgs2 OK ...   P: <tag> LOGIN {<ulen>} ... as above
+//
+// Any other answer to STARTTLS fails the login (never a plaintext
+// fallback); neither that reply nor the CAPABILITY one is ever passed to
+// the client, whatever proxy_pass_error_message says: they answer the
+// proxy's commands, not the client's.
+//
 // Replies are handled a complete CRLF-terminated line at a time, so the
 // outcome does not depend on how the backend's bytes are chunked. Each
-// reply (for the final one: all its untagged lines plus the tagged line)
+// reply (for a tagged one: all its untagged lines plus the tagged line)
 // must complete within proxy_buffer bytes.
 
 import type { BackendContext, BackendLogin, BackendStep } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
 import {
+  BACKEND_CAPABILITY_TAG,
   BACKEND_CONTINUATION_PREFIX,
   BACKEND_GREETING_PREFIX,
+  BACKEND_STARTTLS_TAG,
   BACKEND_UNTAGGED_PREFIX,
   backendTaggedOkPrefix,
+  IMAP_BACKEND_CAPABILITY,
+  IMAP_BACKEND_STARTTLS,
   IMAP_INTERNAL_ERROR,
   imapBackendLogin,
   imapBackendPassword,
   imapBackendUser,
   logUpstreamInvalid,
+  logUpstreamNoStarttls,
   logUpstreamTooLong,
 } from "./replies.ts";
 
@@ -31,8 +51,22 @@ export function createImapBackendLogin(ctx: BackendContext): BackendLogin {
   return new ImapBackendLogin(ctx);
 }
 
-/** Which backend reply is awaited. */
-type Stage = "greeting" | "user" | "password" | "result" | "finished";
+/**
+ * Which backend reply is awaited. "tls": the upgrade was asked for and
+ * nothing is read until tlsStarted().
+ */
+type Stage =
+  | "greeting"
+  | "starttls"
+  | "tls"
+  | "capability"
+  | "user"
+  | "password"
+  | "result"
+  | "finished";
+
+const STARTTLS_OK = backendTaggedOkPrefix(BACKEND_STARTTLS_TAG);
+const CAPABILITY_OK = backendTaggedOkPrefix(BACKEND_CAPABILITY_TAG);
 
 const CR = 0x0d, LF = 0x0a;
 
@@ -51,6 +85,8 @@ class ImapBackendLogin implements BackendLogin {
   readonly #pass: string;
   readonly #limit: number;
   readonly #input: LineBuffer;
+  /** Upgrade to TLS with STARTTLS before logging in. */
+  readonly #starttls: boolean;
   #stage: Stage = "greeting";
   /** Start of the line being examined (after untagged lines of the final reply). */
   #lineStart = 0;
@@ -64,15 +100,18 @@ class ImapBackendLogin implements BackendLogin {
     this.#pass = ctx.pass ?? "";
     this.#limit = ctx.config.proxyBuffer;
     this.#input = new LineBuffer(this.#limit + READ_CHUNK_SLACK);
+    this.#starttls = ctx.backendTls === "starttls";
   }
 
-  /** Backend STARTTLS lands with the backend-TLS extension (issue #4). */
   tlsStarted(): BackendStep[] {
-    return [];
+    if (this.#stage !== "tls") return [];
+    this.#stage = "capability";
+    return [{ kind: "send", data: IMAP_BACKEND_CAPABILITY }];
   }
 
   push(chunk: Uint8Array): BackendStep[] {
-    if (this.#stage === "finished") return [];
+    // "tls": plaintext that raced the upgrade; it is never parsed.
+    if (this.#stage === "finished" || this.#stage === "tls") return [];
     if (!this.#input.push(chunk)) return [this.#tooLong()];
     const steps: BackendStep[] = [];
     // Each round handles one complete line; bounded by the lines held.
@@ -86,8 +125,10 @@ class ImapBackendLogin implements BackendLogin {
       }
       const step = this.#line(data, this.#lineStart, cr);
       if (step) steps.push(step);
-      // (#line may have finished the login; TS cannot see that through the call.)
-      if ((this.#stage as Stage) === "finished") return steps;
+      // (#line may have finished the login or asked for TLS; TS cannot see
+      // that through the call.)
+      const stage = this.#stage as Stage;
+      if (stage === "finished" || stage === "tls") return steps;
     }
   }
 
@@ -109,6 +150,28 @@ class ImapBackendLogin implements BackendLogin {
         if (!startsWith(data, from, cr, BACKEND_GREETING_PREFIX)) {
           return this.#invalid(data, from, cr);
         }
+        if (this.#starttls) {
+          this.#advance(end, "starttls");
+          return { kind: "send", data: IMAP_BACKEND_STARTTLS };
+        }
+        this.#advance(end, "user");
+        return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
+      case "starttls":
+        if (this.#untagged(data, from, cr, end)) return null;
+        if (!startsWith(data, from, cr, STARTTLS_OK)) {
+          return this.#internal(logUpstreamNoStarttls(bytesToBinary(data.subarray(from, cr))));
+        }
+        // Plaintext injection defence: whatever followed the OK line was
+        // sent before TLS and is dropped unread.
+        this.#input.clear();
+        this.#lineStart = this.#scan = 0;
+        this.#stage = "tls";
+        return { kind: "starttls" };
+      case "capability":
+        if (this.#untagged(data, from, cr, end)) return null;
+        if (!startsWith(data, from, cr, CAPABILITY_OK)) {
+          return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
+        }
         this.#advance(end, "user");
         return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
       case "user":
@@ -125,19 +188,34 @@ class ImapBackendLogin implements BackendLogin {
         return { kind: "send", data: imapBackendPassword(this.#pass) };
       case "result":
         // Product: any number of untagged lines before the tagged reply.
-        if (startsWith(data, from, cr, BACKEND_UNTAGGED_PREFIX)) {
-          this.#lineStart = this.#scan = end;
-          return null;
-        }
+        if (this.#untagged(data, from, cr, end)) return null;
         if (!startsWith(data, from, cr, backendTaggedOkPrefix(this.#tag))) {
           return this.#invalid(data, from, cr);
         }
         this.#stage = "finished";
         // The untagged lines, the tagged OK, and anything after it.
         return { kind: "done", toClient: this.#input.take() };
+      case "tls":
       case "finished":
         return null;
     }
+  }
+
+  /**
+   * An untagged line of a tagged reply: kept in the buffer (it counts toward
+   * the reply's bound) and skipped. Returns false for any other line.
+   */
+  #untagged(data: Uint8Array, from: number, cr: number, end: number): boolean {
+    if (!startsWith(data, from, cr, BACKEND_UNTAGGED_PREFIX)) return false;
+    this.#lineStart = this.#scan = end;
+    return true;
+  }
+
+  /** A failure the client hears of only as an internal error. */
+  #internal(message: string): BackendStep {
+    this.#stage = "finished";
+    this.#input.clear();
+    return { kind: "fail", toClient: IMAP_INTERNAL_ERROR, log: { level: "error", message } };
   }
 
   #advance(consumed: number, next: Stage): void {

@@ -4,7 +4,7 @@
 // strings (one char per byte); Auth-Status text and config words are text.
 
 import type { ServerConfig } from "../config/types.ts";
-import { binaryToBytes, concatBytes, textBytes } from "../core/bytes.ts";
+import { binaryToBytes, textBytes } from "../core/bytes.ts";
 import { SASL_PASSWORD_CHALLENGE, SASL_USERNAME_CHALLENGE } from "../core/sasl.ts";
 
 const CRLF = "\r\n";
@@ -91,6 +91,21 @@ export function imapBackendPassword(pass: string): Uint8Array {
   return binaryToBytes(pass + CRLF);
 }
 
+// Backend TLS (mailgate extension, proxy_starttls on): before LOGIN the
+// proxy upgrades the connection and re-reads the capabilities over TLS with
+// commands of its own. Their tags are fixed: each command's tagged reply is
+// awaited before anything else is sent, so they need only differ from each
+// other (the client's tag is used for LOGIN alone, after both).
+
+/** Tag of the proxy's STARTTLS towards the backend. */
+export const BACKEND_STARTTLS_TAG = "mgs1";
+/** Tag of the proxy's CAPABILITY towards the backend, once TLS is up. */
+export const BACKEND_CAPABILITY_TAG = "mgs2";
+/** `mgs1 STARTTLS` */
+export const IMAP_BACKEND_STARTTLS = textBytes(BACKEND_STARTTLS_TAG + " STARTTLS" + CRLF);
+/** `mgs2 CAPABILITY` */
+export const IMAP_BACKEND_CAPABILITY = textBytes(BACKEND_CAPABILITY_TAG + " CAPABILITY" + CRLF);
+
 /** Backend reply prefixes checked in §8. */
 export const BACKEND_GREETING_PREFIX = "* OK";
 export const BACKEND_CONTINUATION_PREFIX = "+";
@@ -110,6 +125,11 @@ export function logTooLongCommand(head: string): string {
 
 export function logUpstreamInvalid(line: string): string {
   return `upstream sent invalid response: "${line}"`;
+}
+
+/** The backend refused STARTTLS (or answered it with anything but the tagged OK). */
+export function logUpstreamNoStarttls(line: string): string {
+  return `upstream does not support STARTTLS: "${line}"`;
 }
 
 export function logUpstreamTooLong(line: string): string {

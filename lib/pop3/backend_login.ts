@@ -5,16 +5,37 @@
 //   B: +OK ...     P: PASS <password>
 //   B: +OK ...     -> this reply and anything after it goes to the client
 //
+// With backend TLS by STARTTLS (mailgate extension, ctx.backendTls
+// "starttls") the greeting is followed by an upgrade and a fresh CAPA:
+//
+//   B: +OK ...     P: STLS
+//   B: +OK ...     -> "starttls" step; every byte after this line is dropped
+//   (TLS handshake; tlsStarted())
+//                  P: CAPA
+//   B: +OK ... <capability lines> .    (or -ERR: CAPA is optional, go on)
+//                  P: USER <user> ... as above
+//
+// A reply to STLS other than +OK fails the login (never a plaintext
+// fallback). Neither it nor the CAPA reply is ever passed to the client,
+// whatever proxy_pass_error_message says: they answer the proxy's
+// commands, not the client's.
+//
 // Each reply is one CRLF-terminated line of at most proxy_buffer bytes
-// (lib/core/reply_reader.ts) and must start with "+OK".
+// (lib/core/reply_reader.ts) and must start with "+OK"; the multi-line CAPA
+// reply is bounded as a whole.
 
 import type { BackendContext, BackendLogin, BackendStep } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { ReplyReader } from "../core/reply_reader.ts";
 import {
+  BACKEND_ERR_PREFIX,
+  BACKEND_LIST_END,
   BACKEND_OK_PREFIX,
   logUpstreamInvalid,
+  logUpstreamNoStarttls,
   logUpstreamTooLong,
+  POP3_BACKEND_CAPA,
+  POP3_BACKEND_STLS,
   POP3_INTERNAL_ERROR,
   pop3BackendPass,
   pop3BackendUser,
@@ -24,8 +45,12 @@ export function createPop3BackendLogin(ctx: BackendContext): BackendLogin {
   return new Pop3BackendLogin(ctx);
 }
 
-/** Which backend reply is awaited. */
-type Stage = "greeting" | "user" | "pass" | "finished";
+/**
+ * Which backend reply is awaited. "tls": the upgrade was asked for and
+ * nothing is read until tlsStarted(). "capaList": the lines of a CAPA
+ * reply, up to its ".".
+ */
+type Stage = "greeting" | "stls" | "tls" | "capa" | "capaList" | "user" | "pass" | "finished";
 
 function startsWith(data: Uint8Array, from: number, to: number, prefix: string): boolean {
   if (to - from < prefix.length) return false;
@@ -35,11 +60,17 @@ function startsWith(data: Uint8Array, from: number, to: number, prefix: string):
   return true;
 }
 
+function isListEnd(data: Uint8Array, from: number, cr: number): boolean {
+  return cr - from === BACKEND_LIST_END.length && startsWith(data, from, cr, BACKEND_LIST_END);
+}
+
 class Pop3BackendLogin implements BackendLogin {
   readonly #user: string;
   readonly #pass: string;
   readonly #passErrorMessage: boolean;
   readonly #reader: ReplyReader;
+  /** Upgrade to TLS with STLS before logging in. */
+  readonly #starttls: boolean;
   #stage: Stage = "greeting";
 
   constructor(ctx: BackendContext) {
@@ -48,40 +79,73 @@ class Pop3BackendLogin implements BackendLogin {
     this.#pass = ctx.pass ?? "";
     this.#passErrorMessage = ctx.config.proxyPassErrorMessage;
     this.#reader = new ReplyReader(ctx.config.proxyBuffer);
+    this.#starttls = ctx.backendTls === "starttls";
   }
 
-  /** Backend STARTTLS lands with the backend-TLS extension (issue #4). */
   tlsStarted(): BackendStep[] {
-    return [];
+    if (this.#stage !== "tls") return [];
+    this.#stage = "capa";
+    return [{ kind: "send", data: POP3_BACKEND_CAPA }];
   }
 
   push(chunk: Uint8Array): BackendStep[] {
-    if (this.#stage === "finished") return [];
+    // "tls": plaintext that raced the upgrade; it is never parsed.
+    if (this.#stage === "finished" || this.#stage === "tls") return [];
     this.#reader.push(chunk);
     const steps: BackendStep[] = [];
-    // One reply per round; bounded by the lines held. (#reply may finish
-    // the login; TS cannot see that through the call.)
-    while ((this.#stage as Stage) !== "finished") {
+    // One line per round; bounded by the lines held. (#reply may finish
+    // the login or ask for TLS; TS cannot see that through the call.)
+    for (;;) {
+      const stage = this.#stage as Stage;
+      if (stage === "finished" || stage === "tls") break;
       const r = this.#reader.nextLine();
       if (r.kind === "more") break;
       if (r.kind === "tooLong") {
         steps.push(this.#tooLong(r.text));
         break;
       }
-      steps.push(this.#reply(r.start, r.cr));
+      const step = this.#reply(r.start, r.cr);
+      if (step !== null) steps.push(step);
     }
     return steps;
   }
 
-  /** Handles the complete reply line data()[from, cr). */
-  #reply(from: number, cr: number): BackendStep {
+  /** Handles the complete line data()[from, cr); null while a CAPA list is read. */
+  #reply(from: number, cr: number): BackendStep | null {
     const data = this.#reader.data();
+    switch (this.#stage) {
+      case "stls":
+        if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) {
+          return this.#internal(logUpstreamNoStarttls(bytesToBinary(data.subarray(from, cr))));
+        }
+        // Plaintext injection defence: whatever followed the +OK line was
+        // sent before TLS and is dropped unread.
+        this.#reader.take();
+        this.#stage = "tls";
+        return { kind: "starttls" };
+      case "capa":
+        if (startsWith(data, from, cr, BACKEND_OK_PREFIX)) {
+          // The list lines stay held: the whole reply counts toward the bound.
+          this.#stage = "capaList";
+          return null;
+        }
+        if (!startsWith(data, from, cr, BACKEND_ERR_PREFIX)) {
+          return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
+        }
+        return this.#sendUser();
+      case "capaList":
+        // Only the line "." ends the list (".." is a stuffed line).
+        return isListEnd(data, from, cr) ? this.#sendUser() : null;
+    }
     if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) return this.#invalid(data, from, cr);
     switch (this.#stage) {
       case "greeting":
-        this.#reader.endReply();
-        this.#stage = "user";
-        return { kind: "send", data: pop3BackendUser(this.#user) };
+        if (this.#starttls) {
+          this.#reader.endReply();
+          this.#stage = "stls";
+          return { kind: "send", data: POP3_BACKEND_STLS };
+        }
+        return this.#sendUser();
       case "user":
         this.#reader.endReply();
         this.#stage = "pass";
@@ -91,6 +155,19 @@ class Pop3BackendLogin implements BackendLogin {
         this.#stage = "finished";
         return { kind: "done", toClient: this.#reader.take() };
     }
+  }
+
+  /** The current reply is done with: USER is next. */
+  #sendUser(): BackendStep {
+    this.#reader.endReply();
+    this.#stage = "user";
+    return { kind: "send", data: pop3BackendUser(this.#user) };
+  }
+
+  /** A failure the client hears of only as an internal error. */
+  #internal(message: string): BackendStep {
+    this.#stage = "finished";
+    return { kind: "fail", toClient: POP3_INTERNAL_ERROR, log: { level: "error", message } };
   }
 
   #invalid(data: Uint8Array, from: number, cr: number): BackendStep {

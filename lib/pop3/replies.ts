@@ -110,6 +110,18 @@ export function pop3BackendPass(pass: string): Uint8Array {
 /** Every backend reply must start with this. */
 export const BACKEND_OK_PREFIX = "+OK";
 
+// Backend TLS (mailgate extension, proxy_starttls on): STLS before USER,
+// then CAPA again over TLS (RFC 2595 §4: capabilities may change).
+
+/** `STLS` */
+export const POP3_BACKEND_STLS = textBytes(STLS_LINE);
+/** `CAPA` */
+export const POP3_BACKEND_CAPA = textBytes("CAPA" + CRLF);
+/** A backend that refuses CAPA says so with this; the login goes on without it. */
+export const BACKEND_ERR_PREFIX = "-ERR";
+/** The line that ends a multi-line reply (RFC 1939 §3; ".." is a stuffed line). */
+export const BACKEND_LIST_END = ".";
+
 // ---- log lines -------------------------------------------------------------
 
 export const LOG_TOO_MANY_INVALID = "client sent too many invalid commands";
@@ -120,6 +132,11 @@ export function logTooLongCommand(head: string): string {
 
 export function logUpstreamInvalid(line: string): string {
   return `upstream sent invalid response: "${line}"`;
+}
+
+/** The backend refused STLS. */
+export function logUpstreamNoStarttls(line: string): string {
+  return `upstream does not support STARTTLS: "${line}"`;
 }
 
 export function logUpstreamTooLong(line: string): string {

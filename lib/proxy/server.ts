@@ -16,7 +16,28 @@ import type { Config, ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import { ErrorLog } from "../log/error_log.ts";
 import { AccessLog } from "../log/access_log.ts";
-import type { Conn, Listener, ListenSpec, Runtime, TlsServerOptions } from "../runtime/types.ts";
+import type { Conn, Listener, ListenSpec, Runtime, TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
+import { makeBackendTls } from "./backend_tls.ts";
+import { createResolver, type Resolver } from "../resolver/resolver.ts";
+
+/**
+ * Resolvers by configuration, shared by servers and kept across reloads
+ * (their caches too): a reload that does not change `resolver` opens no new
+ * sockets, and sessions still running on an old configuration keep a
+ * working resolver.
+ */
+const resolvers = new Map<string, Resolver>();
+
+function sharedResolver(server: ServerConfig): Resolver {
+  const r = server.resolver!;
+  const key = JSON.stringify([r.servers, r.validMs, r.ipv4, r.ipv6, server.resolverTimeoutMs]);
+  let res = resolvers.get(key);
+  if (!res) {
+    res = createResolver(r, server.resolverTimeoutMs);
+    resolvers.set(key, res);
+  }
+  return res;
+}
 import { PROTOCOLS, type ProtocolModule } from "./protocols.ts";
 import { Session } from "./session.ts";
 import { serverTlsOptions } from "./tls_options.ts";
@@ -30,6 +51,8 @@ export interface ServerRuntime {
   auth: AuthService;
   tls: TlsServerOptions | null;
   accessLog: AccessLog | null;
+  backendTls: ((addr: string) => TlsClientOptions) | null;
+  resolver: Resolver | null;
 }
 
 interface Entry {
@@ -111,6 +134,8 @@ export async function buildServerRuntimes(
       auth: await createAuthService(server, runtime),
       tls: serverTlsOptions(server, server.protocol),
       accessLog: server.accessLog ? new AccessLog(server.accessLog) : null,
+      backendTls: makeBackendTls(server.proxySsl),
+      resolver: server.protocol === "smtp" && server.resolver ? sharedResolver(server) : null,
     });
   }
   return out;
@@ -190,6 +215,8 @@ export class MailProxy {
       log: e.srv.log,
       auth: e.srv.auth,
       accessLog: e.srv.accessLog,
+      backendTls: e.srv.backendTls,
+      resolver: e.srv.resolver,
       tls: e.srv.tls,
       onDone: (s) => {
         this.sessions.delete(s);

@@ -3,15 +3,21 @@
 // with real sockets, timers and the auth service; it holds no protocol
 // knowledge of its own.
 //
-// Phases: [implicit TLS] -> greeting -> pre-auth (machine) -> auth ->
-// backend login (machine) -> relay -> done. The `timeout` directive is a
-// total budget for each of: accept..greeting, pre-auth, backend login.
+// Phases: [PROXY header] -> [implicit TLS] -> [SMTP: host lookup, greeting
+// delay] -> greeting -> pre-auth (machine) -> auth -> backend login
+// (machine) -> relay -> done. The `timeout` directive is a total budget for
+// each of: accept..greeting, pre-auth, backend login.
 
 import type { ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import type { BackendLogin, BackendStep, ClientStep, Credentials, PreauthMachine } from "../core/machine.ts";
 import type { ErrorLog, LogContext } from "../log/error_log.ts";
-import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../runtime/types.ts";
+import type { Conn, Runtime, SockAddr, TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
+import { type ProxyHeader, ProxyHeaderReader } from "../proxy_protocol/reader.ts";
+import { proxyHeaderToAddr, realIpTrusted } from "../proxy_protocol/real_ip.ts";
+import { proxyV1, proxyV2 } from "../proxy_protocol/writer.ts";
+import { backendTlsMode } from "./backend_tls.ts";
+import type { Resolver } from "../resolver/resolver.ts";
 import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
@@ -29,6 +35,10 @@ export interface SessionEnv {
   tls: TlsServerOptions | null;
   /** mailgate's access log for this server, if configured. */
   accessLog: AccessLog | null;
+  /** SMTP client host lookups (resolver), null when off. */
+  resolver: Resolver | null;
+  /** TLS options towards a backend address (proxy_ssl / proxy_starttls), null when off. */
+  backendTls: ((addr: string) => TlsClientOptions) | null;
   /** Called once when the session is completely over. */
   onDone(session: Session): void;
 }
@@ -45,7 +55,7 @@ export function addrPortText(a: SockAddr): string {
   return a.family === "ipv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-type Phase = "start" | "delay" | "preauth" | "auth" | "backend" | "relay" | "done";
+type Phase = "start" | "proxy" | "resolve" | "delay" | "preauth" | "auth" | "backend" | "relay" | "done";
 
 export class Session {
   readonly id = nextConnId++;
@@ -64,6 +74,13 @@ export class Session {
   #salt: string | null = null;
   /** SMTP: Client-Host / XCLIENT NAME= value; null for IMAP and POP3. */
   #clientHost: string | null = null;
+  /** The client's address: the TCP peer, or a trusted PROXY header's source. */
+  #clientAddr: SockAddr;
+  /** A received PROXY header with addresses (Proxy-Protocol-* auth headers). */
+  #proxyHeader: ProxyHeader | null = null;
+  #proxyReader: ProxyHeaderReader | null = null;
+  /** Client bytes that arrived with the PROXY header, before the greeting. */
+  #early: Uint8Array | null = null;
   #relayStop: (() => void) | null = null;
   /** For the access log: bytes read from / written to the client, and how it ended. */
   #in = 0;
@@ -73,6 +90,7 @@ export class Session {
   constructor(env: SessionEnv, client: Conn) {
     this.#env = env;
     this.#client = client;
+    this.#clientAddr = client.remote;
     this.ctx = {
       conn: this.id,
       client: addrText(client.remote),
@@ -93,15 +111,53 @@ export class Session {
       end: () => {},
       close: () => this.#onClientClose(),
     });
-    if (this.#env.listen.ssl) {
-      this.#client.pause();
+    if (env.listen.proxyProtocol || env.listen.ssl) {
+      // One budget for the PROXY header and the implicit TLS handshake.
       this.#arm(env.server.timeoutMs, () => this.#timedOut());
-      this.#handshake().then((ok) => {
-        if (ok) this.#greet();
-      });
-    } else {
-      this.#greet();
     }
+    if (env.listen.proxyProtocol) {
+      this.phase = "proxy";
+      this.#proxyReader = new ProxyHeaderReader();
+      return; // reading: #onProxyData
+    }
+    this.#afterProxyHeader(null);
+  }
+
+  /** PROXY protocol header bytes (tls_and_proxy_protocol.md §6, §7). */
+  #onProxyData(chunk: Uint8Array): void {
+    const env = this.#env;
+    const r = this.#proxyReader!.push(chunk);
+    if (r.kind === "more") return;
+    this.#proxyReader = null;
+    if (r.kind === "error") {
+      env.log.error(r.log, this.ctx);
+      this.#outcome = "rejected";
+      this.#finish();
+      return;
+    }
+    this.#proxyHeader = r.header;
+    if (r.header && realIpTrusted(this.#client.remote, env.server.setRealIpFrom)) {
+      const addr = proxyHeaderToAddr(r.header);
+      if (addr) {
+        this.#clientAddr = addr;
+        this.ctx.client = addrText(addr);
+      }
+    }
+    this.#afterProxyHeader(r.rest.length > 0 ? r.rest : null);
+  }
+
+  /** After the PROXY header (if any): implicit TLS (if any), then the greeting. */
+  #afterProxyHeader(rest: Uint8Array | null): void {
+    if (!this.#env.listen.ssl) {
+      this.#early = rest;
+      this.#greet();
+      return;
+    }
+    this.phase = "start";
+    this.#client.pause();
+    this.#handshake(rest ?? undefined).then((ok) => {
+      if (ok) this.#greet();
+    });
   }
 
   /**
@@ -109,9 +165,9 @@ export class Session {
    * certificate checks of ssl_verify_client (tls_and_proxy_protocol.md §4).
    * False when the session is over (handshake failed, or rejected).
    */
-  async #handshake(): Promise<boolean> {
+  async #handshake(prefix?: Uint8Array): Promise<boolean> {
     try {
-      await this.#client.startTls(this.#env.tls!);
+      await this.#client.startTls(this.#env.tls!, prefix);
     } catch (e) {
       this.#env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
       this.#finish();
@@ -154,11 +210,32 @@ export class Session {
     if (this.#closed) return;
     const env = this.#env;
     if (env.server.protocol !== "smtp") return this.#startDialogue();
-    // Client host lookup lands with the resolver (issue #4); until then the
-    // host is what nginx reports without a resolver.
-    this.#clientHost = this.#client.remote.family === "unix" ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]";
+    const addr = this.#clientAddr;
+    if (addr.family === "unix") this.#clientHost = "[TEMPUNAVAIL]";
+    else if (!env.resolver) this.#clientHost = "[UNAVAILABLE]";
+    else {
+      // smtp.md §2: the greeting waits for the lookup (bounded by resolver_timeout).
+      // With a greeting delay, talking during the lookup already counts as early.
+      this.phase = "resolve";
+      if (env.server.smtpGreetingDelayMs > 0) this.#client.resume();
+      else this.#client.pause();
+      env.resolver.lookupClientHost(addr.address).then((r) => {
+        if (this.#closed || this.phase !== "resolve") return;
+        if (r.log) env.log.log(r.log.level, r.log.message, this.ctx);
+        this.#clientHost = r.host;
+        this.#afterLookup();
+      });
+      return;
+    }
+    this.#afterLookup();
+  }
+
+  /** SMTP after the client host lookup: the greeting delay, then the greeting. */
+  #afterLookup(): void {
+    const env = this.#env;
     const delay = env.server.smtpGreetingDelayMs;
     if (delay <= 0) return this.#startDialogue();
+    if (this.#early) return this.#rejectEarlyTalker(this.#early);
     this.phase = "delay";
     this.#arm(delay, () => this.#startDialogue());
     this.#client.resume(); // watch for clients that talk first
@@ -186,7 +263,13 @@ export class Session {
     });
     this.#arm(env.server.timeoutMs, () => this.#timedOut());
     this.#write(this.#machine.greeting());
-    this.#client.resume();
+    const early = this.#early;
+    this.#early = null;
+    if (early) {
+      this.#in += early.length;
+      this.#machine.push(early);
+      this.#pump();
+    } else this.#client.resume();
   }
 
   #makeSalt(): string {
@@ -228,7 +311,8 @@ export class Session {
   }
 
   #onClientData(chunk: Uint8Array): void {
-    if (this.phase === "delay") return this.#rejectEarlyTalker(chunk);
+    if (this.phase === "proxy") return this.#onProxyData(chunk);
+    if (this.phase === "delay" || this.phase === "resolve") return this.#rejectEarlyTalker(chunk);
     if (this.phase !== "preauth" || !this.#machine) return;
     this.#in += chunk.length;
     this.#machine.push(chunk);
@@ -321,9 +405,9 @@ export class Session {
       protocol: env.server.protocol,
       creds,
       attempt: this.#attempt,
-      clientIp: addrText(this.#client.remote),
+      clientIp: addrText(this.#clientAddr),
       clientHost: this.#clientHost,
-      proxyProtocol: null,
+      proxyProtocol: this.#proxyHeader,
       tls: this.#client.tls,
       verifyClient: env.server.ssl.verifyClient,
       passClientCert: env.server.authHttpPassClientCert,
@@ -376,9 +460,17 @@ export class Session {
       this.#internalError();
       this.#outcome = "timeout";
     });
+    const tlsMode = backendTlsMode(env.server.proxySsl);
+    const tlsOpts = env.backendTls ? env.backendTls(addr) : null;
     let backend: Conn;
     try {
-      backend = await env.runtime.connect({ kind: "tcp", host: addr, port, timeoutMs: deadline - Date.now() });
+      backend = await env.runtime.connect({
+        kind: "tcp",
+        host: addr,
+        port,
+        timeoutMs: deadline - Date.now(),
+        ...(tlsMode === "ssl" && tlsOpts ? { tls: tlsOpts } : {}),
+      });
     } catch (e) {
       if (this.#closed || this.phase !== "backend") return;
       env.log.error(`connect() to ${this.ctx.upstream} failed (${(e as Error).message})`, this.ctx);
@@ -391,21 +483,45 @@ export class Session {
       return;
     }
     this.#backend = backend;
+    if (env.server.proxyProtocol !== "off") {
+      // Sent before anything else, in one write (tls_and_proxy_protocol.md §8).
+      backend.write(
+        env.server.proxyProtocol === "v1"
+          ? proxyV1(this.#clientAddr, this.#client.local)
+          : proxyV2(this.#clientAddr, this.#client.local, this.#client.tls),
+      );
+    }
     const login: BackendLogin = env.protocol.createBackendLogin({
       config: env.server,
       creds,
       user,
       pass,
-      clientAddr: addrText(this.#client.remote),
+      clientAddr: addrText(this.#clientAddr),
       clientHost: this.#clientHost ?? "[UNAVAILABLE]",
-      backendTls: "off",
+      backendTls: tlsMode,
     });
     let settled = false;
     const onSteps = (steps: BackendStep[]) => {
       for (const s of steps) {
         if (settled) return;
         if (s.kind === "send") backend.write(s.data);
-        else if (s.kind === "starttls") continue; // backend TLS lands with issue #4
+        else if (s.kind === "starttls") {
+          // Always the last step of its batch; the login resumes after the handshake.
+          backend.startTlsClient(tlsOpts!).then(
+            () => {
+              if (!settled && !this.#closed) onSteps(login.tlsStarted());
+            },
+            (e) => {
+              if (settled || this.#closed) return;
+              settled = true;
+              env.log.error(`upstream SSL handshake failed: ${(e as Error).message}`, this.ctx);
+              this.#disarm();
+              backend.destroy();
+              this.#internalError();
+            },
+          );
+          return;
+        }
         else if (s.kind === "fail") {
           settled = true;
           if (s.log) env.log.log(s.log.level, s.log.message, this.ctx);
@@ -487,7 +603,7 @@ export class Session {
     w?.();
     this.#env.accessLog?.log({
       protocol: this.#env.server.protocol,
-      client: addrPortText(this.#client.remote),
+      client: addrPortText(this.#clientAddr),
       server: this.ctx.server,
       login: this.ctx.login ?? null,
       upstream: this.ctx.upstream ?? null,

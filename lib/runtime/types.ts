@@ -78,8 +78,11 @@ export interface Conn {
    * who discards them; no raw byte is delivered as data after this call.
    * Resolves once the handshake is complete; `tls` is then set. Rejects on a
    * failed handshake (the connection is then closed).
+   * `prefix`: bytes the caller already read that belong to the TLS stream
+   * (the start of a ClientHello that arrived with a PROXY protocol header);
+   * the TLS layer reads them before anything else.
    */
-  startTls(options: TlsServerOptions): Promise<TlsInfo>;
+  startTls(options: TlsServerOptions, prefix?: Uint8Array): Promise<TlsInfo>;
   /**
    * Client-side TLS on an outgoing connection (STARTTLS towards a backend).
    * Same rule: no plaintext byte is delivered after the call.

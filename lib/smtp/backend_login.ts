@@ -21,6 +21,21 @@
 // (nginx drops what arrived in the same read; a well-behaved backend sends
 // nothing there).
 //
+// With backend TLS by STARTTLS (mailgate extension, ctx.backendTls
+// "starttls") the greeting (stage 0) is followed by an upgrade, and then the
+// plan above runs from stage 1 over TLS:
+//
+//   B: 220 ...            P: EHLO <server_name>
+//   B: 250 ... STARTTLS   P: STARTTLS      (no STARTTLS line: fail)
+//   B: 220 ...            -> "starttls" step; every byte after this reply is dropped
+//   (TLS handshake; tlsStarted())
+//                         P: stage 1 (EHLO|HELO <server_name>) ... as above
+//
+// The XCLIENT check (below) reads only the stage 1 reply, i.e. the one
+// received over TLS. A failure before TLS is never passed to the client,
+// whatever proxy_pass_error_message says: those replies answer the proxy's
+// commands, not the client's.
+//
 // Unlike nginx, stages 2 and 3 are skipped when the backend's EHLO reply
 // does not advertise XCLIENT: nginx sends XCLIENT regardless, and a backend
 // that does not offer it (e.g. Postfix without smtpd_authorized_xclient_hosts)
@@ -34,11 +49,14 @@ import {
   BACKEND_GREETING_CODES,
   BACKEND_HELO_CODES,
   BACKEND_MAIL_CODES,
+  BACKEND_STARTTLS_CODES,
   BACKEND_XCLIENT_CODES,
   LOG_NO_PASSWORD,
   logUpstreamInvalid,
+  logUpstreamNoStarttls,
   logUpstreamTooLong,
   SMTP_AUTH_SUCCESS,
+  SMTP_BACKEND_STARTTLS,
   SMTP_INTERNAL_ERROR,
   smtpBackendAuthPlain,
   smtpBackendHeloClient,
@@ -65,6 +83,8 @@ const NO_SMTP_STATE: SmtpState = { helo: "", esmtp: false, from: "", to: "" };
 const HYPHEN = 0x2d;
 /** An EHLO reply line naming the XCLIENT extension (`250-XCLIENT NAME ADDR ...`). */
 const XCLIENT_LINE = /(^|\n)\d{3}[- ]XCLIENT( |\r|$)/im;
+/** An EHLO reply line naming the STARTTLS extension (RFC 3207). */
+const STARTTLS_LINE = /(^|\n)250[- ]STARTTLS( |\r|$)/i;
 /** A reply line is `NNN` then `-` (more lines follow) or anything else (last line). */
 const CONTINUATION_AT = 3;
 
@@ -104,6 +124,13 @@ function plan(ctx: BackendContext): Stage[] {
   return stages;
 }
 
+/**
+ * The upgrade before the plan (backend TLS by STARTTLS): "off" when it is
+ * not used or done, "ehlo" / "starttls" while that reply is awaited, "tls"
+ * from the go-ahead until tlsStarted().
+ */
+type Upgrade = "off" | "ehlo" | "starttls" | "tls";
+
 function codeIs(data: Uint8Array, codes: readonly string[]): boolean {
   return codes.some((c) =>
     data.length >= 3 && data[0] === c.charCodeAt(0) && data[1] === c.charCodeAt(1) &&
@@ -115,6 +142,10 @@ class SmtpBackendLogin implements BackendLogin {
   readonly #passError: boolean;
   readonly #plan: Stage[];
   readonly #reader: ReplyReader;
+  readonly #serverName: string;
+  /** Upgrade to TLS with STARTTLS once the greeting is in. */
+  readonly #starttls: boolean;
+  #upgrade: Upgrade = "off";
   #stage = 0;
   #finished = false;
   /** The backend's EHLO reply listed the XCLIENT extension. */
@@ -124,19 +155,27 @@ class SmtpBackendLogin implements BackendLogin {
     this.#passError = ctx.config.proxyPassErrorMessage;
     this.#plan = plan(ctx);
     this.#reader = new ReplyReader(ctx.config.proxyBuffer);
+    this.#serverName = ctx.config.serverName;
+    this.#starttls = ctx.backendTls === "starttls";
   }
 
-  /** Backend STARTTLS lands with the backend-TLS extension (issue #4). */
   tlsStarted(): BackendStep[] {
-    return [];
+    if (this.#upgrade !== "tls") return [];
+    // The plan from stage 1, as on a fresh connection (RFC 3207 §4.2: the
+    // client discards what it knew; the new EHLO reply is the one that counts).
+    this.#upgrade = "off";
+    this.#stage = 1;
+    return [{ kind: "send", data: this.#plan[1].send as Uint8Array }];
   }
 
   push(chunk: Uint8Array): BackendStep[] {
-    if (this.#finished) return [];
+    // "tls": plaintext that raced the upgrade; it is never parsed.
+    if (this.#finished || this.#upgrade === "tls") return [];
     this.#reader.push(chunk);
     const steps: BackendStep[] = [];
-    // One line per round; bounded by the lines held.
-    while (!this.#finished) {
+    // One line per round; bounded by the lines held. (#reply may ask for
+    // TLS; TS cannot see that through the call.)
+    while (!this.#finished && (this.#upgrade as Upgrade) !== "tls") {
       const r = this.#reader.nextLine();
       if (r.kind === "more") break;
       if (r.kind === "tooLong") {
@@ -152,6 +191,7 @@ class SmtpBackendLogin implements BackendLogin {
 
   /** A complete reply: data[0, cr) plus its CRLF. */
   #reply(data: Uint8Array, cr: number): BackendStep {
+    if (this.#upgrade !== "off") return this.#upgradeReply(data, cr);
     const accept = this.#plan[this.#stage].accept;
     if (accept === null) {
       // 4b: the RCPT reply, whatever its code, as received.
@@ -166,6 +206,10 @@ class SmtpBackendLogin implements BackendLogin {
     }
     if (this.#stage === 1) this.#xclient = XCLIENT_LINE.test(bytesToBinary(data.subarray(0, cr)));
     this.#reader.endReply();
+    if (this.#stage === 0 && this.#starttls) {
+      this.#upgrade = "ehlo";
+      return { kind: "send", data: smtpBackendHeloServer(true, this.#serverName) };
+    }
     this.#stage++;
     while (this.#stage < this.#plan.length && this.#plan[this.#stage].needsXclient && !this.#xclient) this.#stage++;
     if (this.#stage === this.#plan.length) {
@@ -176,6 +220,29 @@ class SmtpBackendLogin implements BackendLogin {
     if (send === "no-password") return this.#fail(SMTP_INTERNAL_ERROR, "error", LOG_NO_PASSWORD);
     // Only stage 0 sends nothing, and it is never entered from here.
     return { kind: "send", data: send! };
+  }
+
+  /** A reply during the upgrade: to the EHLO, then to STARTTLS. */
+  #upgradeReply(data: Uint8Array, cr: number): BackendStep {
+    if (this.#upgrade === "ehlo") {
+      const offered = codeIs(data, BACKEND_HELO_CODES) &&
+        STARTTLS_LINE.test(bytesToBinary(data.subarray(0, cr)));
+      if (!offered) return this.#noStarttls(data, cr);
+      this.#reader.endReply();
+      this.#upgrade = "starttls";
+      return { kind: "send", data: SMTP_BACKEND_STARTTLS };
+    }
+    if (!codeIs(data, BACKEND_STARTTLS_CODES)) return this.#noStarttls(data, cr);
+    // Plaintext injection defence: whatever followed the 220 reply was sent
+    // before TLS and is dropped unread.
+    this.#reader.take();
+    this.#upgrade = "tls";
+    return { kind: "starttls" };
+  }
+
+  #noStarttls(data: Uint8Array, cr: number): BackendStep {
+    const reply = bytesToBinary(data.subarray(0, cr));
+    return this.#fail(SMTP_INTERNAL_ERROR, "error", logUpstreamNoStarttls(reply));
   }
 
   #fail(toClient: Uint8Array, level: "info" | "error", message: string): BackendStep {

@@ -120,6 +120,15 @@ export function smtpBackendAuthPlain(user: string, pass: string): Uint8Array {
   return textBytes("AUTH PLAIN " + encodeBase64("\0" + user + "\0" + pass) + CRLF);
 }
 
+// Backend TLS (mailgate extension, proxy_starttls on): before step 1 the
+// proxy sends `EHLO <server_name>` (STARTTLS is an ESMTP extension, so
+// always EHLO), needs STARTTLS in the reply, and upgrades (RFC 3207).
+
+/** `STARTTLS` */
+export const SMTP_BACKEND_STARTTLS = textBytes("STARTTLS" + CRLF);
+/** The backend's go-ahead for the TLS handshake. */
+export const BACKEND_STARTTLS_CODES: readonly string[] = ["220"];
+
 /** §8.1 reply codes the backend login accepts (only the first three characters are checked). */
 export const BACKEND_GREETING_CODES: readonly string[] = ["220"];
 export const BACKEND_HELO_CODES: readonly string[] = ["250"];
@@ -181,6 +190,11 @@ export function logRejectedBeforeGreeting(data: Uint8Array): string {
 /** §8.3; `reply` is the backend's reply without its final CRLF (binary). */
 export function logUpstreamInvalid(reply: string): string {
   return `upstream sent invalid response: "${escapeForLog(reply)}"`;
+}
+
+/** The backend's EHLO reply lacks STARTTLS, or it refused STARTTLS (reply without its final CRLF, binary). */
+export function logUpstreamNoStarttls(reply: string): string {
+  return `upstream does not support STARTTLS: "${escapeForLog(reply)}"`;
 }
 
 export function logUpstreamTooLong(text: string): string {

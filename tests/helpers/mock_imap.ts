@@ -35,6 +35,18 @@ export function pattern(n: number, seed = 0): Buffer {
   return b;
 }
 
+const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+/** Length of a complete PROXY v1/v2 header at the start of b, else 0. */
+export function proxyHeaderLength(b: Buffer): number {
+  if (b.length >= 16 && b.subarray(0, 12).equals(V2_SIG)) return 16 + b.readUInt16BE(14);
+  if (b.subarray(0, 6).toString("latin1") === "PROXY ") {
+    const i = b.indexOf("\r\n");
+    return i < 0 ? 0 : i + 2;
+  }
+  return 0;
+}
+
 export interface BackendConn {
   sock: Socket;
   /** All bytes received on this connection. */
@@ -43,6 +55,8 @@ export interface BackendConn {
   pass: string | null;
   /** Lines seen (latin1, without line end). */
   commands: string[];
+  /** A PROXY protocol header (v1 or v2) that came first, raw. */
+  proxy: Buffer | null;
 }
 
 export class MockImap {
@@ -65,7 +79,7 @@ export class MockImap {
 
   #onConn(sock: Socket) {
     const o = this.opts;
-    const c: BackendConn = { sock, raw: Buffer.alloc(0), user: null, pass: null, commands: [] };
+    const c: BackendConn = { sock, raw: Buffer.alloc(0), user: null, pass: null, commands: [], proxy: null };
     this.conns.push(c);
     sock.on("error", () => {});
     if (o.noGreeting) return;
@@ -156,9 +170,19 @@ export class MockImap {
     let pendingAfterUser = false;
     let skipCrlf = false;
     let streamLiteral: { left: number; feed: (b: Buffer) => void; done: () => void } | null = null;
+    let first = true;
     sock.on("data", (d: Buffer) => {
       c.raw = Buffer.concat([c.raw, d]);
       buf = Buffer.concat([buf, d]);
+      if (first) {
+        // A PROXY header arrives in the proxy's first write: keep it aside.
+        first = false;
+        const n = proxyHeaderLength(buf);
+        if (n > 0) {
+          c.proxy = Buffer.from(buf.subarray(0, n));
+          buf = buf.subarray(n);
+        }
+      }
       for (let guard = 0; guard < 100000; guard++) {
         if (streamLiteral) {
           const take = Math.min(streamLiteral.left, buf.length);

@@ -3,11 +3,18 @@ import assert from "node:assert/strict";
 import { renderBackendStep } from "../helpers/drive_machine.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
-import type { BackendLogin, BackendStep } from "../../lib/core/machine.ts";
+import type { BackendContext, BackendLogin, BackendStep } from "../../lib/core/machine.ts";
 import { createImapBackendLogin } from "../../lib/imap/backend_login.ts";
 
 function login(
-  o: { tag?: string; user?: string; pass?: string; proxyBuffer?: number; passError?: boolean } = {},
+  o: {
+    tag?: string;
+    user?: string;
+    pass?: string;
+    proxyBuffer?: number;
+    passError?: boolean;
+    backendTls?: BackendContext["backendTls"];
+  } = {},
 ) {
   const config = {
     proxyBuffer: o.proxyBuffer ?? 4096,
@@ -21,6 +28,7 @@ function login(
     pass: o.pass ?? "secret",
     clientAddr: "127.0.0.1",
     clientHost: "[UNAVAILABLE]",
+    backendTls: o.backendTls,
   });
 }
 
@@ -242,6 +250,255 @@ describe("chunking does not matter", () => {
     assert.equal(whole.length, 4);
     for (let k = 1; k < bad.length; k++) {
       assert.deepEqual(feed(login(), [bad.slice(0, k), bad.slice(k)]), whole, `split at ${k}`);
+    }
+  });
+});
+
+// ---- backend TLS by STARTTLS (mailgate extension) ----------------------------
+
+/** In a feedTls() script: the TLS handshake completes here (tlsStarted()). */
+const TLS = "<tls>";
+
+/** As feed(), with TLS marking where the driver calls tlsStarted(). */
+function feedTls(m: BackendLogin, chunks: string[]): string[] {
+  const out: string[] = [];
+  for (const c of chunks) {
+    const steps = c === TLS ? m.tlsStarted() : m.push(binaryToBytes(c));
+    if (c === TLS) out.push("TLS");
+    for (const s of steps) out.push(render(s));
+  }
+  return out;
+}
+
+const starttls = (o: Parameters<typeof login>[0] = {}) => login({ ...o, backendTls: "starttls" });
+const INTERNAL_ERROR = "* BAD internal server error\r\n";
+const STLS = ["B: mgs1 STARTTLS\r\n", "STARTTLS"];
+const CAPA = ["TLS", "B: mgs2 CAPABILITY\r\n"];
+
+describe("backend STARTTLS (mailgate extension)", () => {
+  test("full transcript: STARTTLS, TLS, CAPABILITY, then the LOGIN of §8", () => {
+    assert.deepEqual(
+      feedTls(starttls(), [
+        "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n",
+        "mgs1 OK Begin TLS negotiation now\r\n",
+        TLS,
+        "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nmgs2 OK Capability completed\r\n",
+        "+ \r\n",
+        "+ \r\n",
+        "* CAPABILITY IMAP4rev1 IDLE\r\na2 OK Logged in\r\n",
+      ]),
+      [
+        ...STLS,
+        ...CAPA,
+        ...HAPPY,
+        "DONE * CAPABILITY IMAP4rev1 IDLE\r\na2 OK Logged in\r\n",
+      ],
+    );
+  });
+
+  test("untagged lines before either tagged OK are skipped and never reach the client", () => {
+    assert.deepEqual(
+      feedTls(starttls(), [
+        GREETING,
+        "* OK [ALERT] one\r\n* OK two\r\n",
+        "mgs1 OK go\r\n",
+        TLS,
+        "* CAPABILITY IMAP4rev1\r\n",
+        "* OK x\r\nmgs2 OK\r\n",
+        "+\r\n+\r\na2 OK\r\n",
+      ]),
+      [...STLS, ...CAPA, ...HAPPY, "DONE a2 OK\r\n"],
+    );
+  });
+
+  test("the client's tag is used for LOGIN only; a client tag equal to ours does not matter", () => {
+    assert.deepEqual(
+      feedTls(starttls({ tag: "mgs1" }), [
+        GREETING,
+        "mgs1 OK\r\n",
+        TLS,
+        "mgs2 OK\r\n",
+        "+\r\n+\r\nmgs1 OK in\r\n",
+      ]),
+      [...STLS, ...CAPA, "B: mgs1 LOGIN {16}\r\n", HAPPY[1], HAPPY[2], "DONE mgs1 OK in\r\n"],
+    );
+  });
+
+  test("bytes after the STARTTLS OK are dropped unread: a forged reply cannot complete the login", () => {
+    const m = starttls();
+    // A plaintext attacker appends the whole rest of a login to the OK.
+    assert.deepEqual(
+      feedTls(m, [GREETING, "mgs1 OK\r\nmgs2 OK\r\n+\r\n+\r\na2 OK forged\r\n"]),
+      STLS,
+    );
+    // Still plaintext (raced the upgrade): dropped too.
+    assert.deepEqual(feedTls(m, ["a2 OK forged again\r\n"]), []);
+    // Over TLS the CAPABILITY reply is awaited, nothing was kept.
+    assert.deepEqual(feedTls(m, [TLS]), CAPA);
+    assert.deepEqual(feedTls(m, ["+\r\n"]), [
+      `FAIL ${INTERNAL_ERROR}| error upstream sent invalid response: "+"`,
+    ]);
+  });
+
+  test("after the drop, the real TLS replies drive the login", () => {
+    const m = starttls();
+    assert.deepEqual(
+      feedTls(m, [
+        GREETING + "mgs1 OK\r\n* BYE injected\r\na2 OK injected\r\n",
+        TLS,
+        "mgs2 OK\r\n+\r\n+\r\na2 OK real\r\n",
+      ]),
+      [...STLS, ...CAPA, ...HAPPY, "DONE a2 OK real\r\n"],
+    );
+  });
+
+  test("a refused STARTTLS fails: internal error, error log, never a plaintext login", () => {
+    for (const passError of [false, true]) {
+      for (const reply of ["mgs1 NO not now", "mgs1 BAD unknown command", "+ go", "mgs2 OK"]) {
+        assert.deepEqual(
+          feedTls(starttls({ passError }), [GREETING, "* OK hi\r\n" + reply + "\r\n"]),
+          [
+            STLS[0],
+            `FAIL ${INTERNAL_ERROR}| error upstream does not support STARTTLS: "${reply}"`,
+          ],
+          reply,
+        );
+      }
+    }
+  });
+
+  test("a failed CAPABILITY is an internal error even with proxy_pass_error_message on", () => {
+    assert.deepEqual(
+      feedTls(starttls({ passError: true }), [GREETING, "mgs1 OK\r\n", TLS, "mgs2 BAD no\r\n"]),
+      [
+        ...STLS,
+        ...CAPA,
+        `FAIL ${INTERNAL_ERROR}| error upstream sent invalid response: "mgs2 BAD no"`,
+      ],
+    );
+  });
+
+  test("the login's own replies after TLS keep proxy_pass_error_message", () => {
+    assert.deepEqual(
+      feedTls(starttls({ passError: true }), [
+        GREETING,
+        "mgs1 OK\r\n",
+        TLS,
+        "mgs2 OK\r\n+\r\n+\r\n",
+        "a2 NO [AUTHENTICATIONFAILED] bad\r\n",
+      ]),
+      [
+        ...STLS,
+        ...CAPA,
+        ...HAPPY,
+        'FAIL a2 NO [AUTHENTICATIONFAILED] bad\r\n| info upstream sent invalid response: "a2 NO [AUTHENTICATIONFAILED] bad"',
+      ],
+    );
+  });
+
+  test("a bad greeting fails as without TLS", () => {
+    assert.deepEqual(feedTls(starttls(), ["* BYE busy\r\n"]), [
+      `FAIL ${INTERNAL_ERROR}| error upstream sent invalid response: "* BYE busy"`,
+    ]);
+  });
+
+  test("tlsStarted() does nothing unless an upgrade is under way", () => {
+    const m = starttls();
+    assert.deepEqual(m.tlsStarted(), []);
+    assert.deepEqual(feedTls(m, [GREETING, TLS]), [STLS[0], "TLS"]);
+    assert.deepEqual(feedTls(m, ["mgs1 OK\r\n", TLS, TLS]), [STLS[1], ...CAPA, "TLS"]);
+  });
+
+  test("proxy_buffer bounds the STARTTLS and the CAPABILITY replies, untagged lines included", () => {
+    const m = starttls({ proxyBuffer: 32 });
+    const untagged = "* 1234567890\r\n".repeat(3); // 42 bytes, no tagged line
+    assert.deepEqual(feedTls(m, ["* OK\r\n", untagged]), [
+      STLS[0],
+      `FAIL ${INTERNAL_ERROR}| error upstream sent too long response line: "${
+        untagged.slice(0, 31)
+      }"`,
+    ]);
+    const c = starttls({ proxyBuffer: 32 });
+    assert.deepEqual(
+      feedTls(c, ["* OK\r\n", "mgs1 OK\r\n", TLS, "* CAPABILITY " + "X".repeat(30) + "\r\n"]),
+      [
+        ...STLS,
+        ...CAPA,
+        `FAIL ${INTERNAL_ERROR}| error upstream sent too long response line: "* CAPABILITY ${
+          "X".repeat(18)
+        }"`,
+      ],
+    );
+    // Each reply has its own budget: 32-byte replies all fit.
+    const line = (s: string) => s + "x".repeat(30 - s.length) + "\r\n";
+    assert.deepEqual(
+      feedTls(starttls({ proxyBuffer: 32 }), [
+        line("* OK "),
+        line("mgs1 OK "),
+        TLS,
+        line("mgs2 OK "),
+        line("+ "),
+        line("+ "),
+        "a2 OK\r\n",
+      ]),
+      [...STLS, ...CAPA, ...HAPPY, "DONE a2 OK\r\n"],
+    );
+  });
+
+  test("off, ssl and unset give exactly the plain login", () => {
+    const script = GREETING + "+\r\n+\r\n* X\r\na2 OK\r\n";
+    const plain = feed(login(), [script]);
+    assert.deepEqual(plain, [...HAPPY, "DONE * X\r\na2 OK\r\n"]);
+    for (const backendTls of ["off", "ssl", undefined] as const) {
+      const m = login({ backendTls });
+      assert.deepEqual(feed(m, [script]), plain, String(backendTls));
+      assert.deepEqual(m.tlsStarted(), [], String(backendTls));
+    }
+  });
+});
+
+describe("backend STARTTLS: chunking does not matter", () => {
+  const before = "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n* OK x\r\nmgs1 OK go\r\n";
+  const after = "* CAPABILITY IMAP4rev1\r\nmgs2 OK done\r\n+ \r\n+ \r\n* 1 EXISTS\r\na2 OK in\r\n";
+  const expected = [...STLS, ...CAPA, ...HAPPY, "DONE * 1 EXISTS\r\na2 OK in\r\n"];
+
+  test("whole, and one byte at a time", () => {
+    assert.deepEqual(feedTls(starttls(), [before, TLS, after]), expected);
+    assert.deepEqual(feedTls(starttls(), [...before, TLS, ...after]), expected);
+  });
+
+  test("split at every byte boundary, before and after the upgrade", () => {
+    for (let k = 1; k < before.length; k++) {
+      const r = feedTls(starttls(), [before.slice(0, k), before.slice(k), TLS, after]);
+      assert.deepEqual(r, expected, `before, split at ${k}`);
+    }
+    for (let k = 1; k < after.length; k++) {
+      const r = feedTls(starttls(), [before, TLS, after.slice(0, k), after.slice(k)]);
+      assert.deepEqual(r, expected, `after, split at ${k}`);
+    }
+  });
+
+  test("injected bytes after the OK are dropped at every split", () => {
+    const injected = before + "mgs2 OK\r\n+\r\n+\r\na2 OK forged\r\n";
+    for (let k = 1; k < injected.length; k++) {
+      const r = feedTls(starttls(), [injected.slice(0, k), injected.slice(k), TLS, after]);
+      assert.deepEqual(r, expected, `split at ${k}`);
+    }
+  });
+
+  test("a refusal split at every byte boundary", () => {
+    const refused = "* OK hi\r\n* OK x\r\nmgs1 NO [ALERT] no TLS here\r\n";
+    const whole = [
+      STLS[0],
+      `FAIL ${INTERNAL_ERROR}| error upstream does not support STARTTLS: "mgs1 NO [ALERT] no TLS here"`,
+    ];
+    assert.deepEqual(feedTls(starttls(), [refused]), whole);
+    for (let k = 1; k < refused.length; k++) {
+      assert.deepEqual(
+        feedTls(starttls(), [refused.slice(0, k), refused.slice(k)]),
+        whole,
+        `split at ${k}`,
+      );
     }
   });
 });

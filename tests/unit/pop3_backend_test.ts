@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { renderBackendStep } from "../helpers/drive_machine.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
-import type { BackendLogin, BackendStep, Credentials } from "../../lib/core/machine.ts";
+import type {
+  BackendContext,
+  BackendLogin,
+  BackendStep,
+  Credentials,
+} from "../../lib/core/machine.ts";
 import { createPop3BackendLogin } from "../../lib/pop3/backend_login.ts";
 
 function login(
@@ -13,6 +18,7 @@ function login(
     proxyBuffer?: number;
     passError?: boolean;
     creds?: Credentials;
+    backendTls?: BackendContext["backendTls"];
   } = {},
 ) {
   const config = {
@@ -26,6 +32,7 @@ function login(
     pass: o.pass ?? "secret",
     clientAddr: "127.0.0.1",
     clientHost: "[UNAVAILABLE]",
+    backendTls: o.backendTls,
   });
 }
 
@@ -230,6 +237,211 @@ describe("chunking does not matter", () => {
     for (let k = 1; k < bad.length; k++) {
       assert.deepEqual(
         feed(login({ passError: true }), [bad.slice(0, k), bad.slice(k)]),
+        whole,
+        `split at ${k}`,
+      );
+    }
+  });
+});
+
+// ---- backend TLS by STARTTLS (mailgate extension) ----------------------------
+
+/** In a feedTls() script: the TLS handshake completes here (tlsStarted()). */
+const TLS = "<tls>";
+
+/** As feed(), with TLS marking where the driver calls tlsStarted(). */
+function feedTls(m: BackendLogin, chunks: string[]): string[] {
+  const out: string[] = [];
+  for (const c of chunks) {
+    const steps = c === TLS ? m.tlsStarted() : m.push(binaryToBytes(c));
+    if (c === TLS) out.push("TLS");
+    for (const s of steps) out.push(render(s));
+  }
+  return out;
+}
+
+const starttls = (o: Parameters<typeof login>[0] = {}) => login({ ...o, backendTls: "starttls" });
+const STLS = ["B: STLS\r\n", "STARTTLS"];
+const CAPA = ["TLS", "B: CAPA\r\n"];
+const CAPA_LIST = "+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL PLAIN\r\n.\r\n";
+
+describe("backend STLS (mailgate extension)", () => {
+  test("full transcript: STLS, TLS, CAPA, then USER/PASS of §9", () => {
+    assert.deepEqual(
+      feedTls(starttls(), [
+        "+OK Dovecot ready.\r\n",
+        "+OK Begin TLS negotiation\r\n",
+        TLS,
+        CAPA_LIST,
+        "+OK\r\n",
+        "+OK Logged in.\r\n",
+      ]),
+      [...STLS, ...CAPA, USER, PASS, "DONE +OK Logged in.\r\n"],
+    );
+  });
+
+  test("CAPA refused with -ERR: the login goes on", () => {
+    assert.deepEqual(
+      feedTls(starttls(), [
+        GREETING,
+        "+OK\r\n",
+        TLS,
+        "-ERR unknown command\r\n",
+        "+OK\r\n+OK in\r\n",
+      ]),
+      [...STLS, ...CAPA, USER, PASS, "DONE +OK in\r\n"],
+    );
+  });
+
+  test("the CAPA list ends only at a line that is exactly '.'", () => {
+    const m = starttls();
+    assert.deepEqual(feedTls(m, [GREETING, "+OK\r\n", TLS]), [...STLS, ...CAPA]);
+    // "..", ". x" and "+OK" inside the list are list lines, not the end or a reply.
+    assert.deepEqual(feedTls(m, ["+OK\r\nTOP\r\n..\r\n. x\r\n+OK\r\n.x\r\n"]), []);
+    assert.deepEqual(feedTls(m, [".\r\n"]), [USER]);
+    assert.deepEqual(feedTls(m, ["+OK\r\n+OK done\r\n"]), [PASS, "DONE +OK done\r\n"]);
+  });
+
+  test("bytes after the STLS +OK are dropped unread: a forged reply cannot complete the login", () => {
+    const m = starttls();
+    // A plaintext attacker appends the whole rest of a login to the +OK.
+    assert.deepEqual(feedTls(m, [GREETING + "+OK\r\n-ERR\r\n+OK\r\n+OK forged\r\n"]), STLS);
+    // Still plaintext (raced the upgrade): dropped too.
+    assert.deepEqual(feedTls(m, ["+OK forged again\r\n"]), []);
+    // Over TLS the CAPA reply is awaited; nothing was kept.
+    assert.deepEqual(feedTls(m, [TLS]), CAPA);
+    assert.deepEqual(feedTls(m, ["-ERR no\r\n"]), [USER]);
+    assert.deepEqual(feedTls(m, ["+OK\r\n+OK real\r\n"]), [PASS, "DONE +OK real\r\n"]);
+  });
+
+  test("a refused STLS fails: internal error, error log, never a plaintext login", () => {
+    for (const passError of [false, true]) {
+      for (const reply of ["-ERR not available", "-ERR", "+ok", "* OK"]) {
+        assert.deepEqual(
+          feedTls(starttls({ passError }), [GREETING + reply + "\r\n"]),
+          [STLS[0], `FAIL ${INTERNAL}| error upstream does not support STARTTLS: "${reply}"`],
+          reply,
+        );
+      }
+    }
+  });
+
+  test("a CAPA reply that is neither +OK nor -ERR is an internal error, whatever proxy_pass_error_message", () => {
+    assert.deepEqual(
+      feedTls(starttls({ passError: true }), [GREETING, "+OK\r\n", TLS, "* what\r\n"]),
+      [...STLS, ...CAPA, `FAIL ${INTERNAL}| error upstream sent invalid response: "* what"`],
+    );
+  });
+
+  test("the login's own replies after TLS keep proxy_pass_error_message", () => {
+    assert.deepEqual(
+      feedTls(starttls({ passError: true }), [
+        GREETING,
+        "+OK\r\n",
+        TLS,
+        CAPA_LIST + "+OK\r\n-ERR [AUTH] failed\r\n",
+      ]),
+      [
+        ...STLS,
+        ...CAPA,
+        USER,
+        PASS,
+        'FAIL -ERR [AUTH] failed\r\n| info upstream sent invalid response: "-ERR [AUTH] failed"',
+      ],
+    );
+  });
+
+  test("a bad greeting fails as without TLS", () => {
+    assert.deepEqual(feedTls(starttls(), ["-ERR busy\r\n"]), [
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "-ERR busy"`,
+    ]);
+  });
+
+  test("tlsStarted() does nothing unless an upgrade is under way", () => {
+    const m = starttls();
+    assert.deepEqual(m.tlsStarted(), []);
+    assert.deepEqual(feedTls(m, [GREETING, TLS]), [STLS[0], "TLS"]);
+    assert.deepEqual(feedTls(m, ["+OK\r\n", TLS, TLS]), [STLS[1], ...CAPA, "TLS"]);
+  });
+
+  test("proxy_buffer bounds the STLS reply and the whole CAPA list", () => {
+    assert.deepEqual(feedTls(starttls({ proxyBuffer: 16 }), ["+OK\r\n", "+OK " + "y".repeat(20)]), [
+      STLS[0],
+      `FAIL ${INTERNAL}| error upstream sent too long response line: "+OK ${"y".repeat(11)}"`,
+    ]);
+    const list = "+OK\r\nTOP\r\nUSER\r\nUIDL\r\n"; // 22 bytes, no end yet
+    assert.deepEqual(
+      feedTls(starttls({ proxyBuffer: 20 }), ["+OK\r\n", "+OK\r\n", TLS, list + ".\r\n"]),
+      [
+        ...STLS,
+        ...CAPA,
+        `FAIL ${INTERNAL}| error upstream sent too long response line: "${list.slice(0, 19)}"`,
+      ],
+    );
+    // A list that fits, and each reply its own budget.
+    assert.deepEqual(
+      feedTls(starttls({ proxyBuffer: 20 }), [
+        "+OK\r\n",
+        "+OK\r\n",
+        TLS,
+        "+OK\r\nTOP\r\nUSER\r\n.\r\n",
+        "+OK\r\n+OK\r\n",
+      ]),
+      [...STLS, ...CAPA, USER, PASS, "DONE +OK\r\n"],
+    );
+  });
+
+  test("off, ssl and unset give exactly the plain login", () => {
+    const script = GREETING + "+OK\r\n+OK x\r\n";
+    const plain = feed(login(), [script]);
+    assert.deepEqual(plain, [USER, PASS, "DONE +OK x\r\n"]);
+    for (const backendTls of ["off", "ssl", undefined] as const) {
+      const m = login({ backendTls });
+      assert.deepEqual(feed(m, [script]), plain, String(backendTls));
+      assert.deepEqual(m.tlsStarted(), [], String(backendTls));
+    }
+  });
+});
+
+describe("backend STLS: chunking does not matter", () => {
+  const before = "+OK POP3 ready <1.2@host>\r\n+OK Begin TLS\r\n";
+  const after = CAPA_LIST + "+OK send PASS\r\n+OK Logged in.\r\n";
+  const expected = [...STLS, ...CAPA, USER, PASS, "DONE +OK Logged in.\r\n"];
+
+  test("whole, and one byte at a time", () => {
+    assert.deepEqual(feedTls(starttls(), [before, TLS, after]), expected);
+    assert.deepEqual(feedTls(starttls(), [...before, TLS, ...after]), expected);
+  });
+
+  test("split at every byte boundary, before and after the upgrade", () => {
+    for (let k = 1; k < before.length; k++) {
+      const r = feedTls(starttls(), [before.slice(0, k), before.slice(k), TLS, after]);
+      assert.deepEqual(r, expected, `before, split at ${k}`);
+    }
+    for (let k = 1; k < after.length; k++) {
+      const r = feedTls(starttls(), [before, TLS, after.slice(0, k), after.slice(k)]);
+      assert.deepEqual(r, expected, `after, split at ${k}`);
+    }
+  });
+
+  test("injected bytes after the +OK are dropped at every split", () => {
+    const injected = before + "-ERR\r\n+OK\r\n+OK forged\r\n";
+    for (let k = 1; k < injected.length; k++) {
+      const r = feedTls(starttls(), [injected.slice(0, k), injected.slice(k), TLS, after]);
+      assert.deepEqual(r, expected, `split at ${k}`);
+    }
+  });
+
+  test("a refusal split at every byte boundary", () => {
+    const refused = GREETING + "-ERR TLS not available\r\n";
+    const whole = [
+      STLS[0],
+      `FAIL ${INTERNAL}| error upstream does not support STARTTLS: "-ERR TLS not available"`,
+    ];
+    assert.deepEqual(feedTls(starttls(), [refused]), whole);
+    for (let k = 1; k < refused.length; k++) {
+      assert.deepEqual(
+        feedTls(starttls(), [refused.slice(0, k), refused.slice(k)]),
         whole,
         `split at ${k}`,
       );

@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { renderBackendStep } from "../helpers/drive_machine.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
-import type { BackendLogin, BackendStep, Credentials, SmtpState } from "../../lib/core/machine.ts";
+import type {
+  BackendContext,
+  BackendLogin,
+  BackendStep,
+  Credentials,
+  SmtpState,
+} from "../../lib/core/machine.ts";
 import { encodeBase64 } from "../../lib/core/sasl.ts";
 import { createSmtpBackendLogin } from "../../lib/smtp/backend_login.ts";
 
@@ -18,6 +24,7 @@ interface Opts {
   pass?: string | null;
   clientAddr?: string;
   clientHost?: string;
+  backendTls?: BackendContext["backendTls"];
 }
 
 function login(o: Opts = {}): BackendLogin {
@@ -42,6 +49,7 @@ function login(o: Opts = {}): BackendLogin {
     pass: o.pass === undefined ? "secret" : o.pass,
     clientAddr: o.clientAddr ?? "192.0.2.7",
     clientHost: o.clientHost ?? "[UNAVAILABLE]",
+    backendTls: o.backendTls,
   });
 }
 
@@ -336,7 +344,10 @@ describe("XCLIENT only when the backend offers it (mailgate; nginx always sends 
   });
   test("the keyword must be a whole EHLO keyword", () => {
     const m = login({});
-    assert.deepEqual(feed(m, ["220 hi\r\n", "250-mx\r\n250 XCLIENTX\r\n"]), ["P: EHLO mail.example.com\r\n", AUTH_OK]);
+    assert.deepEqual(feed(m, ["220 hi\r\n", "250-mx\r\n250 XCLIENTX\r\n"]), [
+      "P: EHLO mail.example.com\r\n",
+      AUTH_OK,
+    ]);
   });
 });
 
@@ -516,4 +527,312 @@ describe("chunking does not matter", () => {
       assert.deepEqual(feed(login(opts), [...stream]), whole);
     });
   }
+});
+
+// ---- backend TLS by STARTTLS (mailgate extension) ----------------------------
+
+/** In a feedTls() script: the TLS handshake completes here (tlsStarted()). */
+const TLS = "<tls>";
+
+/** As feed(), with TLS marking where the driver calls tlsStarted(). */
+function feedTls(m: BackendLogin, chunks: string[]): string[] {
+  const out: string[] = [];
+  for (const c of chunks) {
+    const steps = c === TLS ? m.tlsStarted() : m.push(binaryToBytes(c));
+    if (c === TLS) out.push("TLS");
+    for (const s of steps) out.push(render(s));
+  }
+  return out;
+}
+
+const starttls = (o: Opts = {}) => login({ ...o, backendTls: "starttls" });
+/** The plaintext EHLO, STARTTLS and the upgrade. */
+const UPGRADE = ["P: EHLO mail.example.com\r\n", "P: STARTTLS\r\n", "STARTTLS"];
+/** A plaintext EHLO reply offering STARTTLS (and not XCLIENT). */
+const TLS_EHLO = "250-mx.example.com\r\n250-PIPELINING\r\n250 STARTTLS\r\n";
+
+describe("backend STARTTLS (mailgate extension)", () => {
+  test("full transcript: EHLO, STARTTLS, TLS, then §8.1 from step 1", () => {
+    const m = starttls({ smtp: { helo: "example.com", esmtp: true } });
+    assert.deepEqual(
+      feedTls(m, [
+        "220 mx ready\r\n",
+        TLS_EHLO,
+        "220 2.0.0 Ready to start TLS\r\n",
+        TLS,
+        XC_EHLO,
+        "220 xclient ok\r\n",
+        "250 ok\r\n",
+      ]),
+      [
+        ...UPGRADE,
+        "TLS",
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+        "P: EHLO example.com\r\n",
+        AUTH_OK,
+      ],
+    );
+  });
+
+  test("the upgrade always uses EHLO; after TLS step 1 is HELO or EHLO as the table says", () => {
+    const m = starttls({ xclient: false, proxySmtpAuth: true });
+    assert.deepEqual(
+      feedTls(m, ["220 hi\r\n", "250 STARTTLS\r\n", "220 go\r\n", TLS, "250 ok\r\n", "235 ok\r\n"]),
+      [
+        ...UPGRADE,
+        "TLS",
+        "P: HELO mail.example.com\r\n",
+        "P: AUTH PLAIN AHRlc3RAZXhhbXBsZS5jb20Ac2VjcmV0\r\n",
+        AUTH_OK,
+      ],
+    );
+  });
+
+  test("smtp_auth none: MAIL and RCPT are replayed over TLS", () => {
+    const m = starttls({ method: "none", smtp: NONE_MAIL });
+    assert.deepEqual(
+      feedTls(m, [
+        "220 hi\r\n",
+        TLS_EHLO,
+        "220 go\r\n",
+        TLS,
+        "250 mx\r\n",
+        "250 ok\r\n",
+        "250 rcpt ok\r\n",
+      ]),
+      [
+        ...UPGRADE,
+        "TLS",
+        "P: EHLO mail.example.com\r\n",
+        "P: MAIL FROM:<a@example.com>\r\n",
+        "P: RCPT TO:<b@example.com>\r\n",
+        "DONE 250 rcpt ok\r\n",
+      ],
+    );
+  });
+
+  test("XCLIENT is decided by the EHLO reply over TLS, never the plaintext one", () => {
+    // Offered before TLS only: not used.
+    const before = starttls();
+    assert.deepEqual(
+      feedTls(before, [
+        "220 hi\r\n",
+        "250-mx\r\n250-XCLIENT ADDR LOGIN NAME\r\n250 STARTTLS\r\n",
+        "220 go\r\n",
+        TLS,
+        "250-mx\r\n250 PIPELINING\r\n",
+      ]),
+      [...UPGRADE, "TLS", "P: EHLO mail.example.com\r\n", AUTH_OK],
+    );
+    // Offered after TLS only: used.
+    const after = starttls();
+    assert.deepEqual(
+      feedTls(after, ["220 hi\r\n", TLS_EHLO, "220 go\r\n", TLS, XC_EHLO, "250 ok\r\n"]),
+      [
+        ...UPGRADE,
+        "TLS",
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+        AUTH_OK,
+      ],
+    );
+  });
+
+  test("STARTTLS not advertised: internal error, error log, whatever proxy_pass_error_message", () => {
+    for (const passError of [false, true]) {
+      for (
+        const [reply, shown] of [
+          ["250-mx\r\n250 PIPELINING\r\n", "250-mx\\x0d\\x0a250 PIPELINING"],
+          ["250 STARTTLSX\r\n", "250 STARTTLSX"],
+          ["250-mx\r\n250 X-STARTTLS\r\n", "250-mx\\x0d\\x0a250 X-STARTTLS"],
+          ["502 5.5.2 EHLO not supported\r\n", "502 5.5.2 EHLO not supported"],
+          ["550-STARTTLS\r\n550 no\r\n", "550-STARTTLS\\x0d\\x0a550 no"],
+        ]
+      ) {
+        assert.deepEqual(
+          feedTls(starttls({ passError }), ["220 hi\r\n", reply]),
+          [UPGRADE[0], INTERNAL + `| error upstream does not support STARTTLS: "${shown}"`],
+          reply,
+        );
+      }
+    }
+  });
+
+  test("the STARTTLS keyword is case-insensitive and may carry parameters", () => {
+    for (const line of ["250 starttls\r\n", "250-StartTLS\r\n250 X\r\n", "250 STARTTLS x\r\n"]) {
+      assert.deepEqual(feedTls(starttls(), ["220 hi\r\n", line, "220 go\r\n"]), UPGRADE, line);
+    }
+  });
+
+  test("a refused STARTTLS fails: internal error, error log, never a plaintext login", () => {
+    for (const passError of [false, true]) {
+      assert.deepEqual(
+        feedTls(starttls({ passError }), [
+          "220 hi\r\n",
+          TLS_EHLO,
+          "454 4.7.0 TLS not available\r\n",
+        ]),
+        [
+          UPGRADE[0],
+          UPGRADE[1],
+          INTERNAL + '| error upstream does not support STARTTLS: "454 4.7.0 TLS not available"',
+        ],
+      );
+    }
+  });
+
+  test("bytes after the 220 are dropped unread: forged replies cannot complete the login", () => {
+    const m = starttls({ proxySmtpAuth: true, xclient: false });
+    // A plaintext attacker appends the rest of a login to the go-ahead.
+    assert.deepEqual(
+      feedTls(m, ["220 hi\r\n", TLS_EHLO, "220 go\r\n250 forged\r\n235 forged\r\n"]),
+      UPGRADE,
+    );
+    // Still plaintext (raced the upgrade): dropped too.
+    assert.deepEqual(feedTls(m, ["250 forged again\r\n"]), []);
+    // Over TLS the EHLO/HELO reply is awaited; nothing was kept.
+    assert.deepEqual(feedTls(m, [TLS]), ["TLS", "P: HELO mail.example.com\r\n"]);
+    assert.deepEqual(feedTls(m, ["235 wrong\r\n"]), [
+      INTERNAL + '| error upstream sent invalid response: "235 wrong"',
+    ]);
+  });
+
+  test("the login's own replies after TLS keep proxy_pass_error_message", () => {
+    const m = starttls({ passError: true });
+    assert.deepEqual(
+      feedTls(m, ["220 hi\r\n", TLS_EHLO, "220 go\r\n", TLS, XC_EHLO, "550 5.7.1 denied\r\n"]),
+      [
+        ...UPGRADE,
+        "TLS",
+        "P: EHLO mail.example.com\r\n",
+        "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+        'FAIL 550 5.7.1 denied\r\n| info upstream sent invalid response: "550 5.7.1 denied"',
+      ],
+    );
+  });
+
+  test("a bad greeting fails as without TLS", () => {
+    assert.deepEqual(feedTls(starttls(), ["554 go away\r\n"]), [
+      INTERNAL + '| error upstream sent invalid response: "554 go away"',
+    ]);
+  });
+
+  test("tlsStarted() does nothing unless an upgrade is under way", () => {
+    const m = starttls({ xclient: false });
+    assert.deepEqual(m.tlsStarted(), []);
+    assert.deepEqual(feedTls(m, ["220 hi\r\n", TLS, TLS_EHLO, TLS]), [
+      UPGRADE[0],
+      "TLS",
+      UPGRADE[1],
+      "TLS",
+    ]);
+    assert.deepEqual(feedTls(m, ["220 go\r\n", TLS, TLS]), [
+      "STARTTLS",
+      "TLS",
+      "P: HELO mail.example.com\r\n",
+      "TLS",
+    ]);
+  });
+
+  test("proxy_buffer bounds the EHLO and STARTTLS replies", () => {
+    assert.deepEqual(
+      feedTls(starttls({ proxyBuffer: 16 }), [
+        "220 hi\r\n",
+        "250-mx.example.com\r\n250 STARTTLS\r\n",
+      ]),
+      [UPGRADE[0], INTERNAL + '| error upstream sent too long response line: "250-mx.example."'],
+    );
+    assert.deepEqual(
+      feedTls(starttls({ proxyBuffer: 16 }), [
+        "220 hi\r\n",
+        "250 STARTTLS\r\n",
+        "220 " + "z".repeat(20),
+      ]),
+      [
+        UPGRADE[0],
+        UPGRADE[1],
+        INTERNAL + `| error upstream sent too long response line: "220 ${"z".repeat(11)}"`,
+      ],
+    );
+  });
+
+  test("off, ssl and unset give exactly the plain login", () => {
+    const opts: Opts = { smtp: { helo: "example.com", esmtp: true } };
+    const script = "220 hi\r\n" + XC_EHLO + "220 ok\r\n250 ok\r\n";
+    const plain = feed(login(opts), [script]);
+    assert.deepEqual(plain, [
+      "P: EHLO mail.example.com\r\n",
+      "P: XCLIENT ADDR=192.0.2.7 LOGIN=test@example.com NAME=[UNAVAILABLE]\r\n",
+      "P: EHLO example.com\r\n",
+      AUTH_OK,
+    ]);
+    for (const backendTls of ["off", "ssl", undefined] as const) {
+      const m = login({ ...opts, backendTls });
+      assert.deepEqual(feed(m, [script]), plain, String(backendTls));
+      assert.deepEqual(m.tlsStarted(), [], String(backendTls));
+    }
+  });
+});
+
+describe("backend STARTTLS: chunking does not matter", () => {
+  const opts: Opts = { proxySmtpAuth: true, smtp: { helo: "client.example", esmtp: true } };
+  const before = "220-mx.example ESMTP\r\n220 ready\r\n" + TLS_EHLO + "220 2.0.0 go ahead\r\n";
+  const after = "250-mx.example\r\n250-XCLIENT ADDR LOGIN NAME\r\n250 STARTTLS\r\n" +
+    "220 xclient ok\r\n250-mx.example\r\n250 PIPELINING\r\n235 2.7.0 ok\r\n";
+  const expected = [
+    ...UPGRADE,
+    "TLS",
+    "P: EHLO mail.example.com\r\n",
+    "P: XCLIENT ADDR=192.0.2.7 NAME=[UNAVAILABLE]\r\n",
+    "P: EHLO client.example\r\n",
+    "P: AUTH PLAIN " + encodeBase64("\0test@example.com\0secret") + "\r\n",
+    AUTH_OK,
+  ];
+
+  test("whole, and one byte at a time", () => {
+    assert.deepEqual(feedTls(starttls(opts), [before, TLS, after]), expected);
+    assert.deepEqual(feedTls(starttls(opts), [...before, TLS, ...after]), expected);
+  });
+
+  test("split at every byte boundary, before and after the upgrade", () => {
+    for (let k = 1; k < before.length; k++) {
+      const r = feedTls(starttls(opts), [before.slice(0, k), before.slice(k), TLS, after]);
+      assert.deepEqual(r, expected, `before, split at ${k}`);
+    }
+    for (let k = 1; k < after.length; k++) {
+      const r = feedTls(starttls(opts), [before, TLS, after.slice(0, k), after.slice(k)]);
+      assert.deepEqual(r, expected, `after, split at ${k}`);
+    }
+  });
+
+  test("injected bytes after the 220 are dropped at every split", () => {
+    const injected = before + "250 XCLIENT\r\n250 ok\r\n250 ok\r\n235 forged\r\n";
+    for (let k = 1; k < injected.length; k++) {
+      const r = feedTls(starttls(opts), [injected.slice(0, k), injected.slice(k), TLS, after]);
+      assert.deepEqual(r, expected, `split at ${k}`);
+    }
+  });
+
+  test("no STARTTLS, and a refusal, split at every byte boundary", () => {
+    for (
+      const [stream, shown] of [
+        ["220 hi\r\n250-mx\r\n250 AUTH PLAIN\r\n", "250-mx\\x0d\\x0a250 AUTH PLAIN"],
+        ["220 hi\r\n" + TLS_EHLO + "454 4.7.0 no TLS\r\n", "454 4.7.0 no TLS"],
+      ]
+    ) {
+      const whole = feedTls(starttls(opts), [stream]);
+      assert.equal(
+        whole.at(-1),
+        INTERNAL + `| error upstream does not support STARTTLS: "${shown}"`,
+      );
+      for (let k = 1; k < stream.length; k++) {
+        assert.deepEqual(
+          feedTls(starttls(opts), [stream.slice(0, k), stream.slice(k)]),
+          whole,
+          `split at ${k}`,
+        );
+      }
+    }
+  });
 });
