@@ -21,6 +21,7 @@ import type { Resolver } from "../resolver/resolver.ts";
 import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
+import { concatBytes } from "../core/bytes.ts";
 import { VERIFY_ERRORS_NO_CA } from "../runtime/tls_verify.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
 
@@ -217,6 +218,7 @@ export class Session {
       // smtp.md §2: the greeting waits for the lookup (bounded by resolver_timeout).
       // With a greeting delay, talking during the lookup already counts as early.
       this.phase = "resolve";
+      this.#disarm(); // resolver_timeout bounds the lookup, not `timeout`
       if (env.server.smtpGreetingDelayMs > 0) this.#client.resume();
       else this.#client.pause();
       env.resolver.lookupClientHost(addr.address).then((r) => {
@@ -312,7 +314,14 @@ export class Session {
 
   #onClientData(chunk: Uint8Array): void {
     if (this.phase === "proxy") return this.#onProxyData(chunk);
-    if (this.phase === "delay" || this.phase === "resolve") return this.#rejectEarlyTalker(chunk);
+    if (this.phase === "delay") return this.#rejectEarlyTalker(chunk);
+    if (this.phase === "resolve") {
+      if (this.#env.server.smtpGreetingDelayMs > 0) return this.#rejectEarlyTalker(chunk);
+      // No delay: commands sent during the lookup are answered after the greeting.
+      this.#early = this.#early ? concatBytes([this.#early, chunk]) : chunk.slice();
+      this.#client.pause();
+      return;
+    }
     if (this.phase !== "preauth" || !this.#machine) return;
     this.#in += chunk.length;
     this.#machine.push(chunk);
