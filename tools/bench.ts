@@ -1,0 +1,397 @@
+// deno task bench: mailgate vs nginx's mail proxy, side by side, as ratios.
+//
+//   deno run -A --unstable-net tools/bench.ts [--quick | --full] [options]
+//
+// Both proxies run the SAME configuration file (nginx's mail {} syntax,
+// tools/bench/config.ts), the same auth_http service (raw node:net,
+// HTTP/1.0, close per request; its own process) and the same lean IMAP /
+// POP3 / SMTP backend (its own process). The load generator is a third
+// process (Bun). Everything is on loopback, every load is bounded in count
+// and time, and every process started is stopped by pid (also on Ctrl-C
+// and on errors).
+//
+// Rounds alternate the targets: nginx, mailgate under Deno, under Bun, the
+// Bun-compiled executable, then again; each with worker_processes 1 and
+// auto. Each metric is the median over the rounds; ratios are
+// median(mailgate) / median(nginx).
+//
+// Loads per proxy start (after a short warm-up):
+//   memory  proxy RSS (sum of VmRSS over the proxy's process tree) before and
+//           while N authenticated IMAP sessions sit idle; bytes/session
+//   login   IMAP LOGIN / POP3 USER+PASS / SMTP EHLO+AUTH PLAIN storms: C
+//           concurrent loops of connect -> greeting -> login -> logout ->
+//           close; sessions/s, p50/p99, proxy CPU per session (utime+stime
+//           of the proxy tree from /proc)
+//   tls     the IMAP storm on an implicit-TLS listener (full handshake each)
+//   relay   backend -> client (IMAP literal) and client -> backend (SMTP
+//           DATA) of B bytes; MB/s (10^6) and proxy CPU s per GB (10^9)
+// and once per setting, alternating targets: cold start, exec -> first
+// greeting byte.
+//
+// Options: --quick (default) | --full, --rounds=N, --targets=nginx,deno,bun,binary,
+//   --workers=1,auto, --loads=login,tls,relay,memory,cold, --duration=ms,
+//   --concurrency=N, --tls-concurrency=N, --sessions=N (memory), --mib=N (relay), --cold-runs=N,
+//   --binary=PATH (measure this executable as "binary" instead of building
+//   one with bun build --compile), --no-docs (do not rewrite docs/benchmarks.md).
+// Prints the markdown tables, then ONE line of JSON with every number.
+
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { freePorts } from "../tests/helpers/ports.ts";
+import { VERSION } from "../lib/version.ts";
+import { benchConfig, type BenchPorts } from "./bench/config.ts";
+import { coldStartTree } from "./bench/cold_start.ts";
+import { loginStorm, memory, type Parties, relay, warmUp } from "./bench/loads.ts";
+import { BUN, DENO, ROOT, TLS_DIR } from "./bench/paths.ts";
+import { start, type Started, stopAll } from "./bench/processes.ts";
+import { NGINX, proxyCommand, startProxy, type Target } from "./bench/proxy.ts";
+import {
+  costTable,
+  medians,
+  type Metrics,
+  ROWS,
+  table,
+  verdict,
+  writeDocs,
+} from "./bench/report.ts";
+
+type Workers = "1" | "auto";
+type Load = "login" | "tls" | "relay" | "memory" | "cold";
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const opt = (name: string, def: string) =>
+  argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const FULL = flag("full");
+const MiB = 1 << 20;
+/** fds: 2 per proxied session in the proxy, under the 20,000 per-process limit, with room to spare. */
+const FD_LIMIT = 20_000;
+const FD_SPARE = 400;
+const FULL_SESSIONS = Math.min(10_000, Math.floor((FD_LIMIT - FD_SPARE) / 2));
+
+const O = {
+  mode: FULL ? "full" : "quick",
+  rounds: Number(opt("rounds", FULL ? "5" : "3")),
+  targets: opt("targets", "nginx,deno,bun,binary").split(",") as Target[],
+  workers: opt("workers", "1,auto").split(",") as Workers[],
+  loads: new Set(opt("loads", "login,tls,relay,memory,cold").split(",") as Load[]),
+  durationMs: Number(opt("duration", FULL ? "5000" : "1500")),
+  warmMs: FULL ? 1000 : 400,
+  concurrency: Number(opt("concurrency", "32")),
+  // nginx's mail module leaves Nagle on for the client connection, so its
+  // greeting after a TLS 1.3 handshake waits ~40 ms for a delayed ACK; more
+  // loops in flight keep the CPU, not that wait, the limit.
+  tlsConcurrency: Number(opt("tls-concurrency", "128")),
+  sessions: Number(opt("sessions", FULL ? String(FULL_SESSIONS) : "2000")),
+  relayBytes: Number(opt("mib", FULL ? "1024" : "256")) * MiB,
+  coldRuns: Number(opt("cold-runs", FULL ? "10" : "5")),
+  docs: !flag("no-docs"),
+  /** A prebuilt executable to measure as "binary" instead of building one. */
+  binary: opt("binary", ""),
+};
+if (!O.targets.includes("nginx")) {
+  throw new Error("--targets must include nginx (ratios are against it)");
+}
+
+const log = (s: string) => process.stderr.write(s + "\n");
+
+function machine() {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  return {
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "unknown",
+    nproc: availableParallelism(),
+    kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+    memGB: Math.round(totalmem() / 1e9),
+    nofile: FD_LIMIT,
+  };
+}
+
+function versions() {
+  const out = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0];
+  };
+  return {
+    mailgate: VERSION,
+    nginx: out(NGINX, ["-v"]).replace(/^nginx version: /, ""),
+    deno: out(DENO, ["--version"]),
+    bun: out(BUN, ["--version"]),
+  };
+}
+
+/** The executable under test, built fresh from this tree (build/mailgate may be stale). */
+function buildBinary(dir: string): string {
+  const out = join(dir, "mailgate");
+  const r = spawnSync(BUN, ["build", "--compile", join(ROOT, "main.ts"), "--outfile", out], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`bun build --compile failed: ${r.stderr}`);
+  return out;
+}
+
+/** All loads against one started proxy; a failed load leaves its metrics out and is noted. */
+async function measure(
+  p: Parties,
+  ports: BenchPorts,
+  note: (s: string) => void,
+  where: string,
+): Promise<Metrics> {
+  const m: Metrics = {};
+  const guard = async (name: string, f: () => Promise<void>) => {
+    try {
+      await f();
+    } catch (e) {
+      note(`${where} ${name}: ${(e as Error).message}`);
+    }
+  };
+  await guard("warm-up", () => warmUp(p, ports, O.warmMs));
+  if (O.loads.has("memory")) {
+    await guard("memory", async () => {
+      const r = await memory(p, ports.imap, O.sessions);
+      m.mem_sessions = r.sessions;
+      m.mem_bytes_per_session = r.bytesPerSession;
+      m.mem_rss_before_mb = r.rssBefore / 1e6;
+      m.mem_rss_after_mb = r.rssAfter / 1e6;
+      m.mem_open_ms = r.openMs;
+      if (r.errors) note(`${where} memory: ${r.errors} sessions failed to open`);
+    });
+  }
+  const storms: [string, keyof BenchPorts, "imap" | "pop3" | "smtp", boolean, Load][] = [
+    ["imap", "imap", "imap", false, "login"],
+    ["pop3", "pop3", "pop3", false, "login"],
+    ["smtp", "smtp", "smtp", false, "login"],
+    ["tls", "imaps", "imap", true, "tls"],
+  ];
+  for (const [key, port, proto, tls, load] of storms) {
+    if (!O.loads.has(load)) continue;
+    await guard(key, async () => {
+      const conc = tls ? O.tlsConcurrency : O.concurrency;
+      const r = await loginStorm(p, ports[port], proto, tls, conc, O.durationMs);
+      m[`${key}_per_s`] = r.perSec;
+      m[`${key}_p50_ms`] = r.p50Ms;
+      m[`${key}_p99_ms`] = r.p99Ms;
+      m[`${key}_cpu_ms`] = r.proxyCpuMs;
+      m[`${key}_gen_cpu_ms`] = r.genCpuMs;
+      m[`${key}_auth_cpu_ms`] = r.authCpuMs;
+      m[`${key}_backend_cpu_ms`] = r.backendCpuMs;
+      m[`${key}_errors`] = r.errors;
+      if (r.errors) {
+        note(
+          `${where} ${key}: ${r.errors} of ${
+            r.sessions + r.errors
+          } sessions failed (${r.firstError})`,
+        );
+      }
+    });
+  }
+  if (O.loads.has("relay")) {
+    for (const dir of ["down", "up"] as const) {
+      await guard(`relay ${dir}`, async () => {
+        const r = await relay(p, ports, dir, O.relayBytes);
+        m[`${dir}_mb_s`] = r.mbPerSec;
+        m[`${dir}_cpu_s_gb`] = r.proxyCpuSPerGB;
+        m[`${dir}_gen_cpu_s_gb`] = r.genCpuSPerGB;
+        m[`${dir}_backend_cpu_s_gb`] = r.backendCpuSPerGB;
+      });
+    }
+  }
+  return m;
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), "mailgate-bench-"));
+  const onSignal = () => {
+    log("interrupted: stopping every process started");
+    stopAll().finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const t0 = Date.now();
+  const notes: string[] = [];
+  const note = (s: string) => {
+    const line = s.replace(/\s+/g, " ").slice(0, 300);
+    notes.push(line);
+    log(`  ! ${line}`);
+  };
+  try {
+    const binary = !O.targets.includes("binary")
+      ? ""
+      : O.binary !== ""
+      ? O.binary
+      : buildBinary(dir);
+    for (const t of O.targets) mkdirSync(join(dir, `prefix-${t}`));
+    const [imap, pop3, smtp, imaps] = await freePorts(4);
+    const ports: BenchPorts = { imap, pop3, smtp, imaps };
+    const backend = start("backend", BUN, [join(ROOT, "tools/bench/backend.ts")]);
+    const bports = await backend.next(20_000, "backend ports");
+    const auth = start("auth", BUN, [
+      join(ROOT, "tools/bench/auth_server.ts"),
+      JSON.stringify(bports),
+    ]);
+    const authPort = (await auth.next(20_000, "auth port")).port as number;
+    const confs = {} as Record<Workers, string>;
+    for (const w of O.workers) {
+      confs[w] = join(dir, `bench-${w}.conf`);
+      writeFileSync(
+        confs[w],
+        benchConfig({
+          workers: w,
+          ports,
+          authPort,
+          cert: join(TLS_DIR, "server.pem"),
+          key: join(TLS_DIR, "server.key"),
+          workerConnections: FD_LIMIT - 10,
+        }),
+      );
+    }
+    log(
+      `mailgate bench (${O.mode}): ${O.rounds} rounds × workers ${O.workers.join(",")} × ${
+        O.targets.join(",")
+      }`,
+    );
+
+    const raw = {} as Record<Workers, Record<Target, Metrics[]>>;
+    for (const w of O.workers) {
+      raw[w] = Object.fromEntries(O.targets.map((t) => [t, []])) as unknown as Record<
+        Target,
+        Metrics[]
+      >;
+    }
+    const proxyLoads = [...O.loads].some((l) => l !== "cold");
+    for (let round = 1; round <= O.rounds && proxyLoads; round++) {
+      for (const w of O.workers) {
+        for (const t of O.targets) {
+          const where = `round ${round} workers=${w} ${t}`;
+          log(`${where} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+          let proxy: Started | null = null;
+          try {
+            proxy = await startProxy(t, dir, confs[w], binary, ports.imap);
+            raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where));
+          } catch (e) {
+            note(`${where}: ${(e as Error).message}`);
+          } finally {
+            await proxy?.stop();
+          }
+        }
+      }
+    }
+
+    if (O.loads.has("cold")) {
+      for (const w of O.workers) {
+        log(`cold start, workers=${w}: ${O.coldRuns} runs × ${O.targets.join(",")}`);
+        const cold = Object.fromEntries(O.targets.map((t) => [t, [] as number[]]));
+        for (let i = 0; i < O.coldRuns; i++) {
+          for (const t of O.targets) {
+            const prefix = join(dir, `prefix-${t}`);
+            const [cmd, args] = proxyCommand(t, prefix, confs[w], binary);
+            try {
+              cold[t].push(await coldStartTree(cmd, args, ports.imap, undefined));
+            } catch (e) {
+              note(`cold start workers=${w} ${t}: ${(e as Error).message}`);
+            }
+          }
+        }
+        // Cold starts fill in the rounds' metrics one value per round slot.
+        for (const t of O.targets) {
+          cold[t].forEach((ms, i) => {
+            const rounds = raw[w][t];
+            if (!rounds[i]) rounds[i] = {};
+            rounds[i].cold_ms = ms;
+          });
+        }
+      }
+    }
+
+    const med = {} as Record<Workers, Record<Target, Metrics>>;
+    for (const w of O.workers) {
+      med[w] = Object.fromEntries(O.targets.map((t) => [t, medians(raw[w][t])])) as Record<
+        Target,
+        Metrics
+      >;
+    }
+    const ratios: Record<
+      string,
+      Record<string, Record<string, { ratio: number | null; ok: boolean | null }>>
+    > = {};
+    for (const w of O.workers) {
+      ratios[w] = {};
+      for (const t of O.targets.filter((x) => x !== "nginx")) {
+        ratios[w][t] = {};
+        for (const row of ROWS) {
+          const v = verdict(row, med[w][t][row.key], med[w].nginx[row.key]);
+          if (v.ratio !== null) ratios[w][t][row.key] = v;
+        }
+      }
+    }
+
+    const mach = machine();
+    const vers = versions();
+    const date = new Date().toISOString().slice(0, 19).replace("T", " ") + " UTC";
+    const cmdline = `deno task bench${argv.length ? " " + argv.join(" ") : ""}`;
+    const sizes =
+      `login storms ${O.durationMs} ms × ${O.concurrency} concurrent loops (TLS: ${O.tlsConcurrency}), relay ${
+        O.relayBytes / MiB
+      } MiB each way, ${O.sessions} idle sessions, ${O.coldRuns} cold starts, ${O.rounds} rounds`;
+    let md = `### Latest run: ${date} (${O.mode})\n\n`;
+    md +=
+      `* Machine: ${mach.cpu}, ${mach.nproc} cores (nproc), ${mach.memGB} GB, Linux ${mach.kernel}, RLIMIT_NOFILE ${mach.nofile}\n`;
+    md +=
+      `* Versions: mailgate ${vers.mailgate}, nginx ${vers.nginx} (mail module), ${vers.deno}, Bun ${vers.bun}\n`;
+    md += `* Command: \`${cmdline}\` (from the repository root; about ${
+      Math.round((Date.now() - t0) / 60000)
+    } min)\n`;
+    md += `* Sizes: ${sizes}\n\n`;
+    for (const w of O.workers) {
+      md += `#### worker_processes ${w}\n\n${table(med[w], O.targets)}\n\n`;
+    }
+    const allRuns = O.workers.flatMap((w) => O.targets.flatMap((t) => raw[w][t]));
+    md += `#### What the rest of the set-up costs (the proxy shares 2 cores with these)\n\n${
+      costTable(allRuns)
+    }\n`;
+    if (notes.length) {
+      md += `\n#### Notes from this run\n\n${notes.map((n) => `* ${n}`).join("\n")}\n`;
+    }
+
+    const json = {
+      kind: "mailgate-bench",
+      date,
+      mode: O.mode,
+      command: cmdline,
+      machine: mach,
+      versions: vers,
+      options: { ...O, loads: [...O.loads] },
+      medians: med,
+      ratios,
+      rounds: raw,
+      notes,
+    };
+    // Four significant digits: more than the noise of any of these numbers.
+    const jsonLine = JSON.stringify(
+      json,
+      (_k, v) => typeof v === "number" && !Number.isInteger(v) ? Number(v.toPrecision(4)) : v,
+    );
+    console.log(md);
+    console.log(jsonLine);
+    if (O.docs) {
+      writeDocs(
+        join(ROOT, "docs", "benchmarks.md"),
+        `${md}\n<details><summary>JSON line</summary>\n\n\`\`\`json\n${jsonLine}\n\`\`\`\n\n</details>\n`,
+      );
+      log("wrote docs/benchmarks.md");
+    }
+  } finally {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);

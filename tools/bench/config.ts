@@ -1,0 +1,57 @@
+// The one configuration both proxies run: nginx's syntax, read unchanged by
+// mailgate (which ignores load_module with a warning). Only the worker count
+// varies between the two settings the benchmark runs.
+
+export interface BenchPorts {
+  imap: number;
+  pop3: number;
+  smtp: number;
+  imaps: number;
+}
+
+export interface ConfigInput {
+  workers: "1" | "auto";
+  ports: BenchPorts;
+  authPort: number;
+  cert: string;
+  key: string;
+  /** worker_connections: enough for the memory load's sessions (2 connections each). */
+  workerConnections: number;
+}
+
+export const NGINX_MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so";
+
+export function benchConfig(c: ConfigInput): string {
+  return `# Written by tools/bench.ts: the same file is given to nginx and to mailgate.
+load_module ${NGINX_MAIL_MODULE};
+worker_processes ${c.workers};
+daemon off;
+pid bench.pid;
+error_log stderr error;
+
+events {
+    worker_connections ${c.workerConnections};
+}
+
+mail {
+    server_name bench.test;
+    auth_http 127.0.0.1:${c.authPort}/auth;
+    # Both proxies then log in to the SMTP backend with EHLO only and answer
+    # the client's AUTH with 235 (nginx would otherwise send XCLIENT blindly).
+    xclient off;
+    smtp_auth plain login;
+    timeout 60s;
+    proxy_timeout 1h;
+
+    server { listen 127.0.0.1:${c.ports.imap}; protocol imap; }
+    server { listen 127.0.0.1:${c.ports.pop3}; protocol pop3; }
+    server { listen 127.0.0.1:${c.ports.smtp}; protocol smtp; }
+    server {
+        listen 127.0.0.1:${c.ports.imaps} ssl;
+        protocol imap;
+        ssl_certificate ${c.cert};
+        ssl_certificate_key ${c.key};
+    }
+}
+`;
+}
