@@ -125,7 +125,7 @@ function versions() {
 /** The executable under test, built fresh from this tree (build/mailgate may be stale). */
 function buildBinary(dir: string): string {
   const out = join(dir, "mailgate");
-  const r = spawnSync(BUN, ["build", "--compile", join(ROOT, "main.ts"), "--outfile", out], {
+  const r = spawnSync(BUN, ["build", "--compile", "--bytecode", "--format=esm", join(ROOT, "main.ts"), "--outfile", out], {
     cwd: ROOT,
     encoding: "utf8",
     timeout: 120_000,

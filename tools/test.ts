@@ -18,7 +18,7 @@ const bun = join(BIN, "bun");
 
 const steps: [string, string, string[]][] = [
   ["check", deno, ["check", "main.ts", "lib/", "tests/", "tools/"]],
-  ["build", bun, ["build", "--compile", "main.ts", "--outfile", "build/mailgate"]],
+  ["build", bun, ["build", "--compile", "--bytecode", "--format=esm", "main.ts", "--outfile", "build/mailgate"]],
   ["unit", deno, ["test", "-A", "--unstable-net", "--no-check", "tests/unit/"]],
   ["unit", bun, ["test", "--timeout", "60000", "tests/unit/"]],
   ["integration", deno, ["test", "-A", "--unstable-net", "--no-check", "tests/integration/"]],
