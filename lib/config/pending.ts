@@ -1,9 +1,19 @@
-// Directives that are parsed and validated but whose behaviour is not built
-// yet. Start-up names each one it meets with FILE:LINE, so nothing in a
-// configuration is ever silently ignored. Entries leave this table as the
-// issues that build them land.
+// Start-up [warn] lines for what a configuration asks for but this process
+// will not do, each with the FILE:LINE of its directive, so nothing in a
+// configuration is ever silently ignored:
+// * directives that are parsed and validated but whose behaviour is not
+//   built yet (entries leave PENDING as the issues that build them land);
+// * listen parameters and ssl_* settings the running runtime's socket or TLS
+//   stack cannot apply (runtime/capabilities.ts says which).
 
-import type { Config, ConfigWarning } from "./types.ts";
+import type { Config, ConfigWarning, ListenConfig, Loc } from "./types.ts";
+import { Lexer } from "./lexer.ts";
+import {
+  RUNTIME_SUPPORT,
+  runningRuntime,
+  type RuntimeName,
+  type TlsSupport,
+} from "../runtime/capabilities.ts";
 
 /** directive name -> what is missing. */
 const PENDING: Record<string, string> = {
@@ -11,16 +21,7 @@ const PENDING: Record<string, string> = {
   set_real_ip_from: "PROXY protocol input (issue #4)",
   proxy_protocol: "PROXY protocol to backends (issue #4)",
   ssl_verify_client: "client certificates (issue #4)",
-  ssl_client_certificate: "client certificates (issue #4)",
-  ssl_trusted_certificate: "client certificates (issue #4)",
-  ssl_crl: "client certificates (issue #4)",
-  ssl_verify_depth: "client certificates (issue #4)",
   auth_http_pass_client_cert: "client certificates (issue #4)",
-  ssl_session_cache: "TLS session cache settings (issue #4)",
-  ssl_session_tickets: "TLS session ticket settings (issue #4)",
-  ssl_session_ticket_key: "TLS session ticket keys (issue #4)",
-  ssl_conf_command: "OpenSSL configuration commands (issue #4)",
-  ssl_certificate_compression: "TLS certificate compression (issue #4)",
   proxy_ssl: "TLS to backends (issue #4)",
   proxy_starttls: "STARTTLS to backends (issue #4)",
   proxy_ssl_verify: "TLS to backends (issue #4)",
@@ -29,12 +30,16 @@ const PENDING: Record<string, string> = {
   proxy_ssl_server_name: "TLS to backends (issue #4)",
   proxy_ssl_certificate: "TLS to backends (issue #4)",
   proxy_ssl_certificate_key: "TLS to backends (issue #4)",
+  access_log: "the access log (issue #5)",
   worker_shutdown_timeout: "graceful shutdown bound (issue #5)",
 };
 
-
-/** [warn] lines for everything in `config` that is accepted but not built yet. */
-export function pendingWarnings(config: Config): ConfigWarning[] {
+/**
+ * [warn] lines for everything in `config` that is accepted but not done:
+ * features not built yet, and settings `runtime` (default: the one running)
+ * cannot apply.
+ */
+export function pendingWarnings(config: Config, runtime: RuntimeName = runningRuntime()): ConfigWarning[] {
   const out: ConfigWarning[] = [];
   for (const d of config.seen) {
     const what = PENDING[d.name];
@@ -43,10 +48,162 @@ export function pendingWarnings(config: Config): ConfigWarning[] {
   for (const s of config.mail?.servers ?? []) {
     for (const l of s.listens) {
       if (l.proxyProtocol) out.push({ message: `"listen ... proxy_protocol" is not implemented yet (issue #4)`, loc: l.loc });
-      if (l.rcvbuf !== null || l.sndbuf !== null || l.ipv6only !== null || l.soKeepalive !== null || l.multipath) {
-        out.push({ message: `listen socket options other than backlog are not applied yet (issue #4)`, loc: l.loc });
+    }
+  }
+  out.push(...listenWarnings(config, runtime), ...tlsWarnings(config, runtime));
+  if (config.workerProcesses !== 1) {
+    out.push({ message: `"worker_processes" other than 1 is not implemented yet (issue #5); running one process`, loc: null });
+  }
+  return dedupe(out);
+}
+
+/** One line per message and place (a listen with a port range or a host name is several entries). */
+function dedupe(ws: ConfigWarning[]): ConfigWarning[] {
+  const seen = new Set<string>();
+  return ws.filter((w) => {
+    const k = `${w.message}\0${w.loc?.file}\0${w.loc?.line}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+const unsupported = (what: string, runtime: RuntimeName) =>
+  `${what} is not supported by the ${runtime} runtime, ignored`;
+
+/**
+ * Listen parameters the runtime cannot set on its sockets. Applied ones say
+ * nothing: backlog (Deno), ipv6only (Bun natively; Deno serves an IPv4
+ * listen of the same port from the [::] socket and closes other IPv4
+ * connections there), so_keepalive on/off (both), its idle time (Bun).
+ * multipath is already reported by the loader (listen.ts).
+ */
+export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarning[] {
+  const caps = RUNTIME_SUPPORT[runtime].listen;
+  const out: ConfigWarning[] = [];
+  const warn = (message: string, l: ListenConfig) => out.push({ message, loc: l.loc });
+  for (const s of config.mail?.servers ?? []) {
+    for (const l of s.listens) {
+      const unix = l.address.kind === "unix";
+      if (l.backlog !== null) {
+        // Deno.listen takes a backlog for TCP only.
+        if (!caps.backlog) warn(unsupported(`"backlog"`, runtime), l);
+        else if (unix && runtime === "deno") warn(unsupported(`"backlog" on a unix socket`, runtime), l);
+      }
+      if (l.rcvbuf !== null && !caps.bufferSizes) warn(unsupported(`"rcvbuf"`, runtime), l);
+      if (l.sndbuf !== null && !caps.bufferSizes) warn(unsupported(`"sndbuf"`, runtime), l);
+      const k = l.soKeepalive;
+      if (k !== null && typeof k === "object" && !unix) {
+        const dropped: string[] = [];
+        if (k.idle !== null && !caps.keepaliveIdle) dropped.push("idle time");
+        if (k.intvl !== null) dropped.push("interval");
+        if (k.cnt !== null) dropped.push("count");
+        if (dropped.length > 0) {
+          const what = dropped.length === 1
+            ? `${dropped[0]} is`
+            : `${dropped.slice(0, -1).join(", ")} and ${dropped[dropped.length - 1]} are`;
+          const rest = caps.keepaliveIntvlCnt === "pinned" && caps.keepaliveIdle && k.idle !== null
+            ? "keep-alive uses the idle time, a 1s probe interval and 10 probes"
+            : "keep-alive is on with the system's timers";
+          warn(`"so_keepalive" ${what} not supported by the ${runtime} runtime, ignored: ${rest}`, l);
+        }
       }
     }
+  }
+  return out;
+}
+
+/** The arguments of every directive, by file, line and name, re-read from the configuration's files. */
+function directiveArgs(config: Config): Map<string, string[][]> {
+  const out = new Map<string, string[][]>();
+  const enc = new TextEncoder();
+  for (const f of config.files) {
+    const lx = new Lexer(enc.encode(f.text), f.path);
+    try {
+      for (let t = lx.next(); t.kind !== "eof"; t = lx.next()) {
+        if (t.kind !== "directive") continue;
+        const key = `${f.path}\0${t.line}\0${t.args[0]}`;
+        const list = out.get(key);
+        if (list) list.push(t.args.slice(1));
+        else out.set(key, [t.args.slice(1)]);
+      }
+    } catch {
+      // Loaded already, so it lexes; a file changed since then is read no further.
+    }
+  }
+  return out;
+}
+
+/** Why an ssl_* directive with these arguments is not applied, or null when it is. */
+export function tlsDirectiveProblem(
+  name: string,
+  args: string[],
+  runtime: RuntimeName,
+  caps: TlsSupport = RUNTIME_SUPPORT[runtime].tls,
+): string | null {
+  const v = args[0] ?? "";
+  const lower = v.toLowerCase();
+  switch (name) {
+    case "ssl_protocols": {
+      const bad = args.filter((p) =>
+        p === "SSLv2" || p === "SSLv3" || (!caps.oldProtocols && (p === "TLSv1" || p === "TLSv1.1"))
+      );
+      return bad.length > 0 ? unsupported(`"${bad.join(" ")}" in "ssl_protocols"`, runtime) : null;
+    }
+    case "ssl_ciphers":
+      return caps.ciphers ? null : `${unsupported(`"ssl_ciphers"`, runtime)}: its TLS layer has a fixed set of cipher suites`;
+    case "ssl_prefer_server_ciphers":
+      return lower === "on" && !caps.preferServerCiphers
+        ? `${unsupported(`"ssl_prefer_server_ciphers on"`, runtime)}: the client's cipher order is used`
+        : null;
+    case "ssl_ecdh_curve":
+      return v !== "auto" && !caps.ecdhCurve ? `${unsupported(`"ssl_ecdh_curve"`, runtime)}: its default curves are used` : null;
+    case "ssl_dhparam":
+      return caps.dhparam ? null : `${unsupported(`"ssl_dhparam"`, runtime)}: its TLS layer has no DHE cipher suites`;
+    case "ssl_conf_command":
+      return caps.confCommand ? null : `${unsupported(`"ssl_conf_command ${v}"`, runtime)}: it has no OpenSSL configuration commands`;
+    case "ssl_certificate_compression":
+      return lower === "on" && !caps.certificateCompression
+        ? unsupported(`"ssl_certificate_compression on"`, runtime)
+        : null;
+    case "ssl_session_timeout":
+      return caps.sessionTimeout ? null : `${unsupported(`"ssl_session_timeout"`, runtime)}: its TLS layer keeps its own session lifetime`;
+    case "ssl_session_tickets":
+      return lower === "off" && !caps.ticketsOff
+        ? `${unsupported(`"ssl_session_tickets off"`, runtime)}: its TLS layer always issues session tickets`
+        : null;
+    case "ssl_session_ticket_key":
+      return caps.ticketKeys ? null : `${unsupported(`"ssl_session_ticket_key"`, runtime)}: session tickets are encrypted with a random key of this process`;
+    case "ssl_session_cache": {
+      const wantsCache = args.some((a) => a === "builtin" || a.startsWith("builtin:") || a.startsWith("shared:"));
+      if (wantsCache && !caps.sessionCache) {
+        return `"ssl_session_cache ${args.join(" ")}" is not supported by the ${runtime} runtime: it has no ` +
+          `server-side session cache${args.some((a) => a.startsWith("shared:")) ? " (nor one shared between processes)" : ""}; ` +
+          `sessions resume with session tickets, which stay on even with "ssl_session_tickets off"`;
+      }
+      if (v === "off" && !caps.resumptionOff) {
+        return `${unsupported(`"ssl_session_cache off"`, runtime)}: its TLS layer always lets sessions resume with tickets`;
+      }
+      return null;
+    }
+  }
+  return null;
+}
+
+/** ssl_* settings the runtime's TLS stack cannot apply, one line per directive written. */
+export function tlsWarnings(config: Config, runtime: RuntimeName): ConfigWarning[] {
+  const args = directiveArgs(config);
+  const taken = new Map<string, number>();
+  const out: ConfigWarning[] = [];
+  for (const d of config.seen) {
+    if (!d.name.startsWith("ssl_")) continue;
+    const key = `${d.loc.file}\0${d.loc.line}\0${d.name}`;
+    const n = taken.get(key) ?? 0;
+    taken.set(key, n + 1);
+    const a = args.get(key)?.[n];
+    if (a === undefined) continue;
+    const problem = tlsDirectiveProblem(d.name, a, runtime);
+    if (problem !== null) out.push({ message: problem, loc: d.loc as Loc });
   }
   return out;
 }

@@ -76,16 +76,38 @@ export function listenKey(l: ListenConfig): string {
 
 const familyPort = (host: string, port: number) => `${host.includes(":") ? 6 : 4}/${port}`;
 
+/** The socket a listen entry opens: address plus its socket options. */
+export function listenSpec(l: ListenConfig): ListenSpec {
+  const a = l.address;
+  if (a.kind === "unix") return { kind: "unix", path: a.path };
+  const spec: ListenSpec = { kind: "tcp", host: a.host, port: a.port };
+  if (l.backlog !== null) spec.backlog = l.backlog;
+  // nginx: ipv6only defaults to on for [::], so `*:143` and `[::]:143` coexist.
+  if (a.host === "::") spec.ipv6only = l.ipv6only ?? true;
+  const k = l.soKeepalive;
+  if (k !== null) {
+    spec.keepalive = typeof k === "boolean" ? k : { idleSec: k.idle, intvlSec: k.intvl, cnt: k.cnt };
+  }
+  return spec;
+}
+
+/**
+ * Opening order: "::" sockets before the IPv4 sockets of the same port.
+ * The Deno adapter has no ipv6only option and serves such IPv4 addresses
+ * from the [::] socket, which must therefore exist first.
+ */
+function openOrder(a: Socket, b: Socket): number {
+  const v6 = (s: Socket) => (s.spec.kind === "tcp" && s.spec.host === "::" ? 0 : 1);
+  return v6(a) - v6(b);
+}
+
 /** Groups listen entries into the sockets to open. */
 export function planSockets(servers: ServerRuntime[]): Socket[] {
   const sockets = new Map<string, Socket>();
   const all: Entry[] = servers.flatMap((srv) => srv.server.listens.map((listen) => ({ listen, srv })));
   const wild = new Map<string, Socket>();
   const add = (e: Entry): Socket => {
-    const a = e.listen.address;
-    const spec: ListenSpec = a.kind === "unix"
-      ? { kind: "unix", path: a.path }
-      : { kind: "tcp", host: a.host, port: a.port, ...(e.listen.backlog !== null ? { backlog: e.listen.backlog } : {}) };
+    const spec = listenSpec(e.listen);
     const s: Socket = { key: listenKey(e.listen), spec, entries: [e], listener: null };
     sockets.set(s.key, s);
     return s;
@@ -101,7 +123,7 @@ export function planSockets(servers: ServerRuntime[]): Socket[] {
     if (w) w.entries.push(e);
     else add(e);
   }
-  return [...sockets.values()];
+  return [...sockets.values()].sort(openOrder);
 }
 
 /** The entry of a socket that an accepted connection belongs to. */

@@ -61,10 +61,32 @@ export function serverTlsOptions(server: ServerConfig, protocol: Protocol): TlsS
   }
   if (ssl.ecdhCurve !== "auto") opts.ecdhCurve = ssl.ecdhCurve;
   if (ssl.dhparam) opts.dhparam = readPem(ssl.dhparam);
+  opts.sessionTickets = ssl.sessionTickets;
+  opts.sessionCache = ssl.sessionCache.kind;
+  const ticketKey = firstTicketKey(ssl.sessionTicketKeys);
+  if (ticketKey !== null) opts.ticketKeys = ticketKey;
   if (ssl.verifyClient !== "off") {
     opts.requestCert = true;
-    const cas = [ssl.clientCertificate, ssl.trustedCertificate].filter((p): p is string => !!p);
-    if (cas.length) opts.ca = cas.map(readPem).join("\n");
+    // Named in the CertificateRequest / trusted without being named.
+    if (ssl.clientCertificate) opts.ca = readPem(ssl.clientCertificate);
+    if (ssl.trustedCertificate) opts.trustedCa = readPem(ssl.trustedCertificate);
+    if (ssl.crl) opts.crl = readPem(ssl.crl);
+    opts.verifyDepth = ssl.verifyDepth;
   }
   return opts;
+}
+
+/** node:tls ticketKeys format: 16 bytes name, 16 HMAC secret, 16 AES-128 key. */
+const NODE_TICKET_KEY_BYTES = 48;
+
+/**
+ * The key that encrypts new tickets (the first ssl_session_ticket_key), when
+ * it is a 48-byte key. An 80-byte nginx key (AES-256, 32-byte HMAC secret)
+ * has no node:tls form and is not passed on; neither runtime takes ticket
+ * keys today anyway, and start-up says so (config/pending.ts).
+ */
+function firstTicketKey(files: string[]): Uint8Array | null {
+  if (files.length === 0) return null;
+  const bytes = readFileSync(files[0]);
+  return bytes.length === NODE_TICKET_KEY_BYTES ? new Uint8Array(bytes) : null;
 }

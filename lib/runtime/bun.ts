@@ -14,7 +14,7 @@
 //   copies of the ciphertext and its own close: every event from a socket
 //   that is not the connection's current one is ignored.
 
-import { createPrivateKey } from "node:crypto";
+import { createSecureContext, type SecureContext } from "node:tls";
 import process from "node:process";
 import type {
   Conn,
@@ -30,8 +30,11 @@ import type {
   TlsServerOptions,
 } from "./types.ts";
 import { bunApi, type BunSocket, type BunSocketHandlers, type BunTlsOptions } from "./bun_types.ts";
-import { tlsInfoFromSocket } from "./node_tls.ts";
+import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource, verifyNameOf } from "./node_tls.ts";
 import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
+import { keepaliveCall } from "./keepalive.ts";
+import { alpnWire, bunContextOptions } from "./bun_tls.ts";
+import { LayeredTls } from "./bun_layered_tls.ts";
 
 /** write() returns false once more than this many bytes are queued. */
 const WRITE_HIGH_WATER = 64 * 1024;
@@ -86,6 +89,12 @@ class BunConn implements Conn {
   #closeEmitted = false;
   #closeError: Error | undefined;
   #handshake: Handshake | null = null;
+  /** The server TLS options of a startTls in progress (for client-certificate checks). */
+  #serverTls: TlsServerOptions | null = null;
+  /** node:tls over this socket, when startTls got bytes already read (bun_layered_tls.ts). */
+  #layer: LayeredTls | null = null;
+  /** The layer finished writing: end the socket once the raw queue is flushed. */
+  #rawEnding = false;
 
   constructor(s: BunSocket, unixPath: string | null, connectHost: string | null) {
     this.#s = s;
@@ -112,6 +121,10 @@ class BunConn implements Conn {
 
   _onData(s: BunSocket, chunk: Uint8Array): void {
     if (s !== this.#s || this.#closed) return;
+    if (this.#layer !== null) {
+      this.#layer.feed(chunk);
+      return;
+    }
     if (!this.#attached || this.#paused || !this.#flowing || this.#held.length > 0) {
       this.#held.push(chunk.slice());
       return;
@@ -132,6 +145,11 @@ class BunConn implements Conn {
       }
       this.#queue.shift();
     }
+    if (this.#layer !== null) {
+      if (this.#rawEnding) s.end();
+      else this.#layer.rawDrained();
+      return;
+    }
     if (this.#appEnding) {
       s.end();
       return;
@@ -144,6 +162,10 @@ class BunConn implements Conn {
 
   _onEnd(s: BunSocket): void {
     if (s !== this.#s || this.#closed) return;
+    if (this.#layer !== null) {
+      this.#layer.feedEnd();
+      return;
+    }
     if (!this.#attached || this.#paused || !this.#flowing || this.#held.length > 0) {
       this.#heldEof = true;
       return;
@@ -178,7 +200,14 @@ class BunConn implements Conn {
     }
     let info: TlsInfo;
     try {
-      info = tlsInfoFromSocket(s, { kind: "code", code: s.authorized ? null : authError });
+      const code = s.authorized ? null : authError;
+      const v = this.#serverTls;
+      // Server side: BoringSSL verified against the advertised CAs only;
+      // depth, CRLs and ssl_trusted_certificate are checked on top.
+      const verify: VerifySource = v === null || !v.requestCert
+        ? { kind: "code", code }
+        : { kind: "code", code, policy: clientVerifyPolicy(v), hiddenCas: v.trustedCa !== undefined };
+      info = tlsInfoFromSocket(s, verify);
     } catch (e) {
       h.reject(toError(e));
       this.#closeNow(toError(e));
@@ -227,6 +256,10 @@ class BunConn implements Conn {
   pause(): void {
     if (this.#paused || this.#closed) return;
     this.#paused = true;
+    if (this.#layer !== null) {
+      this.#layer.pause();
+      return;
+    }
     // Not during a handshake: Bun's TLS layer reads through this socket.
     if (this.#handshake === null) this.#s.pause();
   }
@@ -234,6 +267,10 @@ class BunConn implements Conn {
   resume(): void {
     if (!this.#paused || this.#closed) return;
     this.#paused = false;
+    if (this.#layer !== null) {
+      this.#layer.resume();
+      return;
+    }
     this.#s.resume();
     this.#scheduleHeld();
   }
@@ -242,6 +279,16 @@ class BunConn implements Conn {
 
   write(chunk: Uint8Array): boolean {
     if (this.#closed || this.#appEnding) return true;
+    if (this.#layer !== null) return this.#layer.write(chunk);
+    if (!this.#rawWrite(chunk)) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Write or queue (copying what is queued); false once the queue is above its high-water mark. */
+  #rawWrite(chunk: Uint8Array): boolean {
     if (chunk.length > 0) {
       if (this.#queue.length === 0) {
         const n = this.#s.write(chunk);
@@ -255,17 +302,14 @@ class BunConn implements Conn {
         this.#queued += chunk.length;
       }
     }
-    if (this.#queued > WRITE_HIGH_WATER) {
-      this.#needDrain = true;
-      return false;
-    }
-    return true;
+    return this.#queued <= WRITE_HIGH_WATER;
   }
 
   end(): void {
     if (this.#closed || this.#appEnding) return;
     this.#appEnding = true;
-    if (this.#queue.length === 0) this.#s.end();
+    if (this.#layer !== null) this.#layer.end();
+    else if (this.#queue.length === 0) this.#s.end();
   }
 
   destroy(): void {
@@ -281,6 +325,7 @@ class BunConn implements Conn {
     try {
       this.#s.terminate();
     } catch { /* already closed */ }
+    this.#layer?.destroy();
     const h = this.#handshake;
     this.#handshake = null;
     h?.reject(err ?? new Error("connection closed during the TLS handshake"));
@@ -297,8 +342,63 @@ class BunConn implements Conn {
 
   // ---- TLS
 
-  startTls(options: TlsServerOptions): Promise<TlsInfo> {
-    return this.#upgrade(serverTlsOptions(options));
+  startTls(options: TlsServerOptions, prefix?: Uint8Array): Promise<TlsInfo> {
+    if (prefix !== undefined && prefix.length > 0) return this.#startLayered(options, prefix);
+    let t: BunTlsOptions;
+    try {
+      t = serverTlsOptions(options);
+    } catch (e) {
+      this.#closeNow(toError(e));
+      return Promise.reject(toError(e));
+    }
+    this.#serverTls = options;
+    return this.#upgrade(t);
+  }
+
+  /** TLS over bytes already read: node:tls on this socket (bun_layered_tls.ts). */
+  #startLayered(options: TlsServerOptions, prefix: Uint8Array): Promise<TlsInfo> {
+    if (this.#closed) return Promise.reject(new Error("connection closed"));
+    if (this.#handshake !== null || this.#tls !== null || this.#layer !== null) {
+      return Promise.reject(new Error("TLS already started"));
+    }
+    // Bytes read after the prefix (held while paused) continue the TLS stream.
+    const held = this.#held;
+    const heldEof = this.#heldEof;
+    this.#held = [];
+    this.#heldEof = false;
+    const layer = new LayeredTls({
+      write: (chunk) => this.#rawWrite(chunk),
+      end: () => {
+        this.#rawEnding = true;
+        if (this.#queue.length === 0) this.#s.end();
+      },
+      destroy: (err) => this.#closeNow(err),
+      pause: () => this.#s.pause(),
+      resume: () => this.#s.resume(),
+    }, () => this.#ev);
+    this.#layer = layer;
+    if (this.#paused) layer.pause(); // app data waits for resume(); the handshake does not
+    let started: Promise<TlsInfo>;
+    try {
+      started = layer.start(serverTls(options).secure, options, prefix);
+    } catch (e) {
+      this.#closeNow(toError(e));
+      return Promise.reject(toError(e));
+    }
+    for (const c of held) layer.feed(c);
+    if (heldEof) layer.feedEnd();
+    this.#s.resume();
+    return started.then((info) => {
+      this.#tls = info;
+      return info;
+    });
+  }
+
+  /** so_keepalive of the listener this connection came from. */
+  _setKeepAlive(enable: boolean, delayMs?: number): void {
+    try {
+      this.#s.setKeepAlive(enable, delayMs);
+    } catch { /* closed already */ }
   }
 
   startTlsClient(options: TlsClientOptions): Promise<TlsInfo> {
@@ -372,50 +472,30 @@ const TLS_HANDLERS: BunSocketHandlers = CONN_HANDLERS;
 
 // ---- TLS options
 
-const serverTlsCache = new Map<string, BunTlsOptions>();
-
-/** Key PEM without encryption: Bun takes one passphrase for all keys. */
-function plainKey(key: string, passphrase: string | undefined): string {
-  if (passphrase === undefined) return key;
-  return createPrivateKey({ key, passphrase }).export({ format: "pem", type: "pkcs8" }).toString();
-}
-
-/** ALPN list in TLS wire format, as Bun wants it. */
-function alpnWire(name: string): ArrayBuffer {
-  const b = new Uint8Array(1 + name.length);
-  b[0] = name.length;
-  for (let i = 0; i < name.length; i++) b[i + 1] = name.charCodeAt(i);
-  return b.buffer;
-}
-
 /**
- * Bun TLS options for the server side. Several cert/key pairs (RSA + ECDSA)
- * are supported natively (checked: BoringSSL picks by the client's
- * signature algorithms). ALPN: with our single protocol set, a client that
- * offers ALPN without it fails with no_application_protocol (checked); a
- * client that offers none is accepted. dhparam, honorCipherOrder and
- * ticketKeys have no Bun option and are ignored.
+ * Bun's TLS contexts (BoringSSL SSL_CTX) live only while something holds
+ * them: options passed straight to upgradeTLS give a context that is freed
+ * once its last connection is gone, and with it the random key that
+ * encrypts session tickets, so a client coming back later could not
+ * resume. A node:tls SecureContext made once per server block and kept
+ * here holds its SSL_CTX (and ticket key) for as long as that
+ * configuration is in use; upgradeTLS takes it as `secureContext`.
  */
-const TLS_VERSION_NUMBER = { "TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304 } as const;
+interface ServerTls {
+  /** node:tls SecureContext (for the layered path) and its native context (for upgradeTLS). */
+  secure: SecureContext;
+  context: unknown;
+  alpn?: ArrayBuffer;
+}
 
-function serverTlsOptions(o: TlsServerOptions): BunTlsOptions {
+const serverTlsCache = new Map<string, ServerTls>();
+
+function serverTls(o: TlsServerOptions): ServerTls {
   const cached = o.cacheKey !== undefined ? serverTlsCache.get(o.cacheKey) : undefined;
   if (cached !== undefined) return cached;
-  const t: BunTlsOptions = {
-    cert: o.certs.map((c) => c.cert),
-    key: o.certs.map((c) => plainKey(c.key, c.passphrase)),
-    requestCert: o.requestCert === true,
-    rejectUnauthorized: false,
-  };
-  if (o.ca !== undefined) t.ca = o.ca;
-  if (o.alpn !== undefined) t.ALPNProtocols = alpnWire(o.alpn);
-  // Bun takes protocol versions as their wire numbers (0x0303 = TLS 1.2) and
-  // rejects the "TLSv1.2" names node:tls uses (checked: "must be a number").
-  if (o.minVersion !== undefined) t.minVersion = TLS_VERSION_NUMBER[o.minVersion];
-  if (o.maxVersion !== undefined) t.maxVersion = TLS_VERSION_NUMBER[o.maxVersion];
-  if (o.ciphers !== undefined) t.ciphers = o.ciphers;
-  if (o.ecdhCurve !== undefined && o.ecdhCurve !== "auto") t.ecdhCurve = o.ecdhCurve;
-  if (o.sessionTimeout !== undefined) t.sessionTimeout = o.sessionTimeout;
+  const secure = createSecureContext(bunContextOptions(o));
+  const t: ServerTls = { secure, context: secure.context };
+  if (o.alpn !== undefined) t.alpn = alpnWire(o.alpn);
   if (o.cacheKey !== undefined) {
     if (serverTlsCache.size >= TLS_CACHE_MAX) {
       serverTlsCache.delete(serverTlsCache.keys().next().value!);
@@ -426,13 +506,33 @@ function serverTlsOptions(o: TlsServerOptions): BunTlsOptions {
 }
 
 /**
+ * upgradeTLS options for the server side. ALPN goes with each upgrade (it
+ * is not part of the context): with our single protocol set, a client that
+ * offers ALPN without it fails with no_application_protocol (checked); a
+ * client that offers none is accepted. Per-upgrade options reset the
+ * context's verify mode (checked: with ALPN alone no certificate was
+ * requested), so the client-certificate request is repeated here.
+ */
+function serverTlsOptions(o: TlsServerOptions): BunTlsOptions {
+  const s = serverTls(o);
+  const t: BunTlsOptions = {
+    secureContext: s.context,
+    requestCert: o.requestCert === true,
+    rejectUnauthorized: false,
+  };
+  if (s.alpn !== undefined) t.ALPNProtocols = s.alpn;
+  return t;
+}
+
+/**
  * Bun TLS options for the client side. Bun verifies the name it sends as
- * SNI; with servername null it sends (and verifies) the host it connected
- * to, so "no SNI" is not possible here.
+ * SNI, so "no SNI" is not possible here: with servername null it sends the
+ * name to verify (verifyName, e.g. proxy_ssl_name), else the host it
+ * connected to.
  */
 function clientTlsOptions(o: TlsClientOptions, connectHost: string | null): BunTlsOptions {
   const t: BunTlsOptions = { rejectUnauthorized: o.verify };
-  const name = o.servername ?? connectHost;
+  const name = verifyNameOf(o) ?? o.servername ?? connectHost;
   if (name !== null) t.serverName = name;
   if (o.ca !== undefined) t.ca = o.ca;
   if (o.cert !== undefined) t.cert = o.cert;
@@ -447,10 +547,13 @@ function clientTlsOptions(o: TlsClientOptions, connectHost: string | null): BunT
 async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Listener> {
   const bun = bunApi();
   const unixPath = spec.kind === "unix" ? spec.path : null;
+  // Bun sets the idle time (and then pins interval 1 s, count 10).
+  const ka = spec.kind === "tcp" ? keepaliveCall(spec.keepalive, true) : null;
   const handlers: BunSocketHandlers = {
     ...CONN_HANDLERS,
     open(s) {
       const conn = new BunConn(s, unixPath, null);
+      if (ka !== null) conn._setKeepAlive(ka.enable, ka.delayMs);
       try {
         onAccept(conn);
       } catch (e) {
@@ -459,7 +562,8 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
       }
     },
   };
-  // backlog has no Bun option (always 512); ipv6only maps to ipv6Only.
+  // backlog has no Bun option (always 512); ipv6only maps to ipv6Only
+  // (planSockets sets it for "::" unless the listen says ipv6only=off).
   const server = spec.kind === "tcp"
     ? bun.listen({
       hostname: bareHost(spec.host),

@@ -18,6 +18,8 @@ export interface BunTlsOptions {
   ciphers?: string;
   ecdhCurve?: string;
   sessionTimeout?: number;
+  /** A node:tls SecureContext's `.context` (holds one SSL_CTX for many connections). */
+  secureContext?: unknown;
 }
 
 export interface BunPeerCertificate {
@@ -38,6 +40,8 @@ export interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay(noDelay?: boolean): boolean;
+  /** SO_KEEPALIVE; a delay also sets TCP_KEEPIDLE (and pins KEEPINTVL=1, KEEPCNT=10). */
+  setKeepAlive(enable: boolean, initialDelayMs?: number): boolean;
   upgradeTLS(
     options: { tls: BunTlsOptions; socket: BunSocketHandlers; data?: unknown },
   ): [BunSocket, BunSocket];

@@ -14,6 +14,7 @@
 
 import * as tls from "node:tls";
 import type * as net from "node:net";
+import { readFileSync } from "node:fs";
 import type {
   Conn,
   ConnectSpec,
@@ -32,11 +33,14 @@ import { chooseCertIndex, HELLO_SNIFF_MAX, helloSignatureSchemes } from "./clien
 import {
   certKeyTypes,
   clientConnectOptions,
+  clientVerifyPolicy,
   serverSocketOptions,
+  verifyNameOf,
   tlsInfoFromSocket,
   type VerifySource,
 } from "./node_tls.ts";
 import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
+import { keepaliveCall } from "./keepalive.ts";
 
 // Every pending read pins its buffer, so idle connections cost one buffer
 // each (64 KiB buffers made 102 KB per proxied session, 4 KiB 22 KB: Q4).
@@ -117,6 +121,13 @@ class DenoConn implements Conn {
   #tlsFlow = false;
   /** Collecting the ClientHello to choose among several cert/key pairs. */
   #sniff: Sniff | null = null;
+
+  /** so_keepalive of the listener this connection came from. */
+  setKeepAlive(enable: boolean): void {
+    try {
+      (this.#conn as Deno.TcpConn).setKeepAlive(enable);
+    } catch { /* closed already, or not TCP */ }
+  }
 
   constructor(conn: Deno.Conn, connectHost: string | null) {
     this.#conn = conn;
@@ -366,15 +377,17 @@ class DenoConn implements Conn {
 
   // ---- TLS
 
-  startTls(options: TlsServerOptions): Promise<TlsInfo> {
+  startTls(options: TlsServerOptions, prefix?: Uint8Array): Promise<TlsInfo> {
+    // Deno's TLS layer does not verify client certificates on a TLSSocket
+    // built over a Duplex: the whole chain check is ours.
     const verify: VerifySource = options.requestCert
-      ? { kind: "ca", ca: options.ca }
+      ? { kind: "own", policy: clientVerifyPolicy(options) }
       : { kind: "none" };
-    if (options.certs.length > 1) return this.#startTlsChoosingCert(options, verify);
+    if (options.certs.length > 1) return this.#startTlsChoosingCert(options, verify, prefix);
     let sock: tls.TLSSocket;
     try {
       this.#checkCanStartTls();
-      const duplex = this.#makeDuplex();
+      const duplex = this.#makeDuplex(prefix);
       sock = new tls.TLSSocket(duplex as unknown as net.Socket, serverSocketOptions(options));
     } catch (e) {
       this.#closeNow(toError(e));
@@ -388,7 +401,11 @@ class DenoConn implements Conn {
    * read the ClientHello first (at most one record), pick the pair the
    * client can verify, then start TLS with the hello as its first input.
    */
-  #startTlsChoosingCert(options: TlsServerOptions, verify: VerifySource): Promise<TlsInfo> {
+  #startTlsChoosingCert(
+    options: TlsServerOptions,
+    verify: VerifySource,
+    prefix: Uint8Array | undefined,
+  ): Promise<TlsInfo> {
     return new Promise<TlsInfo>((resolve, reject) => {
       try {
         this.#checkCanStartTls();
@@ -416,7 +433,7 @@ class DenoConn implements Conn {
           this.#handshake(sock, "secure", verify).then(resolve, reject);
         },
       };
-      this.#makeDuplex();
+      this.#makeDuplex(prefix);
       this.#pump();
     });
   }
@@ -458,7 +475,7 @@ class DenoConn implements Conn {
     try {
       this.#checkCanStartTls();
       const duplex = this.#makeDuplex();
-      const name = options.servername ?? this.#connectHost ??
+      const name = verifyNameOf(options) ?? options.servername ?? this.#connectHost ??
         (this.remote.family === "unix" ? "localhost" : this.remote.address);
       sock = tls.connect({
         socket: duplex as unknown as net.Socket,
@@ -476,8 +493,11 @@ class DenoConn implements Conn {
     if (this.#duplex !== null) throw new Error("TLS already started");
   }
 
-  /** From now on every raw byte (held, in flight or future) goes to TLS. */
-  #makeDuplex(): RawDuplex {
+  /**
+   * From now on every raw byte (held, in flight or future) goes to TLS,
+   * after `prefix` (TLS bytes the caller had already read).
+   */
+  #makeDuplex(prefix?: Uint8Array): RawDuplex {
     const duplex = new RawDuplex({
       wantRead: () => {
         this.#duplexWants = true;
@@ -492,6 +512,7 @@ class DenoConn implements Conn {
     });
     duplex.on("error", () => {}); // reported through the TLS socket / close
     this.#duplex = duplex;
+    if (prefix !== undefined && prefix.length > 0) this.#feedTls(prefix.slice());
     if (this.#held > 0) {
       const held = this.#heldBuf!.slice(0, this.#held);
       this.#held = 0;
@@ -589,10 +610,30 @@ class DenoConn implements Conn {
 
 // ---- listeners and runtime
 
+/** Where accepted connections go, with the listen's per-connection options. */
+interface AcceptTarget {
+  onAccept: (c: Conn) => void;
+  spec: ListenSpec;
+}
+
+function deliver(target: AcceptTarget, conn: DenoConn): void {
+  if (target.spec.kind === "tcp") {
+    // Deno's setKeepAlive has no idle time (capabilities.ts).
+    const ka = keepaliveCall(target.spec.keepalive, false);
+    if (ka !== null) conn.setKeepAlive(ka.enable);
+  }
+  try {
+    target.onAccept(conn);
+  } catch (e) {
+    conn.destroy();
+    console.error("mailgate: accept handler failed:", e);
+  }
+}
+
 async function acceptLoop(
   l: Deno.Listener,
   isClosed: () => boolean,
-  onAccept: (c: Conn) => void,
+  route: (c: DenoConn) => AcceptTarget | null,
 ): Promise<void> {
   while (!isClosed()) {
     let c: Deno.Conn;
@@ -605,41 +646,151 @@ async function acceptLoop(
       continue;
     }
     const conn = new DenoConn(c, null);
+    const target = route(conn);
+    if (target === null) conn.destroy();
+    else deliver(target, conn);
+  }
+}
+
+function addrOf(l: Deno.Listener): SockAddr {
+  const a = l.addr;
+  return a.transport === "tcp" ? ipAddr(a.hostname, a.port) : unixAddr((a as Deno.UnixAddr).path);
+}
+
+/**
+ * Deno.listen has no IPV6_V6ONLY option, and a "::" socket is dual-stack
+ * (unless the bindv6only sysctl says otherwise). On Linux a dual-stack
+ * socket holds the IPv4 port as well, so nginx's usual pair
+ * `listen *:143; listen [::]:143;` (ipv6only=on by default) would fail with
+ * "address in use". Instead, one dual-stack socket serves both: IPv6
+ * connections go to the [::] listen, IPv4 ones to the IPv4 listen of the
+ * same port whose address matches (else the IPv4 wildcard), and an IPv4
+ * connection nobody listens for is closed at once, which is as close to
+ * "ipv6only" as Deno gets (accepted then closed, not refused).
+ */
+interface PortShare {
+  listener: Deno.Listener;
+  closed: boolean;
+  v6: AcceptTarget | null;
+  /** IPv4 listens riding on the shared socket, by address ("0.0.0.0" = wildcard). */
+  v4: Map<string, AcceptTarget>;
+}
+
+/** Shared dual-stack sockets by port. */
+const shares = new Map<number, PortShare>();
+
+let v6onlyDefault: boolean | null = null;
+/** net.ipv6.bindv6only: 1 makes every "::" socket IPv6-only already. */
+function systemV6only(): boolean {
+  if (v6onlyDefault === null) {
     try {
-      onAccept(conn);
-    } catch (e) {
-      conn.destroy();
-      console.error("mailgate: accept handler failed:", e);
+      v6onlyDefault = readFileSync("/proc/sys/net/ipv6/bindv6only", "utf8").trim() === "1";
+    } catch {
+      v6onlyDefault = false;
     }
   }
+  return v6onlyDefault;
+}
+
+function inUse(what: string): Error {
+  return new Deno.errors.AddrInUse(`${what} is already open`);
+}
+
+function routeShared(share: PortShare) {
+  return (c: DenoConn): AcceptTarget | null => {
+    const local = c.local;
+    if (local.family !== "ipv4") return share.v6;
+    return share.v4.get(local.address) ?? share.v4.get("0.0.0.0") ?? null;
+  };
+}
+
+function sharedListener(
+  share: PortShare,
+  port: number,
+  remove: () => void,
+  addr: SockAddr = addrOf(share.listener),
+): Listener {
+  let closed = false;
+  return {
+    addr,
+    close() {
+      if (closed) return;
+      closed = true;
+      remove();
+      if (share.v6 === null && share.v4.size === 0) {
+        if (shares.get(port) === share) shares.delete(port);
+        share.closed = true;
+        try {
+          share.listener.close();
+        } catch { /* already closed */ }
+      }
+    },
+  };
+}
+
+function listenTcpOptions(spec: ListenSpec & { kind: "tcp" }) {
+  // reusePort is an unstable option (needs --unstable-net; without the
+  // flag Deno exits): pass it only when asked.
+  const opts: Deno.TcpListenOptions & { transport: "tcp"; reusePort?: boolean } = {
+    transport: "tcp",
+    hostname: bareHost(spec.host),
+    port: spec.port,
+  };
+  if (spec.reusePort) opts.reusePort = true;
+  if (spec.backlog !== undefined) opts.tcpBacklog = spec.backlog;
+  return opts;
+}
+
+/** A "::" listen with ipv6only=on: the port's shared dual-stack socket, opened if needed. */
+function listenV6only(spec: ListenSpec & { kind: "tcp" }, target: AcceptTarget): Listener {
+  let share = spec.port !== 0 ? shares.get(spec.port) : undefined;
+  if (share === undefined) {
+    let l: Deno.Listener;
+    try {
+      l = Deno.listen(listenTcpOptions(spec));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AddrInUse)) throw e;
+      // An IPv4 socket of ours on this port was opened first (only possible
+      // on reload: planSockets opens "::" first): it cannot be shared now.
+      throw new Deno.errors.AddrInUse(
+        `${(e as Error).message}; the deno runtime has no ipv6only option, so [::]:${spec.port} ` +
+          `must be opened before any IPv4 address of port ${spec.port} (restart instead of reloading)`,
+      );
+    }
+    const created: PortShare = { listener: l, closed: false, v6: null, v4: new Map() };
+    shares.set((l.addr as Deno.NetAddr).port, created);
+    acceptLoop(l, () => created.closed, routeShared(created)).catch(() => {});
+    share = created;
+  } else if (share.v6 !== null) {
+    throw inUse(`[::]:${spec.port}`);
+  }
+  const s = share;
+  s.v6 = target;
+  return sharedListener(s, (s.listener.addr as Deno.NetAddr).port, () => (s.v6 = null));
 }
 
 // async: a bind error (AddrInUse, permission) becomes a rejection.
 // deno-lint-ignore require-await
 async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Listener> {
-  let l: Deno.Listener;
+  const target: AcceptTarget = { onAccept, spec };
   if (spec.kind === "tcp") {
-    // reusePort is an unstable option (needs --unstable-net; without the
-    // flag Deno exits): pass it only when asked. ipv6only has no Deno option.
-    const opts: Deno.TcpListenOptions & { transport: "tcp"; reusePort?: boolean } = {
-      transport: "tcp",
-      hostname: bareHost(spec.host),
-      port: spec.port,
-    };
-    if (spec.reusePort) opts.reusePort = true;
-    if (spec.backlog !== undefined) opts.tcpBacklog = spec.backlog;
-    l = Deno.listen(opts);
-  } else {
-    l = Deno.listen({ transport: "unix", path: spec.path });
+    const host = bareHost(spec.host);
+    if (host === "::" && spec.ipv6only === true && !systemV6only()) return listenV6only(spec, target);
+    // An IPv4 address of a port whose [::] socket is shared rides on it.
+    const share = spec.port !== 0 && net4(host) ? shares.get(spec.port) : undefined;
+    if (share !== undefined) {
+      if (share.v4.has(host)) throw inUse(`${host}:${spec.port}`);
+      share.v4.set(host, target);
+      return sharedListener(share, spec.port, () => share.v4.delete(host), ipAddr(host, spec.port));
+    }
   }
-  const a = l.addr;
-  const addr: SockAddr = a.transport === "tcp"
-    ? ipAddr(a.hostname, a.port)
-    : unixAddr((a as Deno.UnixAddr).path);
+  const l = spec.kind === "tcp"
+    ? Deno.listen(listenTcpOptions(spec))
+    : Deno.listen({ transport: "unix", path: spec.path });
   let closed = false;
-  acceptLoop(l, () => closed, onAccept).catch(() => {});
+  acceptLoop(l, () => closed, () => target).catch(() => {});
   return {
-    addr,
+    addr: addrOf(l),
     close() {
       if (closed) return;
       closed = true;
@@ -648,6 +799,11 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
       } catch { /* already closed */ }
     },
   };
+}
+
+/** An IPv4 literal (the addresses a shared dual-stack socket can serve). */
+function net4(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
 }
 
 function describe(spec: ConnectSpec): string {

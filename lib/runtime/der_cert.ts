@@ -13,9 +13,11 @@ export interface CertFields {
   serial: string;
   notBefore: Date;
   notAfter: Date;
+  /** The raw DER of the issuer Name, hex: matches a CRL's issuer byte for byte. */
+  issuerDer: string;
 }
 
-interface Tlv {
+export interface Tlv {
   tag: number;
   /** Offset of the first content byte. */
   start: number;
@@ -25,7 +27,7 @@ interface Tlv {
   head: number;
 }
 
-function readTlv(der: Uint8Array, pos: number, limit: number): Tlv {
+export function readTlv(der: Uint8Array, pos: number, limit: number): Tlv {
   if (pos + 2 > limit) throw new Error("truncated DER");
   const head = pos;
   const tag = der[pos++];
@@ -41,7 +43,7 @@ function readTlv(der: Uint8Array, pos: number, limit: number): Tlv {
 }
 
 /** The children of a constructed TLV. */
-function children(der: Uint8Array, t: Tlv): Tlv[] {
+export function children(der: Uint8Array, t: Tlv): Tlv[] {
   const out: Tlv[] = [];
   let p = t.start;
   while (p < t.end) {
@@ -52,13 +54,13 @@ function children(der: Uint8Array, t: Tlv): Tlv[] {
   return out;
 }
 
-function hex(der: Uint8Array, from: number, to: number): string {
+export function hex(der: Uint8Array, from: number, to: number): string {
   let s = "";
   for (let i = from; i < to; i++) s += der[i].toString(16).padStart(2, "0");
   return s;
 }
 
-function oidString(der: Uint8Array, t: Tlv): string {
+export function oidString(der: Uint8Array, t: Tlv): string {
   const parts: number[] = [];
   let v = 0;
   for (let i = t.start; i < t.end; i++) {
@@ -178,7 +180,7 @@ function formatName(der: Uint8Array, name: Tlv): string {
   return rdns.reverse().join(",");
 }
 
-function parseTime(der: Uint8Array, t: Tlv): Date {
+export function parseTime(der: Uint8Array, t: Tlv): Date {
   const s = String.fromCharCode(...der.subarray(t.start, t.end));
   const m = t.tag === 0x17
     ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?Z$/.exec(s)
@@ -211,5 +213,6 @@ export function parseCertFields(der: Uint8Array): CertFields {
     serial,
     notBefore: parseTime(der, validity[0]),
     notAfter: parseTime(der, validity[1]),
+    issuerDer: hex(der, issuer.head, issuer.end),
   };
 }

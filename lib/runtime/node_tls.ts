@@ -1,13 +1,22 @@
 // node:tls helpers for the adapters that use node:tls as their TLS layer
 // (Deno: a TLSSocket on top of a Duplex that wraps a native Deno.Conn).
 // Builds and caches secure contexts from TlsServerOptions, builds client
-// options from TlsClientOptions, and reads TlsInfo from a finished handshake.
+// options from TlsClientOptions, and reads TlsInfo from a finished handshake
+// (both adapters), with the client-certificate verification policy.
 
 import { Buffer } from "node:buffer";
 import { createPrivateKey } from "node:crypto";
 import * as tls from "node:tls";
 import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "./types.ts";
-import { peerCertFromDer, verifyErrorText, verifyLeaf } from "./tls_verify.ts";
+import {
+  checkVerifiedLeaf,
+  type ClientVerifyPolicy,
+  NO_TRUST_PATH_CODES,
+  peerCertFromDer,
+  verifyChain,
+  verifyErrorCode,
+  verifyErrorText,
+} from "./tls_verify.ts";
 import type { CertKeyType } from "./client_hello.ts";
 
 /** Secure contexts by TlsServerOptions.cacheKey (one per listener/server block). */
@@ -20,8 +29,10 @@ const CONTEXT_CACHE_MAX = 64;
  * with all pairs, or only pair `pair`. Deno's node:tls (rustls underneath)
  * serves only the FIRST cert/key pair of a context, so the Deno adapter
  * picks the pair per connection (client_hello.ts) and asks for that one.
- * Versions, ciphers and the rest are passed through for the stacks that
- * honour them (Deno honours min/maxVersion, not the OpenSSL cipher list).
+ * Only what Deno's TLS layer honours is passed (capabilities.ts): the cert
+ * pairs, the protocol range and the advertised CAs. Its cipher list
+ * validation rejects OpenSSL-only syntax, and the other options are ignored
+ * by it; start-up warns about them instead.
  */
 export function serverSecureContext(o: TlsServerOptions, pair?: number): tls.SecureContext {
   const key = o.cacheKey === undefined
@@ -36,21 +47,27 @@ export function serverSecureContext(o: TlsServerOptions, pair?: number): tls.Sec
     cert: certs.map((c) => c.cert),
     key: certs.map((c) => ({ pem: c.key, passphrase: c.passphrase })),
   };
+  // The CertificateRequest names these; ssl_trusted_certificate stays unnamed
+  // (verified by verifyChain, which gets both).
   if (o.ca !== undefined) opts.ca = o.ca;
   if (o.minVersion !== undefined) opts.minVersion = o.minVersion;
   if (o.maxVersion !== undefined) opts.maxVersion = o.maxVersion;
-  if (o.ciphers !== undefined) opts.ciphers = o.ciphers;
-  if (o.honorCipherOrder !== undefined) opts.honorCipherOrder = o.honorCipherOrder;
-  if (o.ecdhCurve !== undefined) opts.ecdhCurve = o.ecdhCurve;
-  if (o.dhparam !== undefined) opts.dhparam = o.dhparam;
-  if (o.sessionTimeout !== undefined) opts.sessionTimeout = o.sessionTimeout;
-  if (o.ticketKeys !== undefined) opts.ticketKeys = Buffer.from(o.ticketKeys);
   const ctx = tls.createSecureContext(opts);
   if (key !== undefined) {
     if (contexts.size >= CONTEXT_CACHE_MAX) contexts.delete(contexts.keys().next().value!);
     contexts.set(key, ctx);
   }
   return ctx;
+}
+
+/** How a server verifies client certificates: CAs (advertised and not), CRLs, depth. */
+export function clientVerifyPolicy(o: TlsServerOptions): ClientVerifyPolicy {
+  const trusted = [o.ca, o.trustedCa].filter((p): p is string => p !== undefined && p !== "");
+  const policy: ClientVerifyPolicy = {};
+  if (trusted.length > 0) policy.trusted = trusted.join("\n");
+  if (o.crl !== undefined) policy.crl = o.crl;
+  if (o.verifyDepth !== undefined) policy.depth = o.verifyDepth;
+  return policy;
 }
 
 const keyTypeCache = new Map<string, CertKeyType[]>();
@@ -100,6 +117,16 @@ export function serverSocketOptions(o: TlsServerOptions, pair?: number): tls.TLS
   return opts;
 }
 
+/**
+ * The name a backend certificate must match when it differs from the SNI
+ * sent (proxy_ssl_name without proxy_ssl_server_name): `verifyName` of the
+ * options (proxy/backend_tls.ts's BackendTlsOptions), if given.
+ */
+export function verifyNameOf(o: TlsClientOptions): string | undefined {
+  const v = (o as TlsClientOptions & { verifyName?: unknown }).verifyName;
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
 /** Options for tls.connect() over an existing stream (client side). */
 export function clientConnectOptions(
   o: TlsClientOptions,
@@ -130,9 +157,50 @@ export interface TlsSocketView {
 
 /** How the peer certificate's verification result is obtained. */
 export type VerifySource =
-  | { kind: "ca"; ca: string | undefined } // verify the leaf ourselves
-  | { kind: "code"; code: unknown } // the TLS stack's own result (null = verified)
+  | { kind: "own"; policy: ClientVerifyPolicy } // verify the chain ourselves (Deno)
+  | {
+    // The TLS stack's own result (null = verified); with a policy, a server
+    // side result that our own checks complete (Bun: depth, CRL, unadvertised CAs).
+    kind: "code";
+    code: unknown;
+    policy?: ClientVerifyPolicy;
+    /** CAs the stack was not given (ssl_trusted_certificate): re-check "no trust path" results. */
+    hiddenCas?: boolean;
+  }
   | { kind: "none" }; // nothing to report (client side with verify off and no result)
+
+/** The DER certificates after the leaf in a detailed peer certificate (bounded). */
+function peerChainDers(s: TlsSocketView): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let c = s.getPeerCertificate(true) as { raw?: Uint8Array; issuerCertificate?: unknown } | null | undefined;
+  for (let i = 0; c && i < MAX_PEER_CHAIN; i++) {
+    const next = c.issuerCertificate as typeof c;
+    if (!next || next === c || !next.raw) break;
+    out.push(new Uint8Array(next.raw));
+    c = next;
+  }
+  return out;
+}
+
+/** Longest client chain looked at. */
+const MAX_PEER_CHAIN = 10;
+
+function verifyResult(s: TlsSocketView, der: Uint8Array, verify: VerifySource): string | null {
+  switch (verify.kind) {
+    case "none":
+      return null;
+    case "own":
+      return verifyChain(der, peerChainDers(s), verify.policy);
+    case "code": {
+      const policy = verify.policy;
+      if (verify.code == null) return policy ? checkVerifiedLeaf(der, policy) : null;
+      if (policy && verify.hiddenCas && NO_TRUST_PATH_CODES.has(verifyErrorCode(verify.code))) {
+        return verifyChain(der, peerChainDers(s), policy);
+      }
+      return verifyErrorText(verify.code);
+    }
+  }
+}
 
 /** TlsInfo from a socket whose handshake has completed. */
 export function tlsInfoFromSocket(s: TlsSocketView, verify: VerifySource): TlsInfo {
@@ -141,13 +209,7 @@ export function tlsInfoFromSocket(s: TlsSocketView, verify: VerifySource): TlsIn
   const pc = s.getPeerCertificate() as { raw?: Uint8Array } | null | undefined;
   const der = pc && pc.raw && pc.raw.length > 0 ? new Uint8Array(pc.raw) : null;
   const peerCert = der ? peerCertFromDer(der) : null;
-  let verifyError: string | null = null;
-  if (der !== null) {
-    if (verify.kind === "ca") verifyError = verifyLeaf(der, verify.ca);
-    else if (verify.kind === "code" && verify.code != null) {
-      verifyError = verifyErrorText(verify.code);
-    }
-  }
+  const verifyError = der !== null ? verifyResult(s, der, verify) : null;
   const sn = s.getServername ? s.getServername() : s.servername;
   return {
     protocol,

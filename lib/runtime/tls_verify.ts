@@ -3,12 +3,15 @@
 // Bun's TLS (BoringSSL) verifies the chain itself and gives a Node-style code
 // ("DEPTH_ZERO_SELF_SIGNED_CERT"); Deno's node:tls TLSSocket built on a
 // Duplex never verifies a client certificate (`authorized` stays false), so
-// there we check the leaf against the configured CAs ourselves
-// (verifyLeaf). Either way the code is mapped to OpenSSL's text.
+// there we verify the chain ourselves (verifyChain). Neither stack takes
+// ssl_verify_depth or ssl_crl for client certificates, so those checks are
+// ours on both runtimes (Bun: checkVerifiedLeaf after BoringSSL's own).
+// Either way the code is mapped to OpenSSL's text.
 
 import { createHash, X509Certificate } from "node:crypto";
 import type { PeerCert } from "./types.ts";
-import { parseCertFields } from "./der_cert.ts";
+import { type CertFields, parseCertFields } from "./der_cert.ts";
+import { type Crl, crlSignedBy, pemToCrls } from "./der_crl.ts";
 
 /** X509_verify_cert_error_string() texts of OpenSSL 3, by Node/Bun error code. */
 const VERIFY_TEXT: Record<string, string> = {
@@ -106,18 +109,45 @@ export function peerCertFromDer(der: Uint8Array): PeerCert | null {
   }
 }
 
-/** Parsed CA bundles, by PEM text (a listener's CA file is parsed once). */
-const caCache = new Map<string, { x509: X509Certificate; der: Uint8Array }[]>();
-const CA_CACHE_MAX = 64;
+/** What a client certificate is verified against (from the server's ssl_* settings). */
+export interface ClientVerifyPolicy {
+  /** Trust anchors and CA certificates, PEM: ssl_client_certificate + ssl_trusted_certificate. */
+  trusted?: string;
+  /** PEM CRLs (ssl_crl): every certificate of the chain then needs its issuer's CRL. */
+  crl?: string;
+  /** ssl_verify_depth: most intermediate CAs between leaf and anchor; undefined = no limit. */
+  depth?: number;
+}
 
-function caList(caPem: string) {
-  let list = caCache.get(caPem);
-  if (list === undefined) {
-    list = pemToDers(caPem).map((der) => ({ x509: new X509Certificate(der), der }));
-    if (caCache.size >= CA_CACHE_MAX) caCache.delete(caCache.keys().next().value!);
-    caCache.set(caPem, list);
+interface ChainCert {
+  x509: X509Certificate;
+  der: Uint8Array;
+  /** From the trusted bundle (else sent by the client). */
+  trusted: boolean;
+}
+
+/** Bound on parsed PEM bundles kept (one per server block and reload). */
+const PEM_CACHE_MAX = 64;
+const caCache = new Map<string, ChainCert[]>();
+const crlCache = new Map<string, Crl[]>();
+
+function cached<T>(cache: Map<string, T>, pem: string, parse: (pem: string) => T): T {
+  let v = cache.get(pem);
+  if (v === undefined) {
+    v = parse(pem);
+    if (cache.size >= PEM_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(pem, v);
   }
-  return list;
+  return v;
+}
+
+function caList(caPem: string): ChainCert[] {
+  return cached(caCache, caPem, (pem) =>
+    pemToDers(pem).map((der) => ({ x509: new X509Certificate(der), der, trusted: true })));
+}
+
+function crlList(crlPem: string): Crl[] {
+  return cached(crlCache, crlPem, pemToCrls);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -126,34 +156,49 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Longest chain walked through the CA bundle (bounds the loop). */
+/** Longest chain ever built (bounds the loop whatever the depth setting). */
 const MAX_CHAIN = 10;
 
+const selfIssued = (c: X509Certificate) => c.checkIssued(c);
+
 /**
- * Verify a leaf certificate (only the leaf: Deno's TLSSocket does not expose
- * the rest of the client's chain) against a PEM CA bundle, the way OpenSSL
- * orders its checks: build the chain, then check signatures and validity
- * from the top down. Returns null when verified, else OpenSSL's reason text.
+ * Verify a client certificate chain the way OpenSSL does for nginx:
+ * build the chain from the leaf (trusted certificates first, then the
+ * intermediates the client sent) up to a self-signed trusted anchor, limit
+ * its length (ssl_verify_depth), check that issuers are CAs, check
+ * revocation (ssl_crl, every certificate, as X509_V_FLAG_CRL_CHECK_ALL),
+ * then signatures and validity from the top down.
+ * Returns null when verified, else OpenSSL's reason text.
  */
-export function verifyLeaf(
-  der: Uint8Array,
-  caPem: string | undefined,
+export function verifyChain(
+  leafDer: Uint8Array,
+  sentDers: Uint8Array[],
+  policy: ClientVerifyPolicy,
   now = new Date(),
 ): string | null {
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(der);
+    leaf = new X509Certificate(leafDer);
   } catch {
     return VERIFY_TEXT.UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY;
   }
-  const cas = caPem ? caList(caPem) : [];
-  const chain: { x509: X509Certificate; der: Uint8Array }[] = [{ x509: leaf, der }];
-  let trusted = cas.some((c) => sameBytes(c.der, der));
-  while (!trusted && chain.length <= MAX_CHAIN) {
+  const store = policy.trusted ? caList(policy.trusted) : [];
+  const sent: ChainCert[] = [];
+  for (const der of sentDers.slice(0, MAX_CHAIN)) {
+    if (sameBytes(der, leafDer)) continue;
+    try {
+      sent.push({ x509: new X509Certificate(der), der, trusted: false });
+    } catch { /* an unreadable extra certificate is never an issuer */ }
+  }
+  const maxLen = policy.depth === undefined ? MAX_CHAIN : Math.min(MAX_CHAIN, policy.depth + 2);
+  const chain: ChainCert[] = [{ x509: leaf, der: leafDer, trusted: store.some((c) => sameBytes(c.der, leafDer)) }];
+  let anchored = chain[0].trusted;
+  while (!anchored) {
     const top = chain[chain.length - 1].x509;
-    const issuer = cas.find((c) => top.checkIssued(c.x509) && !chain.some((x) => x.der === c.der));
+    const fits = (c: ChainCert) => top.checkIssued(c.x509) && !chain.some((x) => sameBytes(x.der, c.der));
+    const issuer = store.find(fits) ?? sent.find(fits);
     if (issuer === undefined) {
-      if (top.checkIssued(top)) {
+      if (selfIssued(top)) {
         return chain.length === 1
           ? VERIFY_TEXT.DEPTH_ZERO_SELF_SIGNED_CERT
           : VERIFY_TEXT.SELF_SIGNED_CERT_IN_CHAIN;
@@ -163,23 +208,115 @@ export function verifyLeaf(
         : VERIFY_TEXT.UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
     }
     chain.push(issuer);
-    trusted = issuer.x509.checkIssued(issuer.x509);
+    if (chain.length > maxLen) return VERIFY_TEXT.CERT_CHAIN_TOO_LONG;
+    anchored = issuer.trusted && selfIssued(issuer.x509);
   }
-  if (!trusted) return VERIFY_TEXT.CERT_CHAIN_TOO_LONG;
+  // Issuers must be CAs; the anchor is trusted as configured (v1 roots have no extensions).
+  for (let i = 1; i < chain.length - 1; i++) {
+    if (!chain[i].x509.ca) return VERIFY_TEXT.INVALID_CA;
+  }
+  let fields: CertFields[];
+  try {
+    fields = chain.map((c) => parseCertFields(c.der));
+  } catch {
+    return VERIFY_TEXT.ERROR_IN_CERT_NOT_BEFORE_FIELD;
+  }
+  if (policy.crl !== undefined) {
+    const crls = crlList(policy.crl);
+    for (let i = 0; i < chain.length; i++) {
+      const issuer = chain[Math.min(i + 1, chain.length - 1)].x509;
+      const r = crlCheck(fields[i], crls, (crl) => crlSignedBy(crl, issuer.publicKey), now);
+      if (r !== null) return r;
+    }
+  }
   for (let i = chain.length - 1; i >= 0; i--) {
-    const c = chain[i];
     const signer = chain[Math.min(i + 1, chain.length - 1)].x509;
-    if (i < chain.length - 1 && !c.x509.verify(signer.publicKey)) {
+    if (i < chain.length - 1 && !chain[i].x509.verify(signer.publicKey)) {
       return VERIFY_TEXT.CERT_SIGNATURE_FAILURE;
     }
-    let f;
+    if (now < fields[i].notBefore) return VERIFY_TEXT.CERT_NOT_YET_VALID;
+    if (now > fields[i].notAfter) return VERIFY_TEXT.CERT_HAS_EXPIRED;
+  }
+  return null;
+}
+
+/**
+ * Revocation of one certificate, in OpenSSL's order: find its issuer's CRL,
+ * check the CRL's signature and validity, then look up the serial.
+ */
+function crlCheck(
+  cert: CertFields,
+  crls: Crl[],
+  signedByIssuer: (crl: Crl) => boolean,
+  now: Date,
+): string | null {
+  const mine = crls.filter((c) => c.issuerDer === cert.issuerDer);
+  if (mine.length === 0) return VERIFY_TEXT.UNABLE_TO_GET_CRL;
+  const crl = mine.find(signedByIssuer);
+  if (crl === undefined) return VERIFY_TEXT.CRL_SIGNATURE_FAILURE;
+  if (now < crl.thisUpdate) return VERIFY_TEXT.CRL_NOT_YET_VALID;
+  if (crl.nextUpdate !== null && now > crl.nextUpdate) return VERIFY_TEXT.CRL_HAS_EXPIRED;
+  if (crl.revoked.has(cert.serial)) return VERIFY_TEXT.CERT_REVOKED;
+  return null;
+}
+
+/**
+ * The checks BoringSSL (Bun) does not make, for a client certificate it has
+ * already verified: ssl_verify_depth and ssl_crl. Bun exposes only the leaf,
+ * not the intermediates the client sent, so the chain is rebuilt through the
+ * trusted bundle; when the leaf's issuer is not in it, the client sent at
+ * least one intermediate we cannot see: that counts as one for the depth
+ * limit, and the leaf's CRL is then matched by issuer name without checking
+ * its signature (the CRL file is local configuration).
+ */
+export function checkVerifiedLeaf(
+  leafDer: Uint8Array,
+  policy: ClientVerifyPolicy,
+  now = new Date(),
+): string | null {
+  if (policy.depth === undefined && policy.crl === undefined) return null;
+  const own = verifyChain(leafDer, [], policy, now);
+  if (own === null) return null;
+  if (own !== VERIFY_TEXT.UNABLE_TO_VERIFY_LEAF_SIGNATURE) return own;
+  // Hidden intermediates: leaf + at least one intermediate + anchor.
+  if (policy.depth !== undefined && policy.depth < 1) return VERIFY_TEXT.CERT_CHAIN_TOO_LONG;
+  if (policy.crl !== undefined) {
+    let fields: CertFields;
     try {
-      f = parseCertFields(c.der);
+      fields = parseCertFields(leafDer);
     } catch {
       return VERIFY_TEXT.ERROR_IN_CERT_NOT_BEFORE_FIELD;
     }
-    if (now < f.notBefore) return VERIFY_TEXT.CERT_NOT_YET_VALID;
-    if (now > f.notAfter) return VERIFY_TEXT.CERT_HAS_EXPIRED;
+    return crlCheck(fields, crlList(policy.crl), () => true, now);
   }
   return null;
+}
+
+/** Verify a single leaf against a PEM CA bundle (no depth limit, no CRL). */
+export function verifyLeaf(
+  der: Uint8Array,
+  caPem: string | undefined,
+  now = new Date(),
+): string | null {
+  return verifyChain(der, [], { trusted: caPem }, now);
+}
+
+/**
+ * Stack codes that mean "no trust path" (as opposed to a bad certificate):
+ * after one of these, Bun's result is re-checked against the CAs it was not
+ * given (ssl_trusted_certificate, which must not be advertised).
+ */
+export const NO_TRUST_PATH_CODES: ReadonlySet<string> = new Set([
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+]);
+
+/** A Node/Bun verify error's code ("UNABLE_TO_GET_ISSUER_CERT"), or its string form. */
+export function verifyErrorCode(code: unknown): string {
+  if (code instanceof Error) return (code as Error & { code?: string }).code ?? code.message;
+  return String(code);
 }

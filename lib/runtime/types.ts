@@ -97,8 +97,20 @@ export interface Conn {
 export interface TlsServerOptions {
   /** Certificate chains and keys, PEM text; several pairs (e.g. RSA + ECDSA). */
   certs: { cert: string; key: string; passphrase?: string }[];
-  /** PEM CA certificates for verifying client certificates. */
+  /**
+   * PEM CA certificates for verifying client certificates; their names are
+   * sent to the client in the CertificateRequest (ssl_client_certificate).
+   */
   ca?: string;
+  /** More PEM CAs trusted for client certificates but not advertised (ssl_trusted_certificate). */
+  trustedCa?: string;
+  /** PEM CRLs checked for every certificate of a client chain (ssl_crl). */
+  crl?: string;
+  /**
+   * Most intermediate CA certificates a client chain may hold (ssl_verify_depth,
+   * OpenSSL's meaning: leaf and trust anchor not counted). Undefined = no limit.
+   */
+  verifyDepth?: number;
   /** Ask the client for a certificate (ssl_verify_client != off). */
   requestCert?: boolean;
   minVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
@@ -108,6 +120,14 @@ export interface TlsServerOptions {
   ecdhCurve?: string;
   dhparam?: string;
   sessionTimeout?: number; // seconds
+  /** ssl_session_tickets; undefined = on. */
+  sessionTickets?: boolean;
+  /**
+   * ssl_session_cache kind. Neither runtime has a server-side session cache:
+   * with "builtin"/"shared" they keep tickets on so that sessions resume.
+   */
+  sessionCache?: "off" | "none" | "builtin" | "shared";
+  /** First ssl_session_ticket_key, when it is in node:tls's 48-byte format. */
   ticketKeys?: Uint8Array;
   /** ALPN protocol id of this listener ("imap", "pop3", "smtp"). */
   alpn?: string;
@@ -134,9 +154,24 @@ export type ListenSpec =
     port: number;
     reusePort?: boolean;
     backlog?: number;
+    /**
+     * IPV6_V6ONLY for a "::" socket; undefined = the system default
+     * (dual-stack on Linux). planSockets sets it for [::] listens (nginx's
+     * default is on). Deno has no such option: its adapter emulates it.
+     */
     ipv6only?: boolean;
+    /** TCP keep-alive for accepted connections (listen so_keepalive). */
+    keepalive?: KeepaliveSpec;
   }
   | { kind: "unix"; path: string };
+
+/**
+ * so_keepalive: false = off, true = on with the system's timers, or on with
+ * the given timers (seconds / probe count; null = system default).
+ */
+export type KeepaliveSpec =
+  | boolean
+  | { idleSec: number | null; intvlSec: number | null; cnt: number | null };
 
 export type ConnectSpec =
   & (

@@ -7,11 +7,13 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import * as fs from "node:fs";
+import { Duplex } from "node:stream";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
-import type { Conn, Runtime, SockAddr, TlsServerOptions } from "../../lib/runtime/types.ts";
+import type { Conn, ListenSpec, Runtime, SockAddr, TlsServerOptions } from "../../lib/runtime/types.ts";
+import { RUNTIME_SUPPORT } from "../../lib/runtime/capabilities.ts";
 import {
   peerCertFromDer,
   pemToDers,
@@ -1070,6 +1072,446 @@ describe("peer certificate details and verification", () => {
 });
 
 // ---------------------------------------------------------------- process services
+
+// ---------------------------------------------------------------- listen parameters
+
+/** `ss` (iproute2) shows keep-alive timers and listen backlogs; absent = those checks are skipped. */
+const HAS_SS = (() => {
+  try {
+    return spawnSync("ss", ["-V"]).status === 0;
+  } catch {
+    return false;
+  }
+})();
+const NO_SS = HAS_SS ? false : "ss (iproute2) is not installed";
+
+function ss(args: string[]): string {
+  return spawnSync("ss", args, { encoding: "utf8" }).stdout ?? "";
+}
+
+/** A connection through the adapter: the server side of it, and the client socket. */
+async function acceptOne(spec: ListenSpec, host = "127.0.0.1") {
+  const accepted: Conn[] = [];
+  const l = await runtime.listen(spec, (c) => accepted.push(c));
+  const port = (l.addr as { port: number }).port;
+  const c = nodeClient({ host, port });
+  await within(5000, (async () => {
+    while (accepted.length === 0) await sleep(10);
+  })(), "accept");
+  return { l, port, conn: accepted[0], client: c };
+}
+
+/** The keep-alive timer of the accepted (server) side of a loopback connection, or null. */
+function keepaliveTimer(serverPort: number, clientPort: number): string | null {
+  const out = ss(["-tno", "state", "established", `( sport = :${serverPort} and dport = :${clientPort} )`]);
+  const m = /timer:\(keepalive,([^,]+),/.exec(out);
+  return m ? m[1] : null;
+}
+
+describe(`${runtime.name} adapter: listen parameters`, () => {
+  test("so_keepalive: on with the system timers, off, and (Bun) the idle time", { skip: NO_SS }, async () => {
+    for (const [keepalive, want] of [
+      [true, /min$/], // the system's 2 h
+      [false, null],
+      [{ idleSec: 30, intvlSec: null, cnt: null }, RUNTIME_SUPPORT[runtime.name].listen.keepaliveIdle ? /sec$/ : /min$/],
+    ] as const) {
+      const { l, port, conn, client } = await acceptOne({ kind: "tcp", host: "127.0.0.1", port: 0, keepalive });
+      try {
+        await sleep(50);
+        const timer = keepaliveTimer(port, client.s.localPort!);
+        if (want === null) assert.equal(timer, null, `keepalive ${JSON.stringify(keepalive)}`);
+        else assert.match(timer ?? "none", want, `keepalive ${JSON.stringify(keepalive)}`);
+      } finally {
+        client.s.destroy();
+        conn.destroy();
+        l.close();
+      }
+    }
+  });
+
+  test("no so_keepalive: the socket is left as the system made it (no timer)", { skip: NO_SS }, async () => {
+    const { l, port, conn, client } = await acceptOne({ kind: "tcp", host: "127.0.0.1", port: 0 });
+    try {
+      await sleep(50);
+      assert.equal(keepaliveTimer(port, client.s.localPort!), null);
+    } finally {
+      client.s.destroy();
+      conn.destroy();
+      l.close();
+    }
+  });
+
+  test("backlog: applied where the runtime can (Deno), else the runtime's own (Bun: 512)", { skip: NO_SS }, async () => {
+    const l = await runtime.listen({ kind: "tcp", host: "127.0.0.1", port: 0, backlog: 37 }, (c) => c.destroy());
+    try {
+      const port = (l.addr as { port: number }).port;
+      const line = ss(["-ltn", `( sport = :${port} )`]).split("\n").find((x) => x.includes(`:${port}`)) ?? "";
+      const sendQ = Number(line.trim().split(/\s+/)[2]);
+      assert.equal(sendQ, RUNTIME_SUPPORT[runtime.name].listen.backlog ? 37 : 512, line);
+    } finally {
+      l.close();
+    }
+  });
+
+  test("[::] with ipv6only and 0.0.0.0 on the same port: both open, each family to its own listen", async () => {
+    const got6: Conn[] = [];
+    const got4: Conn[] = [];
+    let l6;
+    try {
+      l6 = await runtime.listen({ kind: "tcp", host: "::", port: 0, ipv6only: true }, (c) => got6.push(c));
+    } catch {
+      return; // no IPv6 on this host: nothing to check
+    }
+    const port = (l6.addr as { port: number }).port;
+    const l4 = await runtime.listen({ kind: "tcp", host: "0.0.0.0", port }, (c) => got4.push(c));
+    try {
+      assert.deepEqual(l4.addr, { family: "ipv4", address: "0.0.0.0", port });
+      const a = nodeClient({ host: "127.0.0.1", port });
+      const b = nodeClient({ host: "::1", port });
+      await within(5000, (async () => {
+        while (got4.length + got6.length < 2) await sleep(10);
+      })(), "two accepts");
+      assert.equal(got4.length, 1);
+      assert.equal(got6.length, 1);
+      assert.equal(got4[0].remote.family, "ipv4");
+      assert.equal(got6[0].remote.family, "ipv6");
+      for (const c of [...got4, ...got6]) c.destroy();
+      a.s.destroy();
+      b.s.destroy();
+      // The IPv4 listen closes; [::] stays IPv6-only.
+      l4.close();
+      const c = nodeClient({ host: "127.0.0.1", port });
+      await c.until(() => c.ended);
+      assert.equal(c.text, "");
+      await sleep(50);
+      assert.equal(got4.length + got6.length, 2, "an IPv4 client reached a listener after its listen closed");
+    } finally {
+      l4.close();
+      l6.close();
+    }
+  });
+
+  test("[::] with ipv6only alone: IPv4 clients are not served; without ipv6only the socket is dual-stack", async () => {
+    const got: Conn[] = [];
+    let l6;
+    try {
+      l6 = await runtime.listen({ kind: "tcp", host: "::", port: 0, ipv6only: true }, (c) => got.push(c));
+    } catch {
+      return; // no IPv6 on this host
+    }
+    try {
+      const port = (l6.addr as { port: number }).port;
+      const c = nodeClient({ host: "127.0.0.1", port });
+      // Bun: refused; Deno (no ipv6only option): accepted and closed at once.
+      await c.until(() => c.ended);
+      await sleep(50);
+      assert.equal(got.length, 0);
+      const d = nodeClient({ host: "::1", port });
+      await within(5000, (async () => {
+        while (got.length === 0) await sleep(10);
+      })(), "IPv6 accept");
+      d.s.destroy();
+      got[0].destroy();
+    } finally {
+      l6.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------- TLS settings
+
+const SET = new URL("../fixtures/tls_settings/", import.meta.url).pathname;
+const rs = (f: string) => fs.readFileSync(SET + f, "utf8");
+const gc = () => (globalThis as { Bun?: { gc?(force: boolean): void } }).Bun?.gc?.(true);
+
+/** A TLS server on the adapter: every connection gets startTls(opts), then "* OK" (or its TlsInfo). */
+async function tlsServer(opts: TlsServerOptions) {
+  const infos: (import("../../lib/runtime/types.ts").TlsInfo | Error)[] = [];
+  const l = await runtime.listen({ kind: "tcp", host: "127.0.0.1", port: 0 }, (c) => {
+    c.attach({ data() {}, drain() {}, end() {}, close() {} });
+    c.startTls(opts).then((info) => {
+      infos.push(info);
+      c.write(enc.encode("* OK\r\n"));
+    }, (e) => infos.push(e));
+  });
+  return { l, port: (l.addr as { port: number }).port, infos };
+}
+
+/** Node (OpenSSL) is the reference TLS client for resumption (see resume_client.mjs). */
+const HAS_NODE = (() => {
+  try {
+    return spawnSync("node", ["--version"]).status === 0;
+  } catch {
+    return false;
+  }
+})();
+const NO_NODE = HAS_NODE ? false : "node is not installed (the reference TLS client)";
+
+interface Probe {
+  reused?: boolean;
+  cipher?: string;
+  protocol?: string;
+  error?: string;
+}
+
+/** Connections in sequence by the Node client, each offering the previous session. */
+function nodeProbe(args: Record<string, unknown>, gapsMs: number[]): Promise<Probe[]> {
+  return within(20000, new Promise<Probe[]>((resolve, reject) => {
+    const p = spawn("node", [SET + "resume_client.mjs", JSON.stringify({ ca: CA, ...args, gapsMs })], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "", err = "";
+    p.stdout!.on("data", (d) => (out += d));
+    p.stderr!.on("data", (d) => (err += d));
+    // Meanwhile collect garbage here (the server side), as a quiet server would.
+    const timer = gapsMs.some((g) => g > 0) ? setInterval(gc, 200) : null;
+    p.on("exit", (code) => {
+      if (timer) clearInterval(timer);
+      if (code !== 0) reject(new Error(`node client failed: ${err}`));
+      else resolve(out.trim().split("\n").map((l) => JSON.parse(l) as Probe));
+    });
+  }), "node TLS client");
+}
+
+async function resumes(opts: TlsServerOptions, version: "TLSv1.2" | "TLSv1.3", gapMs = 0): Promise<boolean> {
+  const srv = await tlsServer(opts);
+  try {
+    const [a, b] = await nodeProbe({ port: srv.port, maxVersion: version }, [gapMs]);
+    assert.equal(a.error, undefined);
+    assert.equal(a.reused, false);
+    assert.equal(b.error, undefined);
+    return b.reused === true;
+  } finally {
+    srv.l.close();
+  }
+}
+
+describe(`${runtime.name} adapter: TLS session and cipher settings`, () => {
+  const caps = RUNTIME_SUPPORT[runtime.name].tls;
+  let n = 0;
+  const opts = (extra: Partial<TlsServerOptions>) => serverTls({ cacheKey: `settings-${n++}`, alpn: "imap", ...extra });
+
+  for (const version of ["TLSv1.2", "TLSv1.3"] as const) {
+    test(`${version}: tickets on resume; tickets off without a cache resume only where tickets can be turned off`, { skip: NO_NODE }, async () => {
+      assert.equal(await resumes(opts({}), version), true);
+      assert.equal(await resumes(opts({ sessionTickets: true, sessionCache: "shared" }), version), true);
+      for (const cache of ["none", "off"] as const) {
+        assert.equal(await resumes(opts({ sessionTickets: false, sessionCache: cache }), version), !caps.resumptionOff, cache);
+      }
+      // No server-side cache on either runtime: tickets stay on so that these resume.
+      for (const cache of ["builtin", "shared"] as const) {
+        assert.equal(await resumes(opts({ sessionTickets: false, sessionCache: cache }), version), true, cache);
+      }
+    });
+  }
+
+  test("a server's ticket key outlives its connections (Bun: the context is kept)", { skip: NO_NODE }, async () => {
+    assert.equal(await resumes(opts({}), "TLSv1.3", 1500), true);
+  });
+
+  test("ssl_session_timeout: an expired session is not resumed where the runtime applies it", { skip: NO_NODE }, async () => {
+    assert.equal(await resumes(opts({ sessionTimeout: 1 }), "TLSv1.2", 2200), !caps.sessionTimeout);
+  });
+
+  test("ssl_ciphers and ssl_prefer_server_ciphers where the runtime applies them", { skip: NO_NODE }, async () => {
+    const AES256 = "ECDHE-RSA-AES256-GCM-SHA384", AES128 = "ECDHE-RSA-AES128-GCM-SHA256";
+    // The client prefers AES256.
+    const client = { maxVersion: "TLSv1.2", ciphers: `${AES256}:${AES128}` } as const;
+    const pick = async (o: Partial<TlsServerOptions>) => {
+      const srv = await tlsServer(opts(o));
+      try {
+        const [h] = await nodeProbe({ port: srv.port, ...client }, []);
+        assert.equal(h.error, undefined);
+        return h.cipher;
+      } finally {
+        srv.l.close();
+      }
+    };
+    assert.equal(await pick({ ciphers: AES128 }), caps.ciphers ? AES128 : AES256);
+    assert.equal(await pick({ ciphers: `${AES128}:${AES256}` }), AES256);
+    assert.equal(
+      await pick({ ciphers: `${AES128}:${AES256}`, honorCipherOrder: true }),
+      caps.preferServerCiphers ? AES128 : AES256,
+    );
+  });
+});
+
+/** A client-side stream over a TCP socket whose first write also carries `head` (one segment). */
+class HeadFirstWrite extends Duplex {
+  #sock: net.Socket;
+  #head: Uint8Array | null;
+  constructor(sock: net.Socket, head: Uint8Array) {
+    super();
+    this.#sock = sock;
+    this.#head = head;
+    sock.on("data", (d: Uint8Array) => this.push(d));
+    sock.on("end", () => this.push(null));
+    sock.on("error", () => {});
+  }
+  override _write(chunk: Uint8Array, _enc: string, cb: (e?: Error | null) => void) {
+    const data = this.#head ? new Uint8Array([...this.#head, ...chunk]) : chunk;
+    this.#head = null;
+    this.#sock.write(data, cb);
+  }
+  override _read() {}
+  override _final(cb: () => void) {
+    this.#sock.end();
+    cb();
+  }
+}
+
+describe(`${runtime.name} adapter: startTls with bytes already read (PROXY header + ClientHello in one packet)`, () => {
+  test("the prefix starts the TLS stream; data, backpressure, client certificate and EOF work over it", async () => {
+    const srv = await listenLocal();
+    try {
+      const raw = net.connect({ host: "127.0.0.1", port: srv.port });
+      await new Promise((r) => raw.once("connect", r));
+      const t = tls.connect({
+        socket: new HeadFirstWrite(raw, enc.encode("HEADER\r\n")) as unknown as net.Socket,
+        servername: "localhost",
+        ca: CA,
+        cert: rd("client.pem"),
+        key: rd("client.key"),
+      });
+      t.on("error", () => {});
+      const conn = await srv.next();
+      // The caller reads the header line; what follows it is TLS.
+      let buf = new Uint8Array(0);
+      const prefix = await within(5000, new Promise<Uint8Array>((resolve) => {
+        conn.attach({
+          data: (c) => {
+            buf = new Uint8Array([...buf, ...c]);
+            const i = dec.decode(buf).indexOf("\r\n");
+            if (i >= 0) {
+              conn.pause();
+              resolve(buf.slice(i + 2));
+            }
+          },
+          drain() {},
+          end() {},
+          close() {},
+        });
+      }), "header");
+      assert.ok(prefix.length > 0, "the ClientHello came with the header");
+      const info = await within(5000, conn.startTls(serverTls({ requestCert: true, ca: CA, alpn: "imap", cacheKey: "prefix" }), prefix));
+      assert.equal(info.peerCert?.subject, "CN=client.example.com");
+      assert.equal(info.verifyError, null);
+      assert.equal(conn.tls, info);
+      const sink = new Sink(conn);
+      conn.resume();
+      // 2 MiB each way.
+      const big = fillPattern(new Uint8Array(2 * 1024 * 1024), 0);
+      let got = 0;
+      t.on("data", (d: Uint8Array) => (got += d.length));
+      let off = 0;
+      const pump = () => {
+        while (off < big.length) {
+          const ok = conn.write(big.subarray(off, off + 65536));
+          off += 65536;
+          if (!ok) return;
+        }
+      };
+      conn.attach({
+        data: (c) => (sink.bytes += c.length),
+        drain: pump,
+        end: () => sink.events.push("end"),
+        close: () => sink.events.push("close"),
+      });
+      pump();
+      t.write(big);
+      await within(10000, (async () => {
+        while (got < big.length || sink.bytes < big.length) await sleep(10);
+      })(), "2 MiB each way");
+      assert.equal(got, big.length);
+      assert.equal(sink.bytes, big.length);
+      t.end();
+      await within(5000, (async () => {
+        while (!sink.events.includes("close")) await sleep(10);
+      })(), "close after the peer's end");
+      assert.ok(sink.events.includes("end"));
+      raw.destroy();
+    } finally {
+      srv.l.close();
+    }
+  });
+});
+
+describe(`${runtime.name} adapter: client certificate settings`, () => {
+  // With ALPN set, as mailgate always does (Bun: per-upgrade options reset the verify mode).
+  const cc = (extra: Partial<TlsServerOptions>) =>
+    serverTls({ requestCert: true, ca: CA, alpn: "imap", cacheKey: `cc-${Math.random()}`, ...extra });
+
+  async function verifyWith(opts: TlsServerOptions, cert: string, key: string): Promise<string | null> {
+    const srv = await tlsServer(opts);
+    try {
+      const t = tls.connect({ host: "127.0.0.1", port: srv.port, servername: "localhost", ca: CA, cert, key });
+      t.on("error", () => {});
+      await within(5000, new Promise((r) => t.once("data", r)), "greeting");
+      t.destroy();
+      for (let i = 0; i < 100 && srv.infos.length === 0; i++) await sleep(10);
+      const info = srv.infos[0];
+      if (info instanceof Error) throw info;
+      assert.ok(info.peerCert !== null);
+      return info.verifyError;
+    } finally {
+      srv.l.close();
+    }
+  }
+
+  test("ssl_trusted_certificate: trusted without being advertised", async () => {
+    const cert = rs("client2.pem"), key = rs("client2.key");
+    assert.equal(await verifyWith(cc({ trustedCa: rs("ca2.pem") }), cert, key), null);
+    assert.equal(await verifyWith(cc({}), cert, key), "unable to verify the first certificate");
+    // Only trusted CAs, none advertised.
+    assert.equal(await verifyWith(cc({ ca: undefined, trustedCa: rs("ca2.pem") }), cert, key), null);
+  });
+
+  test("ssl_crl: a revoked certificate fails, others pass", async () => {
+    const crl = rs("ca.crl");
+    assert.equal(await verifyWith(cc({ crl }), rs("revoked.pem"), rs("revoked.key")), "certificate revoked");
+    assert.equal(await verifyWith(cc({ crl }), rd("client.pem"), rd("client.key")), null);
+  });
+
+  test("ssl_verify_depth: one intermediate needs depth 1", async () => {
+    const cert = rs("client3_chain.pem"), key = rs("client3.key");
+    assert.equal(await verifyWith(cc({ verifyDepth: 0 }), cert, key), "certificate chain too long");
+    assert.equal(await verifyWith(cc({ verifyDepth: 1 }), cert, key), null);
+  });
+
+  const HAS_OPENSSL = (() => {
+    try {
+      return spawnSync("openssl", ["version"]).status === 0;
+    } catch {
+      return false;
+    }
+  })();
+
+  test("the CertificateRequest names ssl_client_certificate's CAs, not ssl_trusted_certificate's", {
+    skip: HAS_OPENSSL ? false : "openssl is not installed",
+  }, async () => {
+    const srv = await tlsServer(cc({ trustedCa: rs("ca2.pem") }));
+    try {
+      const out = await new Promise<string>((resolve) => {
+        const p = spawn("openssl", ["s_client", "-connect", `127.0.0.1:${srv.port}`, "-tls1_2"], {
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        let text = "";
+        p.stdout!.on("data", (d) => (text += d));
+        const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+        p.on("exit", () => {
+          clearTimeout(t);
+          resolve(text);
+        });
+        p.stdin!.end();
+      });
+      const names = /Acceptable client certificate CA names\n([\s\S]*?)\n[A-Z][a-z]/.exec(out)?.[1] ?? "";
+      assert.match(names, /mailgate test CA/);
+      assert.doesNotMatch(names, /trusted-only/);
+    } finally {
+      srv.l.close();
+    }
+  });
+});
 
 describe(`${runtime.name} runtime services`, () => {
   test("onSignal delivers a signal sent to this process", async () => {
