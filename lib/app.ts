@@ -8,7 +8,7 @@ import process from "node:process";
 import { Buffer } from "node:buffer";
 import { type CliOptions, DEFAULT_CONF, type SignalCommand } from "./cli.ts";
 import { ConfigError, formatConfigError, formatConfigWarning, loadConfig } from "./config/load.ts";
-import { pendingWarnings } from "./config/pending.ts";
+import { runtimeWarnings } from "./config/runtime_warnings.ts";
 import type { Config, ConfigWarning } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { NAME } from "./version.ts";
@@ -89,7 +89,7 @@ export async function run(runtime: Runtime, opts: CliOptions): Promise<number> {
 
   const load = { file, prefix, globals: opts.globals ?? undefined };
   if (isWorker()) return await serveProxy(runtime, config, load, startup, true);
-  for (const w of pendingWarnings(config)) startup.write("warn", warningText(w));
+  for (const w of runtimeWarnings(config)) startup.write("warn", warningText(w));
   if (workerCount(config) > 1) return await serveMaster(runtime, config, load, startup);
   return await serveProxy(runtime, config, load, startup, false);
 }

@@ -7,7 +7,7 @@
 // (and USR1 under Bun) reopen the log files.
 
 import { ConfigError, formatConfigError, formatConfigWarning, loadConfig } from "./config/load.ts";
-import { pendingWarnings } from "./config/pending.ts";
+import { runtimeWarnings } from "./config/runtime_warnings.ts";
 import type { Config } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
 import { reportReady, watchMaster } from "./master.ts";
@@ -89,7 +89,7 @@ export async function serveProxy(
       if (!worker) pid.set(next.pid, runtime.pid);
       mainLog = nextLog;
       config = next;
-      for (const w of [...next.warnings, ...pendingWarnings(next)]) mainLog.warn(formatConfigWarning(w));
+      for (const w of [...next.warnings, ...runtimeWarnings(next)]) mainLog.warn(formatConfigWarning(w));
       mainLog.notice("reconfiguring done");
     } catch (e) {
       mainLog.log("emerg", e instanceof ConfigError ? formatConfigError(e) : (e as Error).message);

@@ -44,7 +44,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 class Loader {
-  readonly seen: { name: string; loc: Loc }[] = [];
+  readonly seen: { name: string; args: string[]; loc: Loc }[] = [];
   readonly files: { path: string; text: string }[] = [];
   /** Real paths of the files being parsed right now (include recursion guard). */
   private readonly reading: string[] = [];
@@ -112,7 +112,7 @@ class Loader {
   }
 
   async dispatch(d: Directive, end: ";" | "{", lx: Lexer): Promise<void> {
-    this.seen.push({ name: d.name, loc: d.loc });
+    this.seen.push({ name: d.name, args: d.args, loc: d.loc });
     const spec = Object.hasOwn(DIRECTIVES, d.name) ? DIRECTIVES[d.name] : undefined;
     if (!spec) fail(d, `unknown directive "${d.name}"`);
     if (!spec.contexts.includes(d.ctx)) fail(d, `"${d.name}" directive is not allowed here`);

@@ -39,8 +39,8 @@ export interface Config {
   mail: MailConfig | null;
   /** Warnings collected while loading ([warn] lines to print at start-up). */
   warnings: ConfigWarning[];
-  /** Every directive seen, in file order (main.ts reports features not built yet). */
-  seen: { name: string; loc: Loc }[];
+  /** Every directive seen, in file order, with its arguments (start-up warnings use them). */
+  seen: { name: string; args: string[]; loc: Loc }[];
   /** Every file read, in read order, with its text (for -T). */
   files: { path: string; text: string }[];
 }

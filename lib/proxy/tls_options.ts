@@ -83,7 +83,7 @@ const NODE_TICKET_KEY_BYTES = 48;
  * The key that encrypts new tickets (the first ssl_session_ticket_key), when
  * it is a 48-byte key. An 80-byte nginx key (AES-256, 32-byte HMAC secret)
  * has no node:tls form and is not passed on; neither runtime takes ticket
- * keys today anyway, and start-up says so (config/pending.ts).
+ * keys today anyway, and start-up says so (config/runtime_warnings.ts).
  */
 function firstTicketKey(files: string[]): Uint8Array | null {
   if (files.length === 0) return null;

@@ -1,7 +1,7 @@
 // What each runtime's socket and TLS stack can do with nginx's listen
 // parameters and ssl_* settings, as measured (platform-notes Q1/Q2 and the
 // probes behind tests/unit/runtime_test.ts). The adapters implement exactly
-// this; start-up warnings (config/pending.ts) and the README table read it.
+// this; start-up warnings (config/runtime_warnings.ts) and the README table read it.
 // Pure data: no runtime API is called here except the one-line detection.
 
 export type RuntimeName = "deno" | "bun";

@@ -19,7 +19,7 @@ import { TestClient } from "../helpers/client.ts";
 import { MockAuth, refuse } from "../helpers/mock_auth.ts";
 import { ROOT, type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
 import { freePorts } from "../helpers/ports.ts";
-import { tlsDirectiveProblem } from "../../lib/config/pending.ts";
+import { tlsDirectiveProblem } from "../../lib/config/runtime_warnings.ts";
 import { RUNTIME_SUPPORT, type RuntimeName } from "../../lib/runtime/capabilities.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");

@@ -159,10 +159,10 @@ describe("main context", () => {
       "ev.conf": "worker_connections 9;\n",
     });
     assert.deepEqual(cfg.seen, [
-      { name: "events", loc: { file: join(dir, "nginx.conf"), line: 1 } },
-      { name: "include", loc: { file: join(dir, "nginx.conf"), line: 2 } },
-      { name: "worker_connections", loc: { file: join(dir, "ev.conf"), line: 1 } },
-      { name: "daemon", loc: { file: join(dir, "nginx.conf"), line: 4 } },
+      { name: "events", args: [], loc: { file: join(dir, "nginx.conf"), line: 1 } },
+      { name: "include", args: ["ev.conf"], loc: { file: join(dir, "nginx.conf"), line: 2 } },
+      { name: "worker_connections", args: ["9"], loc: { file: join(dir, "ev.conf"), line: 1 } },
+      { name: "daemon", args: ["off"], loc: { file: join(dir, "nginx.conf"), line: 4 } },
     ]);
     assert.deepEqual(cfg.files, [
       { path: join(dir, "nginx.conf"), text: "events {\ninclude ev.conf;\n}\ndaemon off;\n" },
@@ -225,8 +225,8 @@ describe("-g", () => {
     assert.equal(cfg.daemon, false);
     assert.equal(cfg.workerProcesses, 2);
     assert.deepEqual(cfg.seen.slice(0, 2), [
-      { name: "daemon", loc: COMMAND_LINE_LOC },
-      { name: "worker_processes", loc: COMMAND_LINE_LOC },
+      { name: "daemon", args: ["off"], loc: COMMAND_LINE_LOC },
+      { name: "worker_processes", args: ["2"], loc: COMMAND_LINE_LOC },
     ]);
   });
   test("warnings from -g format as in command line", async () => {

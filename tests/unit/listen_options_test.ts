@@ -1,6 +1,6 @@
 // listen parameters -> ListenSpec (proxy/server.ts), the keep-alive call
 // each adapter makes (runtime/keepalive.ts), and the start-up warnings for
-// the parameters a runtime cannot apply (config/pending.ts), with the
+// the parameters a runtime cannot apply (config/runtime_warnings.ts), with the
 // FILE:LINE of the listen directive. Pure: the adapters' socket behaviour
 // is in runtime_test.ts.
 
@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/types.ts";
-import { listenWarnings, pendingWarnings } from "../../lib/config/pending.ts";
+import { listenWarnings, runtimeWarnings } from "../../lib/config/runtime_warnings.ts";
 import { formatConfigWarning } from "../../lib/config/errors.ts";
 import { MULTIPATH_WARNING } from "../../lib/config/listen.ts";
 import { listenKey, listenSpec, planSockets, type ServerRuntime } from "../../lib/proxy/server.ts";
@@ -148,7 +148,7 @@ listen unix:/tmp/mailgate-test.sock backlog=5;
       `server { protocol imap; listen 127.0.0.1:1150-1152 rcvbuf=8k multipath; }`,
     );
     for (const rt of ["deno", "bun"] as const) {
-      const all = pendingWarnings(config, rt).map((w) => w.message);
+      const all = runtimeWarnings(config, rt).map((w) => w.message);
       assert.deepEqual(all.filter((m) => m.startsWith(`"rcvbuf"`)).length, 1);
       assert.ok(!all.includes(MULTIPATH_WARNING));
       assert.ok(!all.some((m) => /not applied yet/.test(m)));

@@ -1,5 +1,5 @@
 // Server-side TLS settings: what each runtime applies (capabilities.ts), the
-// start-up warnings for the rest (config/pending.ts, with FILE:LINE), the
+// start-up warnings for the rest (config/runtime_warnings.ts, with FILE:LINE), the
 // options built from ssl_* directives (proxy/tls_options.ts, runtime/bun_tls.ts,
 // runtime/node_tls.ts), and our own client-chain checks (depth, CRLs,
 // unadvertised CAs) in runtime/tls_verify.ts. Pure: no sockets.
@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/types.ts";
-import { pendingWarnings, tlsDirectiveProblem, tlsWarnings } from "../../lib/config/pending.ts";
+import { runtimeWarnings, tlsDirectiveProblem, tlsWarnings } from "../../lib/config/runtime_warnings.ts";
 import { formatConfigWarning } from "../../lib/config/errors.ts";
 import {
   runningRuntime,
@@ -146,7 +146,7 @@ mail {
     ]);
   });
 
-  test("pendingWarnings defaults to the running runtime and no longer reports TLS session settings as not built", async () => {
+  test("runtimeWarnings defaults to the running runtime and no longer reports TLS session settings as not built", async () => {
     const { config } = await load(`events {}
 mail {
   auth_http 127.0.0.1:9000; ${CERTS}
@@ -155,8 +155,8 @@ mail {
   server { listen 127.0.0.1:1143 ssl; protocol imap; }
 }
 `);
-    const all = pendingWarnings(config).map((w) => w.message);
-    assert.deepEqual(all, pendingWarnings(config, runningRuntime()).map((w) => w.message));
+    const all = runtimeWarnings(config).map((w) => w.message);
+    assert.deepEqual(all, runtimeWarnings(config, runningRuntime()).map((w) => w.message));
     assert.ok(!all.some((m) => /not implemented yet/.test(m)), all.join("\n"));
     assert.equal(all.filter((m) => m.startsWith(`"ssl_session_cache builtin"`)).length, 1);
     assert.equal(

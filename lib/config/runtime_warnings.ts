@@ -1,13 +1,10 @@
 // Start-up [warn] lines for what a configuration asks for but this process
 // will not do, each with the FILE:LINE of its directive, so nothing in a
-// configuration is ever silently ignored:
-// * directives that are parsed and validated but whose behaviour is not
-//   built yet (entries leave PENDING as the issues that build them land);
-// * listen parameters and ssl_* settings the running runtime's socket or TLS
-//   stack cannot apply (runtime/capabilities.ts says which).
+// configuration is ever silently ignored: listen parameters and ssl_*
+// settings the running runtime's socket or TLS stack cannot apply
+// (runtime/capabilities.ts says which).
 
-import type { Config, ConfigWarning, ListenConfig, Loc } from "./types.ts";
-import { Lexer } from "./lexer.ts";
+import type { Config, ConfigWarning, ListenConfig } from "./types.ts";
 import {
   RUNTIME_SUPPORT,
   runningRuntime,
@@ -15,46 +12,12 @@ import {
   type TlsSupport,
 } from "../runtime/capabilities.ts";
 
-/** directive name -> what is missing. */
-const PENDING: Record<string, string> = {
-  resolver: "client host lookup (issue #4); Client-Host is [UNAVAILABLE]",
-  set_real_ip_from: "PROXY protocol input (issue #4)",
-  proxy_protocol: "PROXY protocol to backends (issue #4)",
-  ssl_verify_client: "client certificates (issue #4)",
-  auth_http_pass_client_cert: "client certificates (issue #4)",
-  proxy_ssl: "TLS to backends (issue #4)",
-  proxy_starttls: "STARTTLS to backends (issue #4)",
-  proxy_ssl_verify: "TLS to backends (issue #4)",
-  proxy_ssl_trusted_certificate: "TLS to backends (issue #4)",
-  proxy_ssl_name: "TLS to backends (issue #4)",
-  proxy_ssl_server_name: "TLS to backends (issue #4)",
-  proxy_ssl_certificate: "TLS to backends (issue #4)",
-  proxy_ssl_certificate_key: "TLS to backends (issue #4)",
-  access_log: "the access log (issue #5)",
-  worker_shutdown_timeout: "graceful shutdown bound (issue #5)",
-};
-
 /**
- * [warn] lines for everything in `config` that is accepted but not done:
- * features not built yet, and settings `runtime` (default: the one running)
- * cannot apply.
+ * [warn] lines for the settings in `config` that `runtime` (default: the
+ * one running) cannot apply.
  */
-export function pendingWarnings(config: Config, runtime: RuntimeName = runningRuntime()): ConfigWarning[] {
-  const out: ConfigWarning[] = [];
-  for (const d of config.seen) {
-    const what = PENDING[d.name];
-    if (what) out.push({ message: `"${d.name}" is accepted but not implemented yet: ${what}`, loc: d.loc });
-  }
-  for (const s of config.mail?.servers ?? []) {
-    for (const l of s.listens) {
-      if (l.proxyProtocol) out.push({ message: `"listen ... proxy_protocol" is not implemented yet (issue #4)`, loc: l.loc });
-    }
-  }
-  out.push(...listenWarnings(config, runtime), ...tlsWarnings(config, runtime));
-  if (config.workerProcesses !== 1) {
-    out.push({ message: `"worker_processes" other than 1 is not implemented yet (issue #5); running one process`, loc: null });
-  }
-  return dedupe(out);
+export function runtimeWarnings(config: Config, runtime: RuntimeName = runningRuntime()): ConfigWarning[] {
+  return dedupe([...listenWarnings(config, runtime), ...tlsWarnings(config, runtime)]);
 }
 
 /** One line per message and place (a listen with a port range or a host name is several entries). */
@@ -108,27 +71,6 @@ export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarn
           warn(`"so_keepalive" ${what} not supported by the ${runtime} runtime, ignored: ${rest}`, l);
         }
       }
-    }
-  }
-  return out;
-}
-
-/** The arguments of every directive, by file, line and name, re-read from the configuration's files. */
-function directiveArgs(config: Config): Map<string, string[][]> {
-  const out = new Map<string, string[][]>();
-  const enc = new TextEncoder();
-  for (const f of config.files) {
-    const lx = new Lexer(enc.encode(f.text), f.path);
-    try {
-      for (let t = lx.next(); t.kind !== "eof"; t = lx.next()) {
-        if (t.kind !== "directive") continue;
-        const key = `${f.path}\0${t.line}\0${t.args[0]}`;
-        const list = out.get(key);
-        if (list) list.push(t.args.slice(1));
-        else out.set(key, [t.args.slice(1)]);
-      }
-    } catch {
-      // Loaded already, so it lexes; a file changed since then is read no further.
     }
   }
   return out;
@@ -192,18 +134,11 @@ export function tlsDirectiveProblem(
 
 /** ssl_* settings the runtime's TLS stack cannot apply, one line per directive written. */
 export function tlsWarnings(config: Config, runtime: RuntimeName): ConfigWarning[] {
-  const args = directiveArgs(config);
-  const taken = new Map<string, number>();
   const out: ConfigWarning[] = [];
   for (const d of config.seen) {
     if (!d.name.startsWith("ssl_")) continue;
-    const key = `${d.loc.file}\0${d.loc.line}\0${d.name}`;
-    const n = taken.get(key) ?? 0;
-    taken.set(key, n + 1);
-    const a = args.get(key)?.[n];
-    if (a === undefined) continue;
-    const problem = tlsDirectiveProblem(d.name, a, runtime);
-    if (problem !== null) out.push({ message: problem, loc: d.loc as Loc });
+    const problem = tlsDirectiveProblem(d.name, d.args, runtime);
+    if (problem !== null) out.push({ message: problem, loc: d.loc });
   }
   return out;
 }
