@@ -103,9 +103,11 @@ export class MockTlsImap {
             sock.write(`${tag} NO not today\r\n`);
             continue;
           }
-          sock.write(`${tag} OK begin TLS\r\n` + (this.opts.inject ?? ""));
+          // Stop plaintext reads first: a fast client's ClientHello must go to TLS.
           sock.removeListener("data", onData);
+          sock.pause();
           const t = new TLSSocket(sock as Socket, { isServer: true, key: creds.key, cert: creds.cert });
+          sock.write(`${tag} OK begin TLS\r\n` + (this.opts.inject ?? ""));
           t.on("error", () => {});
           t.once("secure", () => {
             tls = true;
