@@ -43,7 +43,7 @@ export async function serveProxy(
     if (!worker) pid.set(config.pid, runtime.pid);
   } catch (e) {
     startup.write("emerg", (e as Error).message);
-    proxy.stopAccepting();
+    await proxy.stopAccepting();
     return 1;
   }
   mainLog.notice(
@@ -62,18 +62,18 @@ export async function serveProxy(
   const fastStop = (why: string) => {
     mainLog.notice(`${why}, exiting`);
     stopping = true;
-    proxy.stopAccepting();
     proxy.abortAll();
-    finish(0);
+    proxy.stopAccepting().then(() => finish(0));
   };
   const gracefulStop = () => {
     if (stopping) return;
     stopping = true;
-    proxy.stopAccepting();
-    mainLog.notice("signal SIGQUIT received, gracefully shutting down");
     const limit = config.workerShutdownTimeout;
     const timer = limit !== null ? setTimeout(() => proxy.abortAll(), limit) : null;
-    proxy.idle().then(() => {
+    proxy.stopAccepting().then(() => {
+      mainLog.notice("signal SIGQUIT received, gracefully shutting down");
+      return proxy.idle();
+    }).then(() => {
       if (timer) clearTimeout(timer);
       mainLog.notice("exiting");
       finish(0);

@@ -253,10 +253,11 @@ export class MailProxy {
     session.start();
   }
 
-  /** Stops accepting new connections (sessions continue). */
-  stopAccepting(): void {
-    for (const s of this.#sockets.values()) closeSocket(s);
+  /** Stops accepting new connections (sessions continue); resolves when every socket is closed. */
+  async stopAccepting(): Promise<void> {
+    const closing = [...this.#sockets.values()].map(closeSocket);
     this.#sockets.clear();
+    await Promise.all(closing);
   }
 
   /** Resolves when no session is left. */
@@ -271,9 +272,10 @@ export class MailProxy {
   }
 }
 
-function closeSocket(s: Socket): void {
-  s.listener?.close();
+async function closeSocket(s: Socket): Promise<void> {
+  const l = s.listener;
   s.listener = null;
+  await l?.close();
   if (s.spec.kind === "unix") removeStaleSocket(s.spec.path);
 }
 

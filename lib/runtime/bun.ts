@@ -581,9 +581,11 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
   return {
     addr,
     close() {
-      if (closed) return;
-      closed = true;
-      server.stop(false);
+      if (!closed) {
+        closed = true;
+        server.stop(false);
+      }
+      return Promise.resolve();
     },
   };
 }

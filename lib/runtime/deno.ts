@@ -671,6 +671,8 @@ function addrOf(l: Deno.Listener): SockAddr {
 interface PortShare {
   listener: Deno.Listener;
   closed: boolean;
+  /** The accept loop; done once the socket is really closed. */
+  loop: Promise<void>;
   v6: AcceptTarget | null;
   /** IPv4 listens riding on the shared socket, by address ("0.0.0.0" = wildcard). */
   v4: Map<string, AcceptTarget>;
@@ -714,16 +716,16 @@ function sharedListener(
   return {
     addr,
     close() {
-      if (closed) return;
+      if (closed) return Promise.resolve();
       closed = true;
       remove();
-      if (share.v6 === null && share.v4.size === 0) {
-        if (shares.get(port) === share) shares.delete(port);
-        share.closed = true;
-        try {
-          share.listener.close();
-        } catch { /* already closed */ }
-      }
+      if (share.v6 !== null || share.v4.size > 0) return Promise.resolve();
+      if (shares.get(port) === share) shares.delete(port);
+      share.closed = true;
+      try {
+        share.listener.close();
+      } catch { /* already closed */ }
+      return share.loop;
     },
   };
 }
@@ -757,9 +759,9 @@ function listenV6only(spec: ListenSpec & { kind: "tcp" }, target: AcceptTarget):
           `must be opened before any IPv4 address of port ${spec.port} (restart instead of reloading)`,
       );
     }
-    const created: PortShare = { listener: l, closed: false, v6: null, v4: new Map() };
+    const created: PortShare = { listener: l, closed: false, loop: Promise.resolve(), v6: null, v4: new Map() };
     shares.set((l.addr as Deno.NetAddr).port, created);
-    acceptLoop(l, () => created.closed, routeShared(created)).catch(() => {});
+    created.loop = acceptLoop(l, () => created.closed, routeShared(created)).catch(() => {});
     share = created;
   } else if (share.v6 !== null) {
     throw inUse(`[::]:${spec.port}`);
@@ -788,15 +790,19 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
     ? Deno.listen(listenTcpOptions(spec))
     : Deno.listen({ transport: "unix", path: spec.path });
   let closed = false;
-  acceptLoop(l, () => closed, () => target).catch(() => {});
+  // The loop ends when the pending accept fails on the closed listener:
+  // only then has Deno really closed the socket.
+  const loop = acceptLoop(l, () => closed, () => target).catch(() => {});
   return {
     addr: addrOf(l),
     close() {
-      if (closed) return;
-      closed = true;
-      try {
-        l.close();
-      } catch { /* already closed */ }
+      if (!closed) {
+        closed = true;
+        try {
+          l.close();
+        } catch { /* already closed */ }
+      }
+      return loop;
     },
   };
 }

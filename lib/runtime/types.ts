@@ -187,8 +187,12 @@ export type ConnectSpec =
 
 export interface Listener {
   readonly addr: SockAddr;
-  /** Stop accepting. Connections already accepted are not touched. */
-  close(): void;
+  /**
+   * Stop accepting. Connections already accepted are not touched. Resolves
+   * once the socket no longer takes connections (on Deno the close finishes
+   * only when the pending accept has been cancelled).
+   */
+  close(): Promise<void>;
 }
 
 export type SignalName = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2" | "SIGWINCH";
