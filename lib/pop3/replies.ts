@@ -124,21 +124,10 @@ export const BACKEND_LIST_END = ".";
 
 // ---- log lines -------------------------------------------------------------
 
-export const LOG_TOO_MANY_INVALID = "client sent too many invalid commands";
-
-export function logTooLongCommand(head: string): string {
-  return `client sent too long command "${head}"`;
-}
-
-export function logUpstreamInvalid(line: string): string {
-  return `upstream sent invalid response: "${line}"`;
-}
-
-/** The backend refused STLS. */
-export function logUpstreamNoStarttls(line: string): string {
-  return `upstream does not support STARTTLS: "${line}"`;
-}
-
-export function logUpstreamTooLong(line: string): string {
-  return `upstream sent too long response line: "${line}"`;
-}
+export {
+  LOG_TOO_MANY_INVALID,
+  logTooLongCommand,
+  logUpstreamInvalid,
+  logUpstreamNoStarttls,
+  logUpstreamTooLong,
+} from "../core/log_text.ts";

@@ -138,17 +138,12 @@ export const BACKEND_AUTH_CODES: readonly string[] = ["235"];
 
 // ---- log lines -----------------------------------------------------------------
 
-export const LOG_TOO_MANY_INVALID = "client sent too many invalid commands";
 export const LOG_NO_PASSWORD = "no password available";
 
 /** Most bytes of client input quoted in a "client was rejected" line. */
 const REJECTED_LOG_MAX = 256;
 /** How much of a pre-greeting burst is looked at for its first line. */
 const BEFORE_GREETING_SCAN = 256;
-
-export function logTooLongCommand(head: string): string {
-  return `client sent too long command "${head}"`;
-}
 
 /** nginx shows the line end of a rejected command as "_" (one per CR / LF). */
 function underscoreLineEnds(s: string): string {
@@ -187,16 +182,10 @@ export function logRejectedBeforeGreeting(data: Uint8Array): string {
   return `client was rejected before greeting: "${shown}"`;
 }
 
-/** §8.3; `reply` is the backend's reply without its final CRLF (binary). */
-export function logUpstreamInvalid(reply: string): string {
-  return `upstream sent invalid response: "${escapeForLog(reply)}"`;
-}
-
-/** The backend's EHLO reply lacks STARTTLS, or it refused STARTTLS (reply without its final CRLF, binary). */
-export function logUpstreamNoStarttls(reply: string): string {
-  return `upstream does not support STARTTLS: "${escapeForLog(reply)}"`;
-}
-
-export function logUpstreamTooLong(text: string): string {
-  return `upstream sent too long response line: "${escapeForLog(text)}"`;
-}
+export {
+  LOG_TOO_MANY_INVALID,
+  logTooLongCommand,
+  logUpstreamInvalid,
+  logUpstreamNoStarttls,
+  logUpstreamTooLong,
+} from "../core/log_text.ts";

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { escapeForLog } from "../../lib/core/redact.ts";
 import { renderBackendStep } from "../helpers/drive_machine.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
@@ -415,7 +416,7 @@ describe("backend STARTTLS (mailgate extension)", () => {
     assert.deepEqual(feedTls(m, ["* OK\r\n", untagged]), [
       STLS[0],
       `FAIL ${INTERNAL_ERROR}| error upstream sent too long response line: "${
-        untagged.slice(0, 31)
+        escapeForLog(untagged.slice(0, 31))
       }"`,
     ]);
     const c = starttls({ proxyBuffer: 32 });

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { escapeForLog } from "../../lib/core/redact.ts";
 import { renderBackendStep } from "../helpers/drive_machine.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
@@ -375,7 +376,7 @@ describe("backend STLS (mailgate extension)", () => {
       [
         ...STLS,
         ...CAPA,
-        `FAIL ${INTERNAL}| error upstream sent too long response line: "${list.slice(0, 19)}"`,
+        `FAIL ${INTERNAL}| error upstream sent too long response line: "${escapeForLog(list.slice(0, 19))}"`,
       ],
     );
     // A list that fits, and each reply its own budget.
