@@ -17,6 +17,11 @@ export interface Dovecot {
   imapPort: number;
   pop3Port: number;
   submissionPort: number;
+  /** The address it listens on. */
+  host: string;
+  /** Implicit-TLS listeners (opts.ssl only; 0 otherwise). */
+  imapsPort: number;
+  pop3sPort: number;
   /** Writes a message into user's INBOX (maildir new/). */
   deliver(user: string, name: string, body: Uint8Array | string): void;
   log(): string;
@@ -41,10 +46,29 @@ export function peersAvailable(...tools: string[]): { ok: boolean; why: string }
   return { ok: true, why: "" };
 }
 
-export async function startDovecot(users: Record<string, string>, opts: { submissionRelay?: number } = {}): Promise<Dovecot> {
+export interface DovecotOptions {
+  submissionRelay?: number;
+  /**
+   * TLS: certificate and key files (PEM). Turns on STARTTLS/STLS on the
+   * plain listeners and opens imaps/pop3s listeners. `required` sets
+   * `ssl = required` (no authentication without TLS); Dovecot still counts
+   * a client whose address equals the listening address as secured, so
+   * pair it with `host: "127.0.0.2"` to make a plaintext login fail.
+   */
+  ssl?: { cert: string; key: string; required?: boolean };
+  /** Loopback address to listen on (default 127.0.0.1). */
+  host?: string;
+}
+
+export async function startDovecot(users: Record<string, string>, opts: DovecotOptions = {}): Promise<Dovecot> {
   const { dir, cleanup } = tempDir("mailgate-dovecot-");
   chmodSync(dir, 0o755); // Dovecot's auth process (user dovecot) reads the users file
   const [imapPort, pop3Port, submissionPort] = await freePorts(3);
+  const host = opts.host ?? "127.0.0.1";
+  const [imapsPort, pop3sPort] = opts.ssl ? await freePorts(2) : [0, 0];
+  const ssl = opts.ssl
+    ? `ssl = ${opts.ssl.required ? "required" : "yes"}\nssl_cert = <${opts.ssl.cert}\nssl_key = <${opts.ssl.key}\n`
+    : "ssl = no\n";
   for (const d of ["run", "state", "home"]) mkdirSync(join(dir, d));
   writeFileSync(join(dir, "users"), Object.entries(users).map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""));
   const protocols = opts.submissionRelay ? "imap pop3 submission" : "imap pop3";
@@ -54,9 +78,8 @@ state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
 instance_name = mailgate-test-${imapPort}
 protocols = ${protocols}
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+listen = ${host}
+${ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
 last_valid_uid = 0
@@ -77,7 +100,7 @@ service imap-login {
     port = ${imapPort}
   }
   inet_listener imaps {
-    port = 0
+    port = ${imapsPort}${opts.ssl ? "\n    ssl = yes" : ""}
   }
 }
 service pop3-login {
@@ -86,7 +109,7 @@ service pop3-login {
     port = ${pop3Port}
   }
   inet_listener pop3s {
-    port = 0
+    port = ${pop3sPort}${opts.ssl ? "\n    ssl = yes" : ""}
   }
 }
 service submission-login {
@@ -118,6 +141,9 @@ service anvil {
     imapPort,
     pop3Port,
     submissionPort,
+    host,
+    imapsPort,
+    pop3sPort,
     deliver(user, name, body) {
       const md = join(dir, "home", user, "Maildir");
       for (const sub of ["", "new", "cur", "tmp"]) {
