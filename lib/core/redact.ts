@@ -7,16 +7,29 @@ import { binaryToBytes, bytesText } from "./bytes.ts";
 const MAX_HEAD = 64;
 
 /**
+ * Longest word a "too long command" log line shows: an IMAP tag (at most 32
+ * characters) or a command word. A longer first word is no command: a line
+ * that fills the buffer with one long word is what SASL credentials look
+ * like (e.g. a base64 AUTH PLAIN answer pipelined after a refused AUTH).
+ */
+export const MAX_LOGGED_WORD = 32;
+
+/**
  * The first `words` space-separated words of a command line (a binary
  * string), for logs. SASL response lines are pure credentials: pass
- * words = 0 to log nothing of them.
+ * words = 0 to log nothing of them. A word longer than `maxWord` ends the
+ * shown part before it.
  */
-export function redactCommand(line: string, words: number): string {
+export function redactCommand(line: string, words: number, maxWord = Infinity): string {
   let end = 0;
   let seen = 0;
   while (end < line.length && seen < words) {
-    while (end < line.length && line[end] === " ") end++;
-    while (end < line.length && line[end] !== " " && line[end] !== "\r" && line[end] !== "\n") end++;
+    let stop = end;
+    while (stop < line.length && line[stop] === " ") stop++;
+    const start = stop;
+    while (stop < line.length && line[stop] !== " " && line[stop] !== "\r" && line[stop] !== "\n") stop++;
+    if (stop - start > maxWord) break;
+    end = stop;
     seen++;
   }
   end = Math.min(end, MAX_HEAD);

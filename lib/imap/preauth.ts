@@ -17,7 +17,7 @@ import {
   saslResponseOfWords,
 } from "../core/sasl.ts";
 import { type ImapLine, ImapParser, TOO_LONG_LOG_HEAD } from "./parser.ts";
-import { redactCommand } from "../core/redact.ts";
+import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import {
   IMAP_GREETING,
   IMAP_LITERAL_CONTINUATION,
@@ -104,7 +104,7 @@ class ImapPreauth implements PreauthMachine {
     if (this.#overflow) {
       this.#phase = "closed";
       // Tag and command word only: the rest may be a password.
-      const head = redactCommand(bytesToBinary(this.#input.view().subarray(0, TOO_LONG_LOG_HEAD)), sasl ? 0 : 2);
+      const head = redactCommand(bytesToBinary(this.#input.view().subarray(0, TOO_LONG_LOG_HEAD)), sasl ? 0 : 2, MAX_LOGGED_WORD);
       return [
         info(logTooLongCommand(head)),
         send(imapBad(sasl ? this.#authTag : IMAP_UNTAGGED)),
@@ -121,7 +121,7 @@ class ImapPreauth implements PreauthMachine {
         // §2.2: not counted toward max_errors; the connection closes anyway.
         this.#phase = "closed";
         return [
-          info(logTooLongCommand(redactCommand(r.head, sasl ? 0 : 2))),
+          info(logTooLongCommand(redactCommand(r.head, sasl ? 0 : 2, MAX_LOGGED_WORD))),
           send(imapBad(sasl ? this.#authTag : r.tag ?? IMAP_UNTAGGED)),
           CLOSE,
         ];

@@ -7,7 +7,7 @@ import type { ServerConfig } from "../config/types.ts";
 import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
-import { redactCommand } from "../core/redact.ts";
+import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import {
   decodeCramMd5,
   decodeExternal,
@@ -109,7 +109,7 @@ class Pop3Preauth implements PreauthMachine {
         // the command word is logged (a SASL line is all credentials).
         this.#phase = "closed";
         return [
-          info(logTooLongCommand(redactCommand(framed.head, phase === "sasl" ? 0 : 1))),
+          info(logTooLongCommand(redactCommand(framed.head, phase === "sasl" ? 0 : 1, MAX_LOGGED_WORD))),
           send(POP3_INVALID_COMMAND),
           CLOSE,
         ];

@@ -9,7 +9,7 @@ import type { ServerConfig } from "../config/types.ts";
 import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
-import { redactCommand } from "../core/redact.ts";
+import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import {
   decodeCramMd5,
   decodeExternal,
@@ -182,7 +182,7 @@ class SmtpPreauth implements PreauthMachine {
     this.#input.clear();
     // The command word only; an AUTH answer is all credentials.
     return [
-      info(logTooLongCommand(redactCommand(head, sasl ? 0 : 1))),
+      info(logTooLongCommand(redactCommand(head, sasl ? 0 : 1, MAX_LOGGED_WORD))),
       send(SMTP_INVALID_COMMAND),
       CLOSE,
     ];

@@ -81,12 +81,18 @@ export async function startMailgate(
   confText: string,
   files: Record<string, string> = {},
   ready = /started, listening on/,
+  opts: { fdLimit?: number } = {},
 ): Promise<Running> {
   const { dir } = tempDir();
   const conf = join(dir, "mailgate.conf");
   writeFileSync(conf, confText);
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  const [cmd, argv] = command(target, ["-p", dir, "-c", conf]);
+  let [cmd, argv] = command(target, ["-p", dir, "-c", conf]);
+  if (opts.fdLimit !== undefined) {
+    // A lower RLIMIT_NOFILE for this process only; exec keeps the pid.
+    argv = ["-c", `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, cmd, ...argv];
+    cmd = "sh";
+  }
   const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
   let err = "";
   const waiters: (() => void)[] = [];
