@@ -3,20 +3,13 @@
 // synchronous writes, reopened together after rotation.
 
 import { closeSync, openSync, writeSync } from "node:fs";
+import { describeSocketError } from "../core/errno.ts";
 
 const files = new Map<string, { fd: number }>();
 
-const ERRNO: Record<string, string> = {
-  ENOENT: "2: No such file or directory",
-  EACCES: "13: Permission denied",
-  EISDIR: "21: Is a directory",
-  EROFS: "30: Read-only file system",
-};
-
 /** nginx's `open() "<path>" failed (13: Permission denied)` shape. */
 export function openFailed(path: string, e: unknown): Error {
-  const code = (e as { code?: string }).code ?? "";
-  return new Error(`open() "${path}" failed (${ERRNO[code] ?? (e as Error).message})`);
+  return new Error(`open() "${path}" failed (${describeSocketError(e)})`);
 }
 
 /** Opens (or reuses) `path` for appending; throws one clear line if it cannot. */

@@ -18,6 +18,7 @@ import { ErrorLog } from "../log/error_log.ts";
 import { AccessLog } from "../log/access_log.ts";
 import type { Conn, Listener, ListenSpec, Runtime, TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
 import { makeBackendTls } from "./backend_tls.ts";
+import { describeSocketError } from "../core/errno.ts";
 import { createResolver, type Resolver } from "../resolver/resolver.ts";
 
 /**
@@ -196,7 +197,7 @@ export class MailProxy {
           const spec = this.#reusePort && s.spec.kind === "tcp" ? { ...s.spec, reusePort: true } : s.spec;
           s.listener = await this.#runtime.listen(spec, (conn) => this.#accept(sock, conn));
         } catch (e) {
-          throw new Error(`bind() to ${s.key} failed (${(e as Error).message})`);
+          throw new Error(`bind() to ${s.key} failed (${describeSocketError(e)})`);
         }
         opened.push(s);
       }

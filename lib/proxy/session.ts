@@ -22,6 +22,7 @@ import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
+import { describeSocketError } from "../core/errno.ts";
 import { VERIFY_ERRORS_NO_CA } from "../runtime/tls_verify.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
 
@@ -482,7 +483,7 @@ export class Session {
       });
     } catch (e) {
       if (this.#closed || this.phase !== "backend") return;
-      env.log.error(`connect() to ${this.ctx.upstream} failed (${(e as Error).message})`, this.ctx);
+      env.log.error(`connect() to ${this.ctx.upstream} failed (${describeSocketError(e)})`, this.ctx);
       this.#disarm();
       this.#internalError();
       return;

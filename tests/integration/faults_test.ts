@@ -212,13 +212,9 @@ for (const target of targets()) {
       await fails("down", /\[error\] .*connect\(\) to 127\.0\.0\.1:\d+ failed \(.+\)/, SLACK_MS);
     });
 
-    // lib/proxy/session.ts logs the backend connect() error with the
-    // runtime's raw message ("Connection refused (os error 111)" under Deno),
-    // where nginx and mailgate's own auth_http client (describeSocketError in
-    // lib/auth/http_client.ts) write "(111: Connection refused)".
-    it("a backend that is down is logged as nginx does: (111: Connection refused)", {
-      todo: "lib/proxy/session.ts #loginToBackend: describeSocketError(e) instead of (e as Error).message",
-    }, async () => {
+    // Regression: the backend connect() error was logged with the runtime's
+    // raw message ("Connection refused (os error 111)" under Deno).
+    it("a backend that is down is logged as nginx does: (111: Connection refused)", async () => {
       const user = uniq("down", "imap");
       const { c } = await login("imap", env.port.imap.main, user);
       c.close();
