@@ -40,6 +40,7 @@ export function redactCommand(line: string, words: number, maxWord = Infinity): 
 
 /** Control bytes and '"' / '\' as \xNN, so a log line stays one line. */
 export function escapeForLog(s: string): string {
+  // deno-lint-ignore no-control-regex -- matching control bytes is the point
   return s.replace(/[\x00-\x1f\x7f"\\]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
 }
 

@@ -7,6 +7,7 @@
 
 import type { ServerConfig } from "../config/types.ts";
 import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
+import { CLOSE, info, QUIT, type SaslWait, send } from "../core/steps.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
@@ -51,20 +52,6 @@ export function createSmtpPreauth(ctx: PreauthContext): PreauthMachine {
  */
 type Phase = "command" | "sasl" | "auth" | "tls" | "closed";
 
-/** Which SASL answer is expected in the "sasl" phase. */
-type SaslWait = "plain" | "login-user" | "login-pass" | "cram-md5" | "external";
-
-const CLOSE: ClientStep = { kind: "close" };
-/** The client ended the session itself (LOGOUT / QUIT). */
-const QUIT: ClientStep = { kind: "close", quit: true };
-
-function send(data: Uint8Array): ClientStep {
-  return { kind: "send", data };
-}
-
-function info(message: string): ClientStep {
-  return { kind: "log", level: "info", message };
-}
 
 /** The command text from the command word to the end of its last argument. */
 function commandText(line: string): string {
