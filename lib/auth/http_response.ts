@@ -3,8 +3,9 @@
 //
 // The parser follows nginx's ngx_mail_auth_http_module state machine byte
 // for byte, so the same responses are accepted and refused. It keeps the
-// response in one fixed buffer of MAX_AUTH_RESPONSE_HEADER bytes and refers
-// to names and values by offset, so feeding it costs no per-byte allocation.
+// response in one buffer that starts at AUTH_RESPONSE_BUF_INITIAL bytes and
+// doubles up to MAX_AUTH_RESPONSE_HEADER, and refers to names and values by
+// offset, so feeding it costs no per-byte allocation.
 
 import { bytesToBinary } from "../core/bytes.ts";
 import type { AuthRequest, AuthResult } from "./types.ts";
@@ -14,6 +15,12 @@ import type { AuthRequest, AuthResult } from "./types.ts";
  * nginx reads at most 1024 bytes; §3 lets the product accept more.
  */
 export const MAX_AUTH_RESPONSE_HEADER = 8192;
+
+/**
+ * The parser's first buffer. A typical answer is 80-300 bytes; allocating
+ * (and zeroing) the whole cap for each login showed up in login profiles.
+ */
+export const AUTH_RESPONSE_BUF_INITIAL = 512;
 
 /**
  * Auth-Wait values above this are clamped: it is the largest delay in whole
@@ -106,7 +113,7 @@ function isAlnum(c: number): boolean {
 
 /** Push parser for one response. Feed chunks until the result is not "more". */
 export class AuthResponseParser {
-  private readonly buf: Uint8Array;
+  private buf: Uint8Array;
   private len = 0;
   private pos = 0;
   private state: State = S.Begin;
@@ -127,7 +134,7 @@ export class AuthResponseParser {
   };
 
   constructor(readonly cap: number = MAX_AUTH_RESPONSE_HEADER) {
-    this.buf = new Uint8Array(cap);
+    this.buf = new Uint8Array(Math.min(cap, AUTH_RESPONSE_BUF_INITIAL));
   }
 
   /**
@@ -137,11 +144,21 @@ export class AuthResponseParser {
   feed(chunk: Uint8Array): ParseResult {
     if (this.result.kind !== "more") return this.result;
     const take = Math.min(this.cap - this.len, chunk.length);
+    if (this.len + take > this.buf.length) this.grow(this.len + take);
     this.buf.set(chunk.subarray(0, take), this.len);
     this.len += take;
     this.run();
     if (this.result.kind === "more" && take < chunk.length) this.fail("too-big");
     return this.result;
+  }
+
+  /** Room for `need` bytes (need <= cap): double, at most to the cap. */
+  private grow(need: number): void {
+    let size = Math.max(1, this.buf.length) * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(Math.min(size, this.cap));
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
   }
 
   private fail(reason: ParseError): void {

@@ -3,7 +3,9 @@
 //   <PRI>Mmm dd hh:mm:ss hostname tag: [level] pid#0: message
 // (the error log's own date is dropped: the syslog header carries the time).
 
-import { createSocket, type Socket } from "node:dgram";
+import type { Socket } from "node:dgram";
+// Loaded when the first line is sent, not at start-up: most configurations log to files.
+import { nodeDgram } from "../runtime/builtins.ts";
 import { hostname } from "node:os";
 
 const FACILITIES = [
@@ -69,11 +71,11 @@ const host = hostname().toLowerCase();
 
 function sock(v6: boolean): Socket {
   if (v6) {
-    socket6 ??= createSocket("udp6");
+    socket6 ??= nodeDgram().createSocket("udp6");
     socket6.unref?.();
     return socket6;
   }
-  socket4 ??= createSocket("udp4");
+  socket4 ??= nodeDgram().createSocket("udp4");
   socket4.unref?.();
   return socket4;
 }

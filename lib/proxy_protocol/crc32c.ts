@@ -4,7 +4,10 @@
 
 const POLY_REFLECTED = 0x82f63b78;
 
-const TABLE: Uint32Array = (() => {
+/** Built on first use: only proxy_protocol v2 with a CRC needs it, not every start. */
+let table: Uint32Array | null = null;
+
+function buildTable(): Uint32Array {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
@@ -12,11 +15,12 @@ const TABLE: Uint32Array = (() => {
     t[n] = c >>> 0;
   }
   return t;
-})();
+}
 
 /** CRC-32C of `data` as an unsigned 32-bit number. */
 export function crc32c(data: Uint8Array): number {
+  const t = table ??= buildTable();
   let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

@@ -12,8 +12,10 @@
 // query. Malformed or unusable answers fail the lookup at once (nginx
 // ignores them and times out later; the outcome, TEMPUNAVAIL, is the same).
 
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
-import { createConnection, type Socket } from "node:net";
+import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
+import type { Socket } from "node:net";
+// Loaded on first query, not at start-up: most configurations have no resolver.
+import { nodeDgram, nodeNet } from "../runtime/builtins.ts";
 import { parseIPv4, parseIPv6 } from "../config/inet.ts";
 import type { ResolverConfig } from "../config/types.ts";
 import {
@@ -271,7 +273,7 @@ class DnsClient {
     const existing = family === 4 ? this.#udp4 : this.#udp6;
     if (existing) return existing;
     // Bound implicitly by the first send: a fresh ephemeral port per resolver.
-    const s = createSocket(family === 4 ? "udp4" : "udp6");
+    const s = nodeDgram().createSocket(family === 4 ? "udp4" : "udp6");
     s.on("message", (msg: Uint8Array, rinfo: RemoteInfo) => this.#onDatagram(msg, rinfo));
     s.on("error", () => {}); // ICMP errors and the like: the resend timer moves on
     if (family === 4) this.#udp4 = s;
@@ -326,7 +328,7 @@ class DnsClient {
   }
 
   #startTcp(q: Query, server: Server): void {
-    const sock = createConnection({ host: server.host, port: server.port });
+    const sock = nodeNet().createConnection({ host: server.host, port: server.port });
     q.tcp = sock;
     const chunks: Uint8Array[] = [];
     let got = 0;

@@ -14,7 +14,7 @@
 //   copies of the ciphertext and its own close: every event from a socket
 //   that is not the connection's current one is ignored.
 
-import { createSecureContext, type SecureContext } from "node:tls";
+import type { SecureContext } from "node:tls";
 import process from "node:process";
 import type {
   Conn,
@@ -35,6 +35,7 @@ import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
 import { keepaliveCall } from "./keepalive.ts";
 import { alpnWire, bunContextOptions } from "./bun_tls.ts";
 import { LayeredTls } from "./bun_layered_tls.ts";
+import { nodeTls } from "./builtins.ts";
 
 /** write() returns false once more than this many bytes are queued. */
 const WRITE_HIGH_WATER = 64 * 1024;
@@ -47,14 +48,24 @@ function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function sockAddr(
-  address: string | null | undefined,
-  port: number | null | undefined,
-  unixPath: string | null,
-): SockAddr {
-  if (unixPath !== null || !address) return unixAddr(unixPath);
-  return ipAddr(address, port ?? 0);
+/**
+ * What a connection knows about its addresses without asking the socket:
+ * each of Bun's remoteAddress/remotePort/localAddress/localPort getters is
+ * a getpeername/getsockname call (4 per socket, 12 per proxied session when
+ * read eagerly), and only the client's are normally used. So they are read
+ * on first use, and not at all where they are known already.
+ */
+interface AddrHints {
+  /** A unix-socket connection: both addresses are this path. */
+  unixPath: string | null;
+  /** The listener's address when it is not a wildcard: every accepted connection's local one. */
+  local: SockAddr | null;
+  /** What was connected to: `remote` when it is first asked for after the socket closed. */
+  remote: SockAddr | null;
 }
+
+/** A closed socket no longer knows its addresses; this stands for "unknown". */
+const UNKNOWN_ADDR: SockAddr = unixAddr("");
 
 interface Handshake {
   resolve(info: TlsInfo): void;
@@ -62,8 +73,29 @@ interface Handshake {
 }
 
 class BunConn implements Conn {
-  readonly remote: SockAddr;
-  readonly local: SockAddr;
+  #remote: SockAddr | null;
+  #local: SockAddr | null;
+  get remote(): SockAddr {
+    if (this.#remote === null) {
+      const s = this.#s;
+      const address = s.remoteAddress;
+      this.#remote = address
+        ? ipAddr(address, s.remotePort ?? 0)
+        : this.#remoteHint ?? UNKNOWN_ADDR;
+    }
+    return this.#remote;
+  }
+  get local(): SockAddr {
+    if (this.#local === null) {
+      const s = this.#s;
+      const address = s.localAddress;
+      // Not cached when unknown: only a closed socket lacks it.
+      if (!address) return UNKNOWN_ADDR;
+      this.#local = ipAddr(address, s.localPort ?? 0);
+    }
+    return this.#local;
+  }
+  #remoteHint: SockAddr | null;
   #tls: TlsInfo | null = null;
   get tls(): TlsInfo | null {
     return this.#tls;
@@ -96,12 +128,17 @@ class BunConn implements Conn {
   /** The layer finished writing: end the socket once the raw queue is flushed. */
   #rawEnding = false;
 
-  constructor(s: BunSocket, unixPath: string | null, connectHost: string | null) {
+  constructor(s: BunSocket, hints: AddrHints, connectHost: string | null) {
     this.#s = s;
     this.#connectHost = connectHost;
     s.data = this;
-    this.remote = sockAddr(s.remoteAddress, s.remotePort, unixPath);
-    this.local = sockAddr(s.localAddress, s.localPort, unixPath);
+    if (hints.unixPath !== null) {
+      this.#remote = this.#local = unixAddr(hints.unixPath);
+    } else {
+      this.#remote = null;
+      this.#local = hints.local;
+    }
+    this.#remoteHint = hints.remote;
   }
 
   attach(events: ConnEvents): void {
@@ -322,8 +359,12 @@ class BunConn implements Conn {
     this.#queue = [];
     this.#queued = 0;
     this.#held = [];
+    // A plain close(2), as nginx closes (FIN; bytes the kernel already took
+    // are still delivered): our own queue is what destroy() drops.
+    // terminate() sets SO_LINGER 0 first: one more syscall per socket, and
+    // an RST that the peer sees as ECONNRESET after a normal session.
     try {
-      this.#s.terminate();
+      this.#s.close();
     } catch { /* already closed */ }
     this.#layer?.destroy();
     const h = this.#handshake;
@@ -493,7 +534,7 @@ const serverTlsCache = new Map<string, ServerTls>();
 function serverTls(o: TlsServerOptions): ServerTls {
   const cached = o.cacheKey !== undefined ? serverTlsCache.get(o.cacheKey) : undefined;
   if (cached !== undefined) return cached;
-  const secure = createSecureContext(bunContextOptions(o));
+  const secure = nodeTls().createSecureContext(bunContextOptions(o));
   const t: ServerTls = { secure, context: secure.context };
   if (o.alpn !== undefined) t.alpn = alpnWire(o.alpn);
   if (o.cacheKey !== undefined) {
@@ -546,13 +587,17 @@ function clientTlsOptions(o: TlsClientOptions, connectHost: string | null): BunT
 // deno-lint-ignore require-await
 async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Listener> {
   const bun = bunApi();
-  const unixPath = spec.kind === "unix" ? spec.path : null;
   // Bun sets the idle time (and then pins interval 1 s, count 10).
   const ka = spec.kind === "tcp" ? keepaliveCall(spec.keepalive, true) : null;
+  const hints: AddrHints = {
+    unixPath: spec.kind === "unix" ? spec.path : null,
+    local: null,
+    remote: null,
+  };
   const handlers: BunSocketHandlers = {
     ...CONN_HANDLERS,
     open(s) {
-      const conn = new BunConn(s, unixPath, null);
+      const conn = new BunConn(s, hints, null);
       if (ka !== null) conn._setKeepAlive(ka.enable, ka.delayMs);
       try {
         onAccept(conn);
@@ -577,6 +622,8 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
   const addr: SockAddr = spec.kind === "tcp"
     ? ipAddr(server.hostname, server.port)
     : unixAddr(spec.path);
+  // Set before the first accept (open() runs on a later event-loop turn).
+  if (spec.kind === "tcp" && !isWildcard(bareHost(spec.host))) hints.local = addr;
   let closed = false;
   return {
     addr,
@@ -590,6 +637,11 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
   };
 }
 
+/** "0.0.0.0", "::" and other all-zero spellings: connections may arrive on any local address. */
+function isWildcard(host: string): boolean {
+  return /^[0:.]*$/.test(host);
+}
+
 function describe(spec: ConnectSpec): string {
   return spec.kind === "tcp" ? `${spec.host}:${spec.port}` : `unix:${spec.path}`;
 }
@@ -597,7 +649,7 @@ function describe(spec: ConnectSpec): string {
 /** socket.data of a connection that is still being opened. */
 interface PendingConnect {
   abandoned: boolean;
-  unixPath: string | null;
+  addrs: AddrHints;
   host: string | null;
   tls: boolean;
   conn: BunConn | null;
@@ -614,7 +666,7 @@ const CONNECT_HANDLERS: BunSocketHandlers = {
     }
     // The conn (and its handshake promise) exist before any other event
     // for this socket can arrive.
-    p.conn = new BunConn(s, p.unixPath, p.host);
+    p.conn = new BunConn(s, p.addrs, p.host);
     if (p.tls) {
       p.handshake = p.conn._awaitClientHandshake();
       p.handshake.catch(() => {}); // awaited by connect(), unless it gave up
@@ -627,7 +679,9 @@ async function connect(spec: ConnectSpec): Promise<Conn> {
   const bun = bunApi();
   const pending: PendingConnect = {
     abandoned: false,
-    unixPath: spec.kind === "unix" ? spec.path : null,
+    addrs: spec.kind === "unix"
+      ? { unixPath: spec.path, local: null, remote: null }
+      : { unixPath: null, local: null, remote: ipAddr(bareHost(spec.host), spec.port) },
     host: spec.kind === "tcp" ? bareHost(spec.host) : null,
     tls: spec.tls !== undefined,
     conn: null,

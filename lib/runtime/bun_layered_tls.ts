@@ -6,9 +6,10 @@
 // the prefix and then with every raw byte, exactly like the Deno adapter
 // does for all its connections. Rare path; the usual one is upgradeTLS.
 
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
+import { nodeStream, nodeTls } from "./builtins.ts";
 import type { ConnEvents, TlsInfo, TlsServerOptions } from "./types.ts";
 import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource } from "./node_tls.ts";
 
@@ -51,7 +52,7 @@ export class LayeredTls {
   constructor(raw: RawSocket, app: () => ConnEvents) {
     this.#raw = raw;
     this.#app = app;
-    this.#duplex = new Duplex({
+    this.#duplex = new (nodeStream().Duplex)({
       allowHalfOpen: true,
       read: () => raw.resume(),
       write: (chunk: Uint8Array, _enc: string, cb: (err?: Error | null) => void) => {
@@ -83,7 +84,7 @@ export class LayeredTls {
       rejectUnauthorized: false,
     };
     if (o.alpn !== undefined) opts.ALPNProtocols = [o.alpn];
-    const sock = new tls.TLSSocket(this.#duplex as unknown as import("node:net").Socket, opts);
+    const sock = new (nodeTls().TLSSocket)(this.#duplex as unknown as import("node:net").Socket, opts);
     this.#sock = sock;
     this.feed(prefix);
     // Our own chain check: a TLSSocket over a Duplex is not relied on for it.

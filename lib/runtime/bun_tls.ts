@@ -3,14 +3,14 @@
 // runtime-neutral TlsServerOptions. Pure (no Bun API), so it is unit-tested
 // under both runtimes; bun.ts makes and keeps the contexts.
 
-import { createPrivateKey } from "node:crypto";
+import { nodeCrypto } from "./builtins.ts";
 import type { SecureContextOptions } from "node:tls";
 import type { TlsServerOptions } from "./types.ts";
 
 /** Key PEM without encryption: Bun takes one passphrase for all keys. */
 export function plainKey(key: string, passphrase: string | undefined): string {
   if (passphrase === undefined) return key;
-  return createPrivateKey({ key, passphrase }).export({ format: "pem", type: "pkcs8" }).toString();
+  return nodeCrypto().createPrivateKey({ key, passphrase }).export({ format: "pem", type: "pkcs8" }).toString();
 }
 
 /** ALPN list in TLS wire format, as Bun wants it. */

@@ -36,6 +36,9 @@ export interface BunSocket {
   /** Bytes written now (the rest is ours to queue); negative when closed. */
   write(data: Uint8Array): number;
   end(): void;
+  /** close(2) now, without flushing Bun's buffer: FIN, or RST if unread data is pending. */
+  close(): void;
+  /** SO_LINGER 0, then close(2): always an RST. */
   terminate(): void;
   pause(): void;
   resume(): void;

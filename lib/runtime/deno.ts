@@ -12,7 +12,7 @@
 // handles both directions and gets the in-flight read's bytes right.
 // Never conn.readable/pipeTo: at EOF they close the whole conn (Q3).
 
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import type * as net from "node:net";
 import { readFileSync } from "node:fs";
 import type {
@@ -28,7 +28,8 @@ import type {
   TlsInfo,
   TlsServerOptions,
 } from "./types.ts";
-import { RawDuplex } from "./deno_duplex.ts";
+import { type RawDuplex, rawDuplex } from "./deno_duplex.ts";
+import { nodeTls } from "./builtins.ts";
 import { chooseCertIndex, HELLO_SNIFF_MAX, helloSignatureSchemes } from "./client_hello.ts";
 import {
   certKeyTypes,
@@ -45,13 +46,16 @@ import { keepaliveCall } from "./keepalive.ts";
 // Every pending read pins its buffer, so idle connections cost one buffer
 // each (64 KiB buffers made 102 KB per proxied session, 4 KiB 22 KB: Q4).
 // Start small, double when a read fills the buffer, halve after a run of
-// small reads.
-const READ_BUF_MIN = 4 * 1024;
+// small reads. 1 KiB holds any command or reply of a login dialogue; a
+// bulk transfer reaches 64 KiB after six full reads.
+const READ_BUF_MIN = 1024;
 const READ_BUF_MAX = 64 * 1024;
 /** Consecutive reads under a quarter of the buffer before it is halved. */
 const SHRINK_AFTER_SMALL_READS = 8;
 /** write() returns false once more than this many bytes are queued. */
 const WRITE_HIGH_WATER = 64 * 1024;
+/** The smallest TCP segment size a path may have (RFC 9293's default MSS). */
+const MIN_SEGMENT = 536;
 /** Pause before accepting again after an accept error (e.g. EMFILE). */
 const ACCEPT_RETRY_MS = 100;
 
@@ -67,10 +71,33 @@ interface Sniff {
 interface QueuedWrite {
   buf: Uint8Array;
   cb?: (err?: Error | null) => void;
+  /** `buf` is a view of this conn's read buffer, lent until written or dropped. */
+  lender?: DenoConn;
 }
+
+/**
+ * The connection whose data handler is running, and the buffer its chunk
+ * is a view of. A plain write() of a view of that buffer (the relay passing
+ * a chunk straight on) is queued without a copy: the reader lends its
+ * buffer and reads again only once the write has taken the bytes (read and
+ * write alternate, as in the manual loop of platform-notes Q3). Any other
+ * chunk is copied, so "valid only during the call" still holds for every
+ * other caller.
+ */
+let deliveringConn: DenoConn | null = null;
+let deliveringBuffer: ArrayBufferLike | null = null;
 
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/** Gives a lent read buffer back (once) when its write is done or dropped. */
+function release(item: QueuedWrite): void {
+  const lender = item.lender;
+  if (lender !== undefined) {
+    item.lender = undefined;
+    lender._unlend();
+  }
 }
 
 class DenoConn implements Conn {
@@ -92,6 +119,8 @@ class DenoConn implements Conn {
   #buf = new Uint8Array(READ_BUF_MIN);
   #smallReads = 0;
   #reading = false;
+  /** Writes (of other conns, or this one) still holding a view of the read buffer. */
+  #lent = 0;
   /** Bytes of a completed read not yet delivered (plain mode, paused). */
   #held = 0;
   #heldBuf: Uint8Array | null = null;
@@ -103,6 +132,16 @@ class DenoConn implements Conn {
   #queued = 0;
   #writing = false;
   #needDrain = false;
+  /**
+   * TCP_NODELAY not set yet. Small request/response exchanges must not wait
+   * for delayed ACKs (Q3), but Nagle only holds data back while earlier data
+   * is unacknowledged, so a first write that fits in one segment always goes
+   * at once: NODELAY is set before the second write (or a first one that may
+   * span segments). The auth_http connection (one request, then only reads)
+   * never needs the syscall.
+   */
+  #noDelayPending = false;
+  #socketWrites = 0;
 
   // Lifecycle.
   /** The app called end(): no more app writes; close once flushed. */
@@ -136,10 +175,7 @@ class DenoConn implements Conn {
     if (ra.transport === "tcp") {
       this.remote = ipAddr(ra.hostname, ra.port);
       this.local = la.transport === "tcp" ? ipAddr(la.hostname, la.port) : unixAddr("");
-      // Small request/response exchanges must not wait for delayed ACKs (Q3).
-      try {
-        (conn as Deno.TcpConn).setNoDelay(true);
-      } catch { /* closed already */ }
+      this.#noDelayPending = true;
     } else {
       this.remote = unixAddr((ra as Deno.UnixAddr).path);
       this.local = unixAddr((la as Deno.UnixAddr).path);
@@ -163,20 +199,29 @@ class DenoConn implements Conn {
   // ---- reading
 
   #pump(): void {
-    if (this.#reading || this.#closed || this.#eof) return;
+    if (this.#reading || this.#closed || this.#eof || this.#lent > 0) return;
     if (this.#duplex !== null) {
       if (!this.#duplexWants && this.#sniff === null) return;
     } else if (!this.#attached || this.#paused || this.#held > 0 || this.#heldEof) return;
     this.#reading = true;
-    const buf = this.#buf;
-    this.#conn.read(buf).then((n) => {
-      try {
-        this.#onRead(buf, n);
-      } catch (e) {
-        this.#closeNow(toError(e)); // an app handler threw
-      }
-    }, (e) => this.#onReadError(e));
+    // #buf is replaced only once a read completes (#adaptBuffer): the handler reads it back.
+    this.#conn.read(this.#buf).then(this.#onReadDone, this.#onIoFailed);
   }
+
+  // Made once per connection rather than per read.
+  readonly #onReadDone = (n: number | null): void => {
+    try {
+      this.#onRead(this.#buf, n);
+    } catch (e) {
+      this.#closeNow(toError(e)); // an app handler threw
+    }
+  };
+  /** A failed read or write op: a peer reset becomes a close event, not a rejection. */
+  readonly #onIoFailed = (e: unknown): void => {
+    this.#reading = false;
+    this.#writing = false;
+    this.#closeNow(toError(e));
+  };
 
   #onRead(buf: Uint8Array, n: number | null): void {
     this.#reading = false;
@@ -201,8 +246,26 @@ class DenoConn implements Conn {
       this.#heldBuf = buf;
       return;
     }
-    this.#ev.data(buf.subarray(0, n));
+    this.#deliver(buf, n);
     this.#pump();
+  }
+
+  /** The data event for `n` bytes of `buf`; writes may borrow `buf` meanwhile (deliveringConn). */
+  #deliver(buf: Uint8Array, n: number): void {
+    const prevConn = deliveringConn, prevBuffer = deliveringBuffer;
+    deliveringConn = this;
+    deliveringBuffer = buf.buffer;
+    try {
+      this.#ev.data(buf.subarray(0, n));
+    } finally {
+      deliveringConn = prevConn;
+      deliveringBuffer = prevBuffer;
+    }
+  }
+
+  /** For release(): a write borrowing the read buffer is done with it. */
+  _unlend(): void {
+    if (--this.#lent === 0) this.#pump();
   }
 
   #adaptBuffer(buf: Uint8Array, n: number): void {
@@ -218,12 +281,6 @@ class DenoConn implements Conn {
     } else this.#smallReads = 0;
   }
 
-  #onReadError(e: unknown): void {
-    this.#reading = false;
-    if (this.#closed) return;
-    this.#closeNow(toError(e));
-  }
-
   #deliverEof(): void {
     this.#ev.end();
     if (!this.#appEnding && !this.#closed) this.end();
@@ -233,9 +290,10 @@ class DenoConn implements Conn {
     if (this.#paused || this.#closed || this.#duplex !== null) return;
     if (this.#held > 0) {
       const n = this.#held;
+      const buf = this.#heldBuf!;
       this.#held = 0;
-      this.#ev.data(this.#heldBuf!.subarray(0, n));
       this.#heldBuf = null;
+      this.#deliver(buf, n);
       if (this.#paused || this.#closed || this.#duplex !== null) return;
     }
     if (this.#heldEof) {
@@ -282,8 +340,20 @@ class DenoConn implements Conn {
       }
       return true;
     }
-    // Deno writes are asynchronous: the caller may reuse its chunk, so copy.
-    if (chunk.length > 0) this.#enqueue(chunk.slice());
+    // Deno writes are asynchronous: the caller may reuse its chunk, so copy,
+    // unless it is lent by the conn that is delivering it.
+    if (chunk.length > 0) {
+      const lender = deliveringConn;
+      if (lender === null || chunk.buffer !== deliveringBuffer) this.#push({ buf: chunk.slice() });
+      else if (lender.#buf.buffer !== deliveringBuffer) {
+        // The reader has already moved to a new buffer (#adaptBuffer): this
+        // one is never read into again, so nothing needs to wait.
+        this.#push({ buf: chunk });
+      } else {
+        lender.#lent++;
+        this.#push({ buf: chunk, lender });
+      }
+    }
     if (this.#queued > WRITE_HIGH_WATER) {
       this.#needDrain = true;
       return false;
@@ -292,28 +362,67 @@ class DenoConn implements Conn {
   }
 
   #enqueue(buf: Uint8Array, cb?: (err?: Error | null) => void): void {
-    this.#queue.push({ buf, cb });
-    this.#queued += buf.length;
-    if (!this.#writing) this.#flush().catch((e) => this.#closeNow(toError(e)));
+    this.#push({ buf, cb });
   }
 
-  async #flush(): Promise<void> {
-    this.#writing = true;
+  #push(item: QueuedWrite): void {
+    this.#queue.push(item);
+    this.#queued += item.buf.length;
+    if (!this.#writing) {
+      this.#writing = true;
+      this.#writeHead();
+    }
+  }
+
+  // One write op in flight at a time, driven by its settlement (no async
+  // function per flush: a login dialogue makes a dozen small writes).
+  #writeOff = 0;
+  #inFlight: QueuedWrite | null = null;
+  readonly #onWritten = (n: number): void => {
     try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        const item = this.#queue[0];
-        let off = 0;
-        while (off < item.buf.length) off += await this.#conn.write(item.buf.subarray(off));
-        this.#queue.shift();
-        this.#queued -= item.buf.length;
-        item.cb?.();
-      }
+      this.#written(n);
     } catch (e) {
       this.#writing = false;
-      // A peer reset during a write becomes a close event, not a rejection.
-      this.#closeNow(toError(e));
+      this.#closeNow(toError(e)); // a write callback or the drain handler threw
+    }
+  };
+
+  /** Starts the write op for the head of the queue, or ends the run when it is empty. */
+  #writeHead(): void {
+    if (this.#queue.length === 0 || this.#closed) {
+      this.#writesDone();
       return;
     }
+    const item = this.#queue[0];
+    this.#inFlight = item;
+    const off = this.#writeOff;
+    if (
+      off === 0 && this.#noDelayPending &&
+      (++this.#socketWrites > 1 || item.buf.length > MIN_SEGMENT)
+    ) this.#setNoDelay();
+    const rest = off === 0 ? item.buf : item.buf.subarray(off);
+    this.#conn.write(rest).then(this.#onWritten, this.#onIoFailed);
+  }
+
+  #written(n: number): void {
+    const item = this.#inFlight!;
+    this.#writeOff += n;
+    if (this.#writeOff >= item.buf.length) {
+      // Done with this item (even if the conn closed meanwhile: its callback still runs).
+      this.#writeOff = 0;
+      this.#inFlight = null;
+      if (this.#queue[0] === item) {
+        this.#queue.shift();
+        this.#queued -= item.buf.length;
+      }
+      release(item);
+      item.cb?.();
+    }
+    this.#writeHead(); // the rest of this item, the next one, or the end of the run
+  }
+
+  /** The queue is empty (or the conn closed): drain, or the close that end() asked for. */
+  #writesDone(): void {
     this.#writing = false;
     if (this.#closed) return;
     if (this.#rawEnding) {
@@ -324,6 +433,13 @@ class DenoConn implements Conn {
       this.#needDrain = false;
       this.#ev.drain();
     }
+  }
+
+  #setNoDelay(): void {
+    this.#noDelayPending = false;
+    try {
+      (this.#conn as Deno.TcpConn).setNoDelay(true);
+    } catch { /* closed already */ }
   }
 
   end(): void {
@@ -354,6 +470,7 @@ class DenoConn implements Conn {
     try {
       this.#conn.close();
     } catch { /* already closed */ }
+    for (const item of this.#queue) release(item);
     this.#queue = [];
     this.#queued = 0;
     this.#held = 0;
@@ -388,7 +505,10 @@ class DenoConn implements Conn {
     try {
       this.#checkCanStartTls();
       const duplex = this.#makeDuplex(prefix);
-      sock = new tls.TLSSocket(duplex as unknown as net.Socket, serverSocketOptions(options));
+      sock = new (nodeTls().TLSSocket)(
+        duplex as unknown as net.Socket,
+        serverSocketOptions(options),
+      );
     } catch (e) {
       this.#closeNow(toError(e));
       return Promise.reject(toError(e));
@@ -420,7 +540,7 @@ class DenoConn implements Conn {
           let sock: tls.TLSSocket;
           try {
             const pair = chooseCertIndex(certKeyTypes(options), schemes);
-            sock = new tls.TLSSocket(
+            sock = new (nodeTls().TLSSocket)(
               this.#duplex as unknown as net.Socket,
               serverSocketOptions(options, pair),
             );
@@ -477,7 +597,7 @@ class DenoConn implements Conn {
       const duplex = this.#makeDuplex();
       const name = verifyNameOf(options) ?? options.servername ?? this.#connectHost ??
         (this.remote.family === "unix" ? "localhost" : this.remote.address);
-      sock = tls.connect({
+      sock = nodeTls().connect({
         socket: duplex as unknown as net.Socket,
         ...clientConnectOptions(options, name),
       });
@@ -498,7 +618,7 @@ class DenoConn implements Conn {
    * after `prefix` (TLS bytes the caller had already read).
    */
   #makeDuplex(prefix?: Uint8Array): RawDuplex {
-    const duplex = new RawDuplex({
+    const duplex = rawDuplex({
       wantRead: () => {
         this.#duplexWants = true;
         this.#pump();

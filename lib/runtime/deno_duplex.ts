@@ -5,8 +5,11 @@
 // read loop pushes ciphertext into it (so the bytes of a read that was
 // already in flight when TLS started reach the TLS layer, not the app), and
 // its writes go to the connection's write queue.
+// Built from options rather than as a subclass, so that node:stream is
+// loaded only when a connection starts TLS (builtins.ts).
 
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
+import { nodeStream } from "./builtins.ts";
 
 export interface RawSide {
   /** The TLS layer wants more ciphertext (push() returned false earlier). */
@@ -19,30 +22,26 @@ export interface RawSide {
   destroy(err: Error | null): void;
 }
 
-export class RawDuplex extends Duplex {
-  #raw: RawSide;
+export type RawDuplex = Duplex;
 
-  constructor(raw: RawSide) {
-    // No decoding or object mode: Uint8Array chunks in, Buffers out.
-    super({ allowHalfOpen: true, decodeStrings: true });
-    this.#raw = raw;
-  }
-
-  override _read(): void {
-    this.#raw.wantRead();
-  }
-
-  override _write(chunk: Uint8Array, _enc: string, cb: (err?: Error | null) => void): void {
-    this.#raw.write(chunk, cb);
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.#raw.finish();
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#raw.destroy(err);
-    cb(err);
-  }
+export function rawDuplex(raw: RawSide): RawDuplex {
+  // No decoding or object mode: Uint8Array chunks in, Buffers out.
+  return new (nodeStream().Duplex)({
+    allowHalfOpen: true,
+    decodeStrings: true,
+    read() {
+      raw.wantRead();
+    },
+    write(chunk: Uint8Array, _enc: string, cb: (err?: Error | null) => void) {
+      raw.write(chunk, cb);
+    },
+    final(cb: (err?: Error | null) => void) {
+      raw.finish();
+      cb();
+    },
+    destroy(err: Error | null, cb: (err?: Error | null) => void) {
+      raw.destroy(err);
+      cb(err);
+    },
+  });
 }

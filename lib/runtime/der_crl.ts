@@ -6,7 +6,8 @@
 // mailgate checks revocation itself after the handshake.
 
 import { Buffer } from "node:buffer";
-import { type KeyObject, verify as verifySignature } from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { nodeCrypto } from "./builtins.ts";
 import { children, hex, oidString, parseTime, readTlv, type Tlv } from "./der_cert.ts";
 
 export interface Crl {
@@ -101,7 +102,7 @@ export function pemToCrls(pem: string): Crl[] {
 export function crlSignedBy(crl: Crl, issuerKey: KeyObject): boolean {
   if (crl.digest === undefined) return false;
   try {
-    return verifySignature(crl.digest, crl.tbs, issuerKey, crl.signature);
+    return nodeCrypto().verify(crl.digest, crl.tbs, issuerKey, crl.signature);
   } catch {
     return false;
   }

@@ -4,9 +4,8 @@
 // options from TlsClientOptions, and reads TlsInfo from a finished handshake
 // (both adapters), with the client-certificate verification policy.
 
-import { Buffer } from "node:buffer";
-import { createPrivateKey } from "node:crypto";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
+import { nodeCrypto, nodeTls } from "./builtins.ts";
 import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "./types.ts";
 import {
   checkVerifiedLeaf,
@@ -52,7 +51,7 @@ export function serverSecureContext(o: TlsServerOptions, pair?: number): tls.Sec
   if (o.ca !== undefined) opts.ca = o.ca;
   if (o.minVersion !== undefined) opts.minVersion = o.minVersion;
   if (o.maxVersion !== undefined) opts.maxVersion = o.maxVersion;
-  const ctx = tls.createSecureContext(opts);
+  const ctx = nodeTls().createSecureContext(opts);
   if (key !== undefined) {
     if (contexts.size >= CONTEXT_CACHE_MAX) contexts.delete(contexts.keys().next().value!);
     contexts.set(key, ctx);
@@ -78,7 +77,7 @@ export function certKeyTypes(o: TlsServerOptions): CertKeyType[] {
   if (cached !== undefined) return cached;
   const types = o.certs.map((c): CertKeyType => {
     try {
-      const t = createPrivateKey({ key: c.key, passphrase: c.passphrase }).asymmetricKeyType;
+      const t = nodeCrypto().createPrivateKey({ key: c.key, passphrase: c.passphrase }).asymmetricKeyType;
       return t === "ec" ? "ec" : t === "ed25519" ? "ed25519" : t === "rsa" ? "rsa" : "other";
     } catch {
       return "other";
@@ -135,7 +134,7 @@ export function clientConnectOptions(
   const opts: tls.ConnectionOptions = {
     rejectUnauthorized: o.verify,
     // The name to verify may differ from the SNI we send (none when null).
-    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(verifyName, cert),
+    checkServerIdentity: (_host, cert) => nodeTls().checkServerIdentity(verifyName, cert),
   };
   if (o.servername !== null) opts.servername = o.servername;
   if (o.ca !== undefined) opts.ca = o.ca;

@@ -8,7 +8,8 @@
 // ours on both runtimes (Bun: checkVerifiedLeaf after BoringSSL's own).
 // Either way the code is mapped to OpenSSL's text.
 
-import { createHash, X509Certificate } from "node:crypto";
+import type { X509Certificate } from "node:crypto";
+import { nodeCrypto } from "./builtins.ts";
 import type { PeerCert } from "./types.ts";
 import { type CertFields, parseCertFields } from "./der_cert.ts";
 import { type Crl, crlSignedBy, pemToCrls } from "./der_crl.ts";
@@ -101,7 +102,7 @@ export function peerCertFromDer(der: Uint8Array): PeerCert | null {
       subject: f.subject,
       issuer: f.issuer,
       serial: f.serial,
-      fingerprint: createHash("sha1").update(der).digest("hex"),
+      fingerprint: nodeCrypto().createHash("sha1").update(der).digest("hex"),
       pem: derToPem(der),
     };
   } catch {
@@ -143,7 +144,7 @@ function cached<T>(cache: Map<string, T>, pem: string, parse: (pem: string) => T
 
 function caList(caPem: string): ChainCert[] {
   return cached(caCache, caPem, (pem) =>
-    pemToDers(pem).map((der) => ({ x509: new X509Certificate(der), der, trusted: true })));
+    pemToDers(pem).map((der) => ({ x509: new (nodeCrypto().X509Certificate)(der), der, trusted: true })));
 }
 
 function crlList(crlPem: string): Crl[] {
@@ -178,7 +179,7 @@ export function verifyChain(
 ): string | null {
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(leafDer);
+    leaf = new (nodeCrypto().X509Certificate)(leafDer);
   } catch {
     return VERIFY_TEXT.UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY;
   }
@@ -187,7 +188,7 @@ export function verifyChain(
   for (const der of sentDers.slice(0, MAX_CHAIN)) {
     if (sameBytes(der, leafDer)) continue;
     try {
-      sent.push({ x509: new X509Certificate(der), der, trusted: false });
+      sent.push({ x509: new (nodeCrypto().X509Certificate)(der), der, trusted: false });
     } catch { /* an unreadable extra certificate is never an issuer */ }
   }
   const maxLen = policy.depth === undefined ? MAX_CHAIN : Math.min(MAX_CHAIN, policy.depth + 2);
