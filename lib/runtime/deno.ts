@@ -761,6 +761,13 @@ async function acceptLoop(
       c = await l.accept();
     } catch (e) {
       if (isClosed() || e instanceof Deno.errors.BadResource) return;
+      // A connection reset while it waited in the backlog fails only itself:
+      // take the next one at once (backing off here let a burst of resets
+      // stop accepting for a minute).
+      if (
+        e instanceof Deno.errors.NotConnected || e instanceof Deno.errors.ConnectionReset ||
+        e instanceof Deno.errors.ConnectionAborted
+      ) continue;
       // EMFILE and friends: back off instead of spinning.
       await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
       continue;

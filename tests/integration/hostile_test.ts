@@ -319,14 +319,11 @@ for (const target of targets()) {
       console.log(`  ${target}: stalled stream in flight ${(inFlight / MiB).toFixed(1)} MiB; RSS ${(rss0 / MiB).toFixed(1)} -> ${(rss1 / MiB).toFixed(1)} (stalled) -> ${(rss2 / MiB).toFixed(1)} MiB (after 200 MiB)`);
     });
 
-    // Deno's Listener.accept() rejects with NotConnected (ENOTCONN) for a
-    // connection reset while it waited in the backlog; the Deno adapter's
-    // accept loop (lib/runtime/deno.ts acceptLoop) then sleeps
-    // ACCEPT_RETRY_MS (100 ms) per such connection, so a burst of resets
-    // stops all accepting for minutes (2,000 resets: ~50 s without a greeting).
-    it(`${STORM} connections opened and reset at once: mailgate still serves at once, fds back to baseline`, target === "deno"
-      ? { todo: "lib/runtime/deno.ts acceptLoop: no back-off for per-connection accept errors (NotConnected, ConnectionReset, ConnectionAborted)" }
-      : {}, async () => {
+    // Regression: Deno's Listener.accept() rejects with NotConnected (ENOTCONN)
+    // for a connection reset while it waited in the backlog; the Deno accept
+    // loop used to back off 100 ms per such connection, so a burst of resets
+    // stopped all accepting (2,000 resets: ~50 s without a greeting).
+    it(`${STORM} connections opened and reset at once: mailgate still serves at once, fds back to baseline`, async () => {
       let opened = 0;
       for (let b = 0; b < STORM / STORM_BATCH; b++) {
         const socks = await Promise.all(Array.from({ length: STORM_BATCH }, () =>
@@ -376,11 +373,7 @@ const EXHAUST_CLIENTS = 160;
 
 for (const target of targets()) {
   describe(`fd exhaustion (${target})`, () => {
-    // Under Deno the clients that were reset while queued cost 100 ms each
-    // (the acceptLoop back-off described above), so a new client waits.
-    it(`with ${LOW_FD_LIMIT} fds and ${EXHAUST_CLIENTS} idle clients mailgate stays up, then serves again at once`, target === "deno"
-      ? { todo: "lib/runtime/deno.ts acceptLoop: no back-off for per-connection accept errors" }
-      : {}, async () => {
+    it(`with ${LOW_FD_LIMIT} fds and ${EXHAUST_CLIENTS} idle clients mailgate stays up, then serves again at once`, async () => {
       const backend = await FaultBackend.start("imap");
       const [port] = await freePorts(1);
       const conf = `
