@@ -63,6 +63,12 @@ type Load = "login" | "tls" | "relay" | "memory" | "cold";
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
+if (flag("help") || argv.includes("-h")) {
+  // The header comment is the usage text.
+  const text = readFileSync(new URL(import.meta.url), "utf8").split("\n");
+  console.log(text.slice(0, text.findIndex((l) => !l.startsWith("//"))).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  process.exit(0);
+}
 const opt = (name: string, def: string) =>
   argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const FULL = flag("full");
