@@ -7,7 +7,8 @@
 // the master it is serving by writing "ready\n" on stdout, and stops fast
 // when the master is gone.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { nodeChildProcess } from "./core/builtins.ts";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { ConfigError, formatConfigError, loadConfig } from "./config/load.ts";
@@ -80,7 +81,7 @@ export class Master {
 
   #spawn(slot: number): Promise<void> {
     const [cmd, ...pre] = selfCommand();
-    const proc = spawn(cmd, [...pre, ...this.#args], {
+    const proc = nodeChildProcess().spawn(cmd, [...pre, ...this.#args], {
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, [WORKER_ENV]: String(slot) },
     });

@@ -6,7 +6,7 @@
 // command line are text and are used as their UTF-8 bytes, so a client that
 // sends the UTF-8 encoding of the same text matches.
 
-import { createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { nodeCrypto } from "../core/builtins.ts";
 import { binaryToBytes, bytesToBinary, textBytes } from "../core/bytes.ts";
 
 export interface ScryptParams {
@@ -80,7 +80,7 @@ function deriveKey(
     const { N, r, p } = params;
     // maxmem with some room: OpenSSL's own accounting is slightly above scryptMemory().
     const maxmem = scryptMemory(params) + 1024 * 1024;
-    scrypt(password, salt, len, { N, r, p, maxmem }, (err, key) => {
+    nodeCrypto().scrypt(password, salt, len, { N, r, p, maxmem }, (err, key) => {
       if (err) reject(err);
       else resolve(new Uint8Array(key.buffer, key.byteOffset, key.length));
     });
@@ -95,7 +95,7 @@ export async function hashPassword(
   password: string,
   params: ScryptParams = DEFAULT_SCRYPT_PARAMS,
 ): Promise<string> {
-  const salt = new Uint8Array(randomBytes(SCRYPT_SALT_BYTES));
+  const salt = new Uint8Array(nodeCrypto().randomBytes(SCRYPT_SALT_BYTES));
   const key = await deriveKey(textBytes(password), salt, params, SCRYPT_KEY_BYTES);
   return `scrypt:${params.N}:${params.r}:${params.p}:${toBase64(salt)}:${toBase64(key)}`;
 }
@@ -103,7 +103,7 @@ export async function hashPassword(
 /** Does the client's password (binary string) match the stored hash? */
 export async function verifyScrypt(stored: ScryptHash, password: string): Promise<boolean> {
   const key = await deriveKey(binaryToBytes(password), stored.salt, stored, stored.hash.length);
-  return timingSafeEqual(key, stored.hash);
+  return nodeCrypto().timingSafeEqual(key, stored.hash);
 }
 
 /**
@@ -111,19 +111,19 @@ export async function verifyScrypt(stored: ScryptHash, password: string): Promis
  * that neither the content nor the length of a secret leaks through timing.
  */
 export function equalSecrets(a: string, b: string): boolean {
-  const ha = createHash("sha256").update(binaryToBytes(a)).digest();
-  const hb = createHash("sha256").update(binaryToBytes(b)).digest();
-  return timingSafeEqual(ha, hb);
+  const ha = nodeCrypto().createHash("sha256").update(binaryToBytes(a)).digest();
+  const hb = nodeCrypto().createHash("sha256").update(binaryToBytes(b)).digest();
+  return nodeCrypto().timingSafeEqual(ha, hb);
 }
 
 /** APOP (RFC 1939): lower-case hex MD5 of the greeting's salt followed by the password. */
 export function apopDigest(salt: string, password: string): string {
-  return createHash("md5").update(binaryToBytes(salt + password)).digest("hex");
+  return nodeCrypto().createHash("md5").update(binaryToBytes(salt + password)).digest("hex");
 }
 
 /** CRAM-MD5 (RFC 2195): lower-case hex HMAC-MD5 of the challenge, keyed with the password. */
 export function cramMd5Digest(salt: string, password: string): string {
-  return createHmac("md5", binaryToBytes(password)).update(binaryToBytes(salt)).digest("hex");
+  return nodeCrypto().createHmac("md5", binaryToBytes(password)).update(binaryToBytes(salt)).digest("hex");
 }
 
 /** Compare a client's hex digest (any case) with an expected lower-case one. */

@@ -3,7 +3,8 @@
 // that can be read and parsed. Messages follow nginx's shapes; the OpenSSL
 // reason part is whatever node:crypto reports.
 
-import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+import type { KeyObject, X509Certificate } from "node:crypto";
+import { nodeCrypto } from "../core/builtins.ts";
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { ConfigError, sysErrorText } from "./errors.ts";
@@ -27,7 +28,7 @@ export function loadCertificate(path: string): X509Certificate {
   const what = "cannot load certificate";
   const pem = readPem(path, what);
   try {
-    return new X509Certificate(pem);
+    return new (nodeCrypto().X509Certificate)(pem);
   } catch (e) {
     throw new ConfigError(
       `${what} "${path}": PEM_read_bio_X509_AUX() failed (SSL: ${reason(e)})`,
@@ -44,7 +45,7 @@ export function loadPrivateKey(path: string, passwords: string[] | null): KeyObj
   let last: unknown;
   for (const passphrase of tries) {
     try {
-      return createPrivateKey(
+      return nodeCrypto().createPrivateKey(
         passphrase === undefined ? pem : { key: pem, format: "pem", passphrase },
       );
     } catch (e) {
@@ -60,7 +61,7 @@ export function loadPrivateKey(path: string, passwords: string[] | null): KeyObj
 function sameKey(cert: X509Certificate, key: KeyObject): boolean {
   try {
     const a = cert.publicKey.export({ type: "spki", format: "der" });
-    const b = createPublicKey(key).export({ type: "spki", format: "der" });
+    const b = nodeCrypto().createPublicKey(key).export({ type: "spki", format: "der" });
     return Buffer.compare(a, b) === 0;
   } catch {
     // A runtime that cannot export keys: the TLS layer will find out.

@@ -3,7 +3,7 @@
 // resolved here; resolveHost() does that with node:dns, only for names that
 // are not IP literals.
 
-import { promises as dns } from "node:dns";
+import { nodeDns } from "../core/builtins.ts";
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./inet.ts";
 
 /** sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL. */
@@ -201,7 +201,7 @@ export function isWildcard(a: IpAddr): boolean {
 export type HostLookup = (host: string) => Promise<IpAddr[]>;
 
 export const defaultLookup: HostLookup = async (host) => {
-  const found = await dns.lookup(host, { all: true });
+  const found = await nodeDns().promises.lookup(host, { all: true });
   const out: IpAddr[] = [];
   const seen = new Set<string>();
   for (const r of found) {

@@ -16,12 +16,16 @@ type Crypto = typeof import("node:crypto");
 type Stream = typeof import("node:stream");
 type Net = typeof import("node:net");
 type Dgram = typeof import("node:dgram");
+type Dns = typeof import("node:dns");
+type ChildProcess = typeof import("node:child_process");
 
 let tls: Tls | undefined;
 let crypto: Crypto | undefined;
 let stream: Stream | undefined;
 let net: Net | undefined;
 let dgram: Dgram | undefined;
+let dns: Dns | undefined;
+let childProcess: ChildProcess | undefined;
 
 export function nodeTls(): Tls {
   return tls ??= process.getBuiltinModule("node:tls") as Tls;
@@ -41,4 +45,12 @@ export function nodeNet(): Net {
 
 export function nodeDgram(): Dgram {
   return dgram ??= process.getBuiltinModule("node:dgram") as Dgram;
+}
+
+export function nodeDns(): Dns {
+  return dns ??= process.getBuiltinModule("node:dns") as Dns;
+}
+
+export function nodeChildProcess(): ChildProcess {
+  return childProcess ??= process.getBuiltinModule("node:child_process") as ChildProcess;
 }

@@ -5,7 +5,7 @@
 
 import type { Socket } from "node:dgram";
 // Loaded when the first line is sent, not at start-up: most configurations log to files.
-import { nodeDgram } from "../runtime/builtins.ts";
+import { nodeDgram } from "../core/builtins.ts";
 import { hostname } from "node:os";
 
 const FACILITIES = [

@@ -15,7 +15,7 @@
 // Like ssl_certificate, a value starting with "data:" is the PEM text itself.
 
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { parseIPv4, parseIPv6 } from "../config/inet.ts";
 import type { ProxySslConfig } from "../config/types.ts";
 import type { TlsClientOptions } from "../runtime/types.ts";
 import { openKey } from "./tls_options.ts";
@@ -72,7 +72,7 @@ export function makeBackendTls(
 function optionsFor(p: ProxySslConfig, pems: Pems, backendAddr: string): BackendTlsOptions {
   const name = hostOnly(p.name ?? backendAddr);
   // RFC 6066 §3: literal IPv4 and IPv6 addresses are not permitted in SNI.
-  const sni = p.serverName && name !== "" && isIP(name) === 0 ? name : null;
+  const sni = p.serverName && name !== "" && parseIPv4(name) === null && parseIPv6(name) === null ? name : null;
   const o: BackendTlsOptions = { servername: sni, verifyName: name, verify: p.verify };
   if (pems.ca !== undefined) o.ca = pems.ca;
   if (pems.cert !== undefined) {

@@ -3,7 +3,7 @@
 // connection; encrypted keys are opened with ssl_password_file's pass
 // phrases and handed on decrypted, so adapters never see pass phrases.
 
-import { createPrivateKey } from "node:crypto";
+import { nodeCrypto } from "../core/builtins.ts";
 import { readFileSync } from "node:fs";
 import type { Protocol, ServerConfig } from "../config/types.ts";
 import type { TlsServerOptions } from "../runtime/types.ts";
@@ -24,7 +24,7 @@ export function openKey(path: string, phrases: string[]): string {
   let lastError: unknown = null;
   for (const passphrase of candidates) {
     try {
-      const key = createPrivateKey(passphrase === undefined ? { key: pem } : { key: pem, passphrase });
+      const key = nodeCrypto().createPrivateKey(passphrase === undefined ? { key: pem } : { key: pem, passphrase });
       return key.export({ type: "pkcs8", format: "pem" }) as string;
     } catch (e) {
       lastError = e;

@@ -15,7 +15,7 @@
 import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
 import type { Socket } from "node:net";
 // Loaded on first query, not at start-up: most configurations have no resolver.
-import { nodeDgram, nodeNet } from "../runtime/builtins.ts";
+import { nodeDgram, nodeNet } from "../core/builtins.ts";
 import { parseIPv4, parseIPv6 } from "../config/inet.ts";
 import type { ResolverConfig } from "../config/types.ts";
 import {

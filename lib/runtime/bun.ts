@@ -35,7 +35,7 @@ import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
 import { keepaliveCall } from "./keepalive.ts";
 import { alpnWire, bunContextOptions } from "./bun_tls.ts";
 import { LayeredTls } from "./bun_layered_tls.ts";
-import { nodeTls } from "./builtins.ts";
+import { nodeTls } from "../core/builtins.ts";
 
 /** write() returns false once more than this many bytes are queued. */
 const WRITE_HIGH_WATER = 64 * 1024;

@@ -29,7 +29,7 @@ import type {
   TlsServerOptions,
 } from "./types.ts";
 import { type RawDuplex, rawDuplex } from "./deno_duplex.ts";
-import { nodeTls } from "./builtins.ts";
+import { nodeTls } from "../core/builtins.ts";
 import { chooseCertIndex, HELLO_SNIFF_MAX, helloSignatureSchemes } from "./client_hello.ts";
 import {
   certKeyTypes,

@@ -9,7 +9,7 @@
 // Either way the code is mapped to OpenSSL's text.
 
 import type { X509Certificate } from "node:crypto";
-import { nodeCrypto } from "./builtins.ts";
+import { nodeCrypto } from "../core/builtins.ts";
 import type { PeerCert } from "./types.ts";
 import { type CertFields, parseCertFields } from "./der_cert.ts";
 import { type Crl, crlSignedBy, pemToCrls } from "./der_crl.ts";
