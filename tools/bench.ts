@@ -32,7 +32,9 @@
 //   --workers=1,auto, --loads=login,tls,relay,memory,cold, --duration=ms,
 //   --concurrency=N, --tls-concurrency=N, --sessions=N (memory), --mib=N (relay), --cold-runs=N,
 //   --binary=PATH (measure this executable as "binary" instead of building
-//   one with bun build --compile), --no-docs (do not rewrite docs/benchmarks.md).
+//   one with bun build --compile), --no-docs (do not rewrite docs/benchmarks.md),
+//   --auth-keepalive=N (mailgate's config gets auth_http_keepalive N; nginx
+//   cannot keep auth connections, so its config stays the same).
 // Prints the markdown tables, then ONE line of JSON with every number.
 
 import { spawnSync } from "node:child_process";
@@ -97,6 +99,8 @@ const O = {
   docs: !flag("no-docs"),
   /** A prebuilt executable to measure as "binary" instead of building one. */
   binary: opt("binary", ""),
+  /** auth_http_keepalive for mailgate's configuration (0: the shared file unchanged). */
+  authKeepalive: Number(opt("auth-keepalive", "0")),
 };
 if (!O.targets.includes("nginx")) {
   throw new Error("--targets must include nginx (ratios are against it)");
@@ -244,19 +248,24 @@ async function main() {
     ]);
     const authPort = (await auth.next(20_000, "auth port")).port as number;
     const confs = {} as Record<Workers, string>;
+    /** mailgate's file: the same, or with auth_http_keepalive (--auth-keepalive). */
+    const mgConfs = {} as Record<Workers, string>;
     for (const w of O.workers) {
+      const input = {
+        workers: w,
+        ports,
+        authPort,
+        cert: join(TLS_DIR, "server.pem"),
+        key: join(TLS_DIR, "server.key"),
+        workerConnections: FD_LIMIT - 10,
+      };
       confs[w] = join(dir, `bench-${w}.conf`);
-      writeFileSync(
-        confs[w],
-        benchConfig({
-          workers: w,
-          ports,
-          authPort,
-          cert: join(TLS_DIR, "server.pem"),
-          key: join(TLS_DIR, "server.key"),
-          workerConnections: FD_LIMIT - 10,
-        }),
-      );
+      writeFileSync(confs[w], benchConfig(input));
+      mgConfs[w] = confs[w];
+      if (O.authKeepalive > 0) {
+        mgConfs[w] = join(dir, `bench-${w}-mailgate.conf`);
+        writeFileSync(mgConfs[w], benchConfig({ ...input, authKeepalive: O.authKeepalive }));
+      }
     }
     log(
       `mailgate bench (${O.mode}): ${O.rounds} rounds × workers ${O.workers.join(",")} × ${
@@ -279,7 +288,7 @@ async function main() {
           log(`${where} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
           let proxy: Started | null = null;
           try {
-            proxy = await startProxy(t, dir, confs[w], binary, ports.imap);
+            proxy = await startProxy(t, dir, t === "nginx" ? confs[w] : mgConfs[w], binary, ports.imap);
             raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where));
           } catch (e) {
             note(`${where}: ${(e as Error).message}`);
@@ -297,7 +306,7 @@ async function main() {
         for (let i = 0; i < O.coldRuns; i++) {
           for (const t of O.targets) {
             const prefix = join(dir, `prefix-${t}`);
-            const [cmd, args] = proxyCommand(t, prefix, confs[w], binary);
+            const [cmd, args] = proxyCommand(t, prefix, t === "nginx" ? confs[w] : mgConfs[w], binary);
             try {
               cold[t].push(await coldStartTree(cmd, args, ports.imap, undefined));
             } catch (e) {

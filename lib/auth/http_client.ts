@@ -1,6 +1,8 @@
-// The AuthService over auth_http (auth_http.md §1, §4 WAIT): one new
-// connection per request, HTTP/1.0, no keep-alive (as nginx does), the
-// connection closed as soon as the response header block is complete.
+// The AuthService over auth_http (auth_http.md §1, §4 WAIT): by default one
+// new connection per request, HTTP/1.0, no keep-alive (as nginx does), the
+// connection closed as soon as the response header block is complete. With
+// auth_http_keepalive N (mailgate's extension) requests say HTTP/1.1 and up
+// to N idle connections are kept when the answer's framing allows it.
 //
 // Not part of the pure core: it owns a socket and timers. Every path out of
 // a request (answer, parse error, peer close, timeout) destroys its Conn.
@@ -26,6 +28,13 @@ export const MAX_AUTH_WAIT_ROUNDS = 100;
  */
 const CONNECT_TIMEOUT_SLACK_MS = 1000;
 
+/**
+ * Kept-alive connections idle longer than this are not reused (an auth
+ * server usually drops them sooner; nginx's upstream keepalive_timeout is
+ * 60 s).
+ */
+export const KEEPALIVE_IDLE_MS = 60_000;
+
 export interface HttpAuthOptions {
   url: AuthHttpUrl;
   /** auth_http_header lines, in configuration order. */
@@ -35,6 +44,14 @@ export interface HttpAuthOptions {
   connect(spec: ConnectSpec): Promise<Conn>;
   /** Default MAX_AUTH_WAIT_ROUNDS. */
   maxWaitRounds?: number;
+  /**
+   * auth_http_keepalive (mailgate extension): how many idle connections to
+   * keep for later requests; 0 (default) is nginx's one connection per
+   * request.
+   */
+  keepalive?: number;
+  /** An idle connection older than this is closed instead of reused. Default KEEPALIVE_IDLE_MS. */
+  keepaliveIdleMs?: number;
 }
 
 /** The auth_http AuthService of a server block (its auth_http must be set). */
@@ -47,6 +64,7 @@ export function httpAuthServiceFor(
     url: server.authHttp,
     headers: server.authHttpHeaders,
     timeoutMs: server.authHttpTimeoutMs,
+    keepalive: server.authHttpKeepalive,
     connect,
   });
 }
@@ -67,43 +85,90 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
       timeoutMs: opts.timeoutMs + CONNECT_TIMEOUT_SLACK_MS,
     };
 
-  /** One request on one new connection. */
+  const keepalive = opts.keepalive ?? 0;
+  const idleMs = opts.keepaliveIdleMs ?? KEEPALIVE_IDLE_MS;
+  /** auth_http_keepalive: idle connections, most recently used last. */
+  const pool: { conn: Conn; since: number }[] = [];
+  let closed = false;
+
+  /** A connection whose answer was complete and reusable: keep it, or close it when the pool is full. */
+  function release(conn: Conn): void {
+    if (closed || pool.length >= keepalive) return conn.destroy();
+    const idle = { conn, since: Date.now() };
+    const forget = () => {
+      const i = pool.indexOf(idle);
+      if (i >= 0) pool.splice(i, 1);
+    };
+    // Nothing may arrive on an idle connection: a byte, an end or an error retires it.
+    const retire = () => {
+      forget();
+      conn.destroy();
+    };
+    conn.attach({ data: retire, drain() {}, end: retire, close: forget });
+    pool.push(idle);
+  }
+
+  /** The most recently used idle connection that is not too old, or null. */
+  function takeIdle(): Conn | null {
+    const now = Date.now();
+    for (let idle = pool.pop(); idle !== undefined; idle = pool.pop()) {
+      if (now - idle.since < idleMs) return idle.conn;
+      idle.conn.destroy();
+    }
+    return null;
+  }
+
+  /** One request: on an idle kept-alive connection if there is one, else on a new connection. */
   function ask(req: AuthRequest): Promise<AuthDecision> {
-    const request = buildAuthRequest(opts.url, req, opts.headers);
+    const request = buildAuthRequest(opts.url, req, opts.headers, keepalive > 0);
     return new Promise((resolve) => {
       let settled = false;
       let conn: Conn | null = null;
       // auth_http_timeout's two limits (connect+send, and the complete
       // response header) both start now and have the same length, so one
-      // deadline covers both.
+      // deadline covers both (a retry after a stale kept-alive connection
+      // included).
       const timer = setTimeout(
         () => finish({ kind: "error", log: AUTH_LOG.timedOut(name) }),
         opts.timeoutMs,
       );
-      const parser = new AuthResponseParser();
 
-      function finish(result: AuthDecision, peerClosed = false): void {
+      function finish(result: AuthDecision, peerClosed = false, reuse = false): void {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (conn !== null && !peerClosed) conn.destroy();
+        if (conn !== null && !peerClosed) {
+          if (reuse) release(conn);
+          else conn.destroy();
+        }
         conn = null;
         resolve(result);
       }
 
-      opts.connect(target).then((c) => {
-        if (settled) {
-          c.destroy(); // timed out while connecting
-          return;
-        }
+      /**
+       * Sends the request on `c`. `pooled`: c was kept alive from an earlier
+       * request, so the server may have closed it meanwhile; if it ends
+       * before answering anything the request goes once more on a new
+       * connection (nothing was answered, so nothing was decided).
+       */
+      function send(c: Conn, pooled: boolean): void {
         conn = c;
+        const parser = new AuthResponseParser();
+        let answered = false;
+        const stale = () => {
+          c.destroy();
+          conn = null;
+          connectNew();
+        };
         try {
           c.attach({
             data(chunk) {
-              if (settled) return;
+              if (settled || conn !== c) return;
+              answered = true;
               const r = parser.feed(chunk);
-              if (r.kind === "done") finish(decideAuth(r.headers, req, name));
-              else if (r.kind === "error") {
+              if (r.kind === "done") {
+                finish(decideAuth(r.headers, req, name), false, keepalive > 0 && parser.reusable());
+              } else if (r.kind === "error") {
                 const log = r.reason === "invalid-response"
                   ? AUTH_LOG.invalidResponse(name)
                   : r.reason === "invalid-header"
@@ -114,9 +179,13 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
             },
             drain() {},
             end() {
+              if (settled || conn !== c) return;
+              if (pooled && !answered) return stale();
               finish({ kind: "error", log: AUTH_LOG.closedEarly(name) });
             },
             close(err) {
+              if (settled || conn !== c) return;
+              if (pooled && !answered) return stale();
               const log = err
                 ? AUTH_LOG.ioFailed(describeSocketError(err))
                 : AUTH_LOG.closedEarly(name);
@@ -126,16 +195,35 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
           // One small write; nothing follows it, so backpressure never matters.
           c.write(request);
         } catch (err) {
+          if (pooled && !answered) return stale();
           // An adapter that throws instead of reporting close(): still one result, conn destroyed.
           finish({ kind: "error", log: AUTH_LOG.ioFailed(describeSocketError(err)) });
         }
-      }, (err: unknown) => {
-        finish({ kind: "error", log: AUTH_LOG.connectFailed(name, describeSocketError(err)) });
-      });
+      }
+
+      function connectNew(): void {
+        opts.connect(target).then((c) => {
+          if (settled) {
+            c.destroy(); // timed out while connecting
+            return;
+          }
+          send(c, false);
+        }, (err: unknown) => {
+          finish({ kind: "error", log: AUTH_LOG.connectFailed(name, describeSocketError(err)) });
+        });
+      }
+
+      const idle = keepalive > 0 ? takeIdle() : null;
+      if (idle !== null) send(idle, true);
+      else connectNew();
     });
   }
 
   return {
+    close(): void {
+      closed = true;
+      for (const idle of pool.splice(0)) idle.conn.destroy();
+    },
     async authenticate(req: AuthRequest): Promise<AuthResult> {
       let current = req;
       for (let round = 1;; round++) {

@@ -50,12 +50,15 @@ function utf8(s: string): string {
 
 /**
  * The complete request (`GET <uri> HTTP/1.0`, headers in the order of §2,
- * then each auth_http_header, then the empty line).
+ * then each auth_http_header, then the empty line). `http11`: the request
+ * line says HTTP/1.1 (auth_http_keepalive: the connection may be kept open);
+ * the headers are the same.
  */
 export function buildAuthRequest(
   url: AuthHttpUrl,
   req: AuthRequest,
   extraHeaders: readonly (readonly [string, string])[],
+  http11 = false,
 ): Uint8Array {
   const c = req.creds;
   const none = c.method === "none";
@@ -64,7 +67,7 @@ export function buildAuthRequest(
   const user = none ? "" : c.user;
   const pass = none || c.method === "external" ? "" : c.pass;
 
-  let r = `GET ${utf8(url.uri)} HTTP/1.0${CRLF}`;
+  let r = `GET ${utf8(url.uri)} ${http11 ? "HTTP/1.1" : "HTTP/1.0"}${CRLF}`;
   r += `Host: ${utf8(url.hostHeader)}${CRLF}`;
   r += `Auth-Method: ${c.method}${CRLF}`;
   r += `Auth-User: ${escapeAuthValue(user)}${CRLF}`;

@@ -105,6 +105,7 @@ const S = {
 type State = typeof S[keyof typeof S];
 
 const HTTP_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/"
+const HTTP11 = [0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e, 0x31, 0x20]; // "HTTP/1.1 "
 
 function isAlnum(c: number): boolean {
   const l = c | 0x20;
@@ -122,6 +123,14 @@ export class AuthResponseParser {
   private nameEnd = 0;
   private valueStart = 0;
   private valueEnd = 0;
+  /** Framing headers, for reusing the connection (auth_http_keepalive). */
+  private connClose = false;
+  private chunked = false;
+  private contentLength: number | null = null;
+  /** Offset just past the empty line, once done. */
+  private end = 0;
+  /** Bytes that came after the header block (kept in buf, or dropped past the cap). */
+  private extra = 0;
   private readonly h: AuthResponseHeaders = {
     refusal: null,
     wait: false,
@@ -142,14 +151,38 @@ export class AuthResponseParser {
    * may be a reused buffer. Bytes after the empty line are ignored.
    */
   feed(chunk: Uint8Array): ParseResult {
-    if (this.result.kind !== "more") return this.result;
+    if (this.result.kind !== "more") {
+      if (this.result.kind === "done") this.extra += chunk.length;
+      return this.result;
+    }
     const take = Math.min(this.cap - this.len, chunk.length);
     if (this.len + take > this.buf.length) this.grow(this.len + take);
     this.buf.set(chunk.subarray(0, take), this.len);
     this.len += take;
     this.run();
-    if (this.result.kind === "more" && take < chunk.length) this.fail("too-big");
+    // run() may have changed the result (TypeScript still narrows it to "more").
+    if ((this.result as ParseResult).kind === "done") this.extra = this.len - this.end + (chunk.length - take);
+    else if (take < chunk.length) this.fail("too-big");
     return this.result;
+  }
+
+  /**
+   * After "done": whether the connection may carry another request
+   * (auth_http_keepalive). Only an HTTP/1.1 answer without
+   * `Connection: close` or Transfer-Encoding whose body is known to be
+   * complete: `Content-Length` equal to the bytes already received after the
+   * header block, or no body at all (204/304 without Content-Length).
+   * Anything else, or a byte too many, and the connection is closed.
+   */
+  reusable(): boolean {
+    if (this.result.kind !== "done" || this.connClose || this.chunked) return false;
+    const b = this.buf;
+    // "HTTP/1.1 NNN"
+    if (this.len < 12) return false;
+    for (let i = 0; i < 9; i++) if (b[i] !== HTTP11[i]) return false;
+    const status = (b[9] - 0x30) * 100 + (b[10] - 0x30) * 10 + (b[11] - 0x30);
+    const body = this.contentLength ?? (status === 204 || status === 304 ? 0 : -1);
+    return body === this.extra;
   }
 
   /** Room for `need` bytes (need <= cap): double, at most to the cap. */
@@ -203,6 +236,7 @@ export class AuthResponseParser {
           if (c === CR) {
             state = S.EndAlmostDone;
           } else if (c === LF) {
+            this.pos = p + 1;
             return this.finish();
           } else {
             if (!isAlnum(c)) return this.fail("invalid-header");
@@ -272,6 +306,7 @@ export class AuthResponseParser {
 
         case S.EndAlmostDone:
           if (c !== LF) return this.fail("invalid-header");
+          this.pos = p + 1;
           return this.finish();
       }
     }
@@ -280,6 +315,7 @@ export class AuthResponseParser {
   }
 
   private finish(): void {
+    this.end = this.pos;
     this.state = S.Done;
     this.result = { kind: "done", headers: this.h };
   }
@@ -317,6 +353,13 @@ export class AuthResponseParser {
       if (n !== null) h.waitSec = Math.min(n, MAX_AUTH_WAIT_SEC);
     } else if (this.nameIs("auth-error-code")) {
       h.errorCode = this.value();
+    } else if (this.nameIs("content-length")) {
+      this.contentLength = parseDecimal(this.value());
+      if (this.contentLength === null) this.connClose = true; // unknown framing: never reuse
+    } else if (this.nameIs("connection")) {
+      if (/(^|[ ,])close($|[ ,])/i.test(this.value())) this.connClose = true;
+    } else if (this.nameIs("transfer-encoding")) {
+      this.chunked = true;
     }
   }
 }

@@ -38,4 +38,6 @@ export type AuthResult =
 
 export interface AuthService {
   authenticate(req: AuthRequest): Promise<AuthResult>;
+  /** Let go of kept connections (after a reload replaced this service); requests in flight finish. */
+  close?(): void;
 }

@@ -24,6 +24,7 @@ export interface Singles {
   auth_http: AuthHttpUrl;
   auth_http_pass_client_cert: boolean;
   auth_http_timeout: number;
+  auth_http_keepalive: number;
   auth_table: string;
   access_log: string | null;
   proxy: boolean;

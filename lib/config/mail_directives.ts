@@ -104,6 +104,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
 
   // mailgate extensions.
   auth_table: confPathSlot("auth_table"),
+  auth_http_keepalive: numSlot("auth_http_keepalive"),
   access_log: mailSpec("take1", (d, st) => {
     const v = d.args[0];
     level(st).set("access_log", v.toLowerCase() === "off" ? null : prefixPath(st, v), d.loc);

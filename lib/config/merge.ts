@@ -109,6 +109,7 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     authHttpHeaders: [...e.listOr("auth_http_header", [])],
     authHttpPassClientCert: e.get("auth_http_pass_client_cert", false),
     authHttpTimeoutMs: e.get("auth_http_timeout", DEFAULTS.authHttpTimeoutMs),
+    authHttpKeepalive: e.get("auth_http_keepalive", 0),
     authTable: e.get("auth_table", null),
 
     proxyBuffer: e.get("proxy_buffer", DEFAULT_BUFFER),

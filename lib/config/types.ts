@@ -155,6 +155,8 @@ export interface ServerConfig {
   authHttpHeaders: [string, string][];
   authHttpPassClientCert: boolean;
   authHttpTimeoutMs: number; // default 60000
+  /** mailgate extension auth_http_keepalive: idle auth_http connections kept (0: none, as nginx). */
+  authHttpKeepalive: number;
   /** mailgate extension: built-in auth table file (absolute path), or null. */
   authTable: string | null;
 

@@ -187,6 +187,8 @@ export class MailProxy {
    */
   async apply(servers: ServerRuntime[], maxConnections = this.#maxConnections): Promise<void> {
     const planned = planSockets(servers);
+    const before = new Set<AuthService>();
+    for (const s of this.#sockets.values()) for (const e of s.entries) before.add(e.srv.auth);
     const opened: Socket[] = [];
     try {
       for (const s of planned) {
@@ -213,6 +215,10 @@ export class MailProxy {
         next.set(s.key, old);
       } else next.set(s.key, s);
     }
+    // The servers' previous auth services are replaced: their kept-alive
+    // auth_http connections go (requests in flight still finish).
+    for (const srv of servers) before.delete(srv.auth);
+    for (const auth of before) auth.close?.();
     for (const [key, s] of this.#sockets) if (!next.has(key)) closeSocket(s);
     this.#sockets = next;
     this.#maxConnections = maxConnections;

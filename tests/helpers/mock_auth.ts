@@ -33,21 +33,29 @@ export class MockAuth {
   readonly server: Server;
   readonly sockets = new Set<Socket>();
   port = 0;
+  /** Connections accepted so far. */
+  connections = 0;
   handler: AuthHandler;
 
-  constructor(handler: AuthHandler) {
+  /**
+   * keepAlive: answer every request on a connection and leave it open (for
+   * auth_http_keepalive; the handler's answer must then frame itself, e.g.
+   * HTTP/1.1 with Content-Length: 0). Default: one request, then close.
+   */
+  constructor(handler: AuthHandler, readonly keepAlive = false) {
     this.handler = handler;
     this.server = createServer((sock) => this.#onConn(sock));
   }
 
-  static async start(handler: AuthHandler): Promise<MockAuth> {
-    const m = new MockAuth(handler);
+  static async start(handler: AuthHandler, keepAlive = false): Promise<MockAuth> {
+    const m = new MockAuth(handler, keepAlive);
     await new Promise<void>((r) => m.server.listen(0, "127.0.0.1", () => r()));
     m.port = (m.server.address() as { port: number }).port;
     return m;
   }
 
   #onConn(sock: Socket) {
+    this.connections++;
     this.sockets.add(sock);
     sock.on("close", () => this.sockets.delete(sock));
     sock.on("error", () => {});
@@ -58,8 +66,9 @@ export class MockAuth {
       buf = Buffer.concat([buf, d]);
       const end = buf.indexOf("\r\n\r\n");
       if (end < 0) return;
-      done = true;
+      done = !this.keepAlive;
       const raw = buf.subarray(0, end + 4).toString("latin1");
+      buf = buf.subarray(end + 4);
       const lines = raw.split("\r\n").slice(0, -2);
       const headers: [string, string][] = lines.slice(1).map((l) => {
         const i = l.indexOf(": ");
@@ -78,7 +87,8 @@ export class MockAuth {
       this.requests.push(req);
       const answer = await this.handler(req);
       if (answer === null) return; // hang
-      sock.end(Buffer.from(answer, "latin1"));
+      if (this.keepAlive) sock.write(Buffer.from(answer, "latin1"));
+      else sock.end(Buffer.from(answer, "latin1"));
     });
   }
 

@@ -22,6 +22,8 @@ const b64 = (s: string) => Buffer.from(s, "latin1").toString("base64");
 interface Env {
   mg: Running;
   auth: MockAuth;
+  /** An auth service that keeps connections open (auth_http_keepalive). */
+  kaAuth: MockAuth;
   backend: MockImap;
   chatty: MockImap;
   port: Record<string, number>;
@@ -59,7 +61,11 @@ async function setup(target: Parameters<typeof startMailgate>[0]): Promise<Env> 
     }
     return refuse("Invalid login or password", 1);
   });
-  const names = ["main", "passerr", "starttls", "only", "short", "table", "small", "ssl", "tls13"];
+  const kaAuth = await MockAuth.start(
+    () => `HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${backend.port}\r\nContent-Length: 0\r\n\r\n`,
+    true,
+  );
+  const names = ["main", "passerr", "starttls", "only", "short", "table", "small", "ssl", "tls13", "keepalive"];
   const ports = await freePorts(names.length);
   const port: Record<string, number> = {};
   names.forEach((n, i) => (port[n] = ports[i]));
@@ -84,11 +90,12 @@ mail {
   server { listen 127.0.0.1:${port.small}; protocol imap; imap_client_buffer 256; max_errors 2; }
   server { listen 127.0.0.1:${port.ssl} ssl; protocol imap; }
   server { listen 127.0.0.1:${port.tls13} ssl; protocol imap; ssl_protocols TLSv1.3; }
+  server { listen 127.0.0.1:${port.keepalive}; protocol imap; auth_http 127.0.0.1:${kaAuth.port}/ka; auth_http_keepalive 2; }
 }
 `;
   const table = `alice@example.org 127.0.0.1:${backend.port} plain:secret\n@example.net 127.0.0.1:${backend.port}\n`;
   const mg = await startMailgate(target, conf, { "users.table": table });
-  return { mg, auth, backend, chatty, port };
+  return { mg, auth, kaAuth, backend, chatty, port };
 }
 
 async function client(port: number): Promise<TestClient> {
@@ -106,6 +113,7 @@ for (const target of targets()) {
     after(async () => {
       await env.mg.stop();
       await env.auth.stop();
+      await env.kaAuth.stop();
       await env.backend.stop();
       await env.chatty.stop();
     });
@@ -145,6 +153,20 @@ for (const target of targets()) {
       assert.equal(await c.line(), "* BYE\r\n");
       assert.equal(await c.line(), "a3 OK logout\r\n");
       assert.ok(await c.waitClose());
+    });
+
+    it("auth_http_keepalive: sessions one after another share one auth connection (HTTP/1.1)", async () => {
+      for (let i = 0; i < 3; i++) {
+        const c = await client(env.port.keepalive);
+        c.write(`a1 LOGIN test@example.com secret\r\na2 LOGOUT\r\n`);
+        assert.equal(await c.line(), "a1 OK mock login ok\r\n");
+        assert.equal(await c.line(), "* BYE\r\n");
+        assert.equal(await c.line(), "a2 OK logout\r\n");
+        assert.ok(await c.waitClose());
+      }
+      assert.equal(env.kaAuth.requests.length, 3);
+      assert.ok(env.kaAuth.requests.every((r) => r.requestLine === "GET /ka HTTP/1.1"));
+      assert.equal(env.kaAuth.connections, 1);
     });
 
     it("wrong password: NO after Auth-Wait, then a retry on the same connection works (attempt 2)", async () => {

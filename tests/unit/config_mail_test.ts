@@ -69,6 +69,7 @@ describe("defaults", () => {
     assert.deepEqual(s.authHttpHeaders, []);
     assert.equal(s.authHttpPassClientCert, false);
     assert.equal(s.authHttpTimeoutMs, 60000);
+    assert.equal(s.authHttpKeepalive, 0);
     assert.equal(s.authTable, null);
     assert.equal(s.proxyBuffer, 4096);
     assert.equal(s.proxyPassErrorMessage, false);
@@ -430,6 +431,12 @@ describe("mailgate extensions", () => {
     });
     assert.equal(b.proxySsl.starttls, true);
     assert.equal(b.proxySsl.ssl, false);
+  });
+  test("auth_http_keepalive: inherited from mail, a number, once per level", async () => {
+    assert.equal((await server("", "auth_http 127.0.0.1:9000; auth_http_keepalive 8;")).authHttpKeepalive, 8);
+    assert.equal((await server("auth_http_keepalive 0;", "auth_http 127.0.0.1:9000; auth_http_keepalive 8;")).authHttpKeepalive, 0);
+    await assert.rejects(server("auth_http_keepalive many;"), /"auth_http_keepalive" directive invalid number/);
+    await assert.rejects(server("auth_http_keepalive 1; auth_http_keepalive 2;"), /"auth_http_keepalive" directive is duplicate/);
   });
   test("proxy_ssl and proxy_starttls both on across levels", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mailgate-config-"));

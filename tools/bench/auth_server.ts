@@ -1,5 +1,7 @@
-// The benchmark's auth_http service: raw node:net, HTTP/1.0, one request
-// per connection and close (what nginx's auth_http client expects). Every
+// The benchmark's auth_http service: raw node:net. An HTTP/1.0 request (what
+// nginx sends) is answered with HTTP/1.0 and the connection closed; an
+// HTTP/1.1 request (mailgate with auth_http_keepalive) is answered with
+// HTTP/1.1 and Content-Length: 0 and the connection kept for more. Every
 // login is accepted and routed by Auth-Protocol to the lean backend. Runs in
 // its own process (bun tools/bench/auth_server.ts '{"imap":p,...}') so its
 // CPU is not charged to the proxy.
@@ -26,10 +28,20 @@ const answer = (port: number) =>
     `HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${port}\r\n\r\n`,
     "latin1",
   );
+const answer11 = (port: number) =>
+  Buffer.from(
+    `HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${port}\r\nContent-Length: 0\r\n\r\n`,
+    "latin1",
+  );
 const ANSWERS: Record<string, Buffer> = {
   imap: answer(opts.imap),
   pop3: answer(opts.pop3),
   smtp: answer(opts.smtp),
+};
+const ANSWERS11: Record<string, Buffer> = {
+  imap: answer11(opts.imap),
+  pop3: answer11(opts.pop3),
+  smtp: answer11(opts.smtp),
 };
 const BAD = Buffer.from("HTTP/1.0 200 OK\r\nAuth-Status: unknown protocol\r\n\r\n", "latin1");
 
@@ -38,26 +50,31 @@ let requests = 0;
 function onConn(sock: Socket) {
   sock.on("error", () => {});
   let head = "";
-  let answered = false;
+  let closed = false;
   sock.on("data", (d: Buffer) => {
-    if (answered) return;
+    if (closed) return;
     head += d.toString("latin1");
-    const end = head.indexOf("\r\n\r\n");
-    if (end < 0) {
-      if (head.length > MAX_REQUEST) {
-        answered = true;
-        sock.end(BAD);
+    for (let end = head.indexOf("\r\n\r\n"); end >= 0 && !closed; end = head.indexOf("\r\n\r\n")) {
+      requests++;
+      const lower = head.slice(0, end + 2).toLowerCase();
+      const keep = lower.slice(0, lower.indexOf("\r\n")).endsWith(" http/1.1");
+      head = head.slice(end + 4);
+      const at = lower.indexOf(PROTOCOL_HEADER);
+      const proto = at < 0
+        ? ""
+        : lower.slice(at + PROTOCOL_HEADER.length, lower.indexOf("\r\n", at + 2));
+      const reply = (keep ? ANSWERS11 : ANSWERS)[proto];
+      if (keep && reply) {
+        sock.write(reply);
+      } else {
+        closed = true;
+        sock.end(reply ?? BAD);
       }
-      return;
     }
-    answered = true;
-    requests++;
-    const lower = head.slice(0, end + 2).toLowerCase();
-    const at = lower.indexOf(PROTOCOL_HEADER);
-    const proto = at < 0
-      ? ""
-      : lower.slice(at + PROTOCOL_HEADER.length, lower.indexOf("\r\n", at + 2));
-    sock.end(ANSWERS[proto] ?? BAD);
+    if (!closed && head.length > MAX_REQUEST) {
+      closed = true;
+      sock.end(BAD);
+    }
   });
 }
 

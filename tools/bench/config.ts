@@ -1,6 +1,8 @@
 // The one configuration both proxies run: nginx's syntax, read unchanged by
 // mailgate (which ignores load_module with a warning). Only the worker count
-// varies between the two settings the benchmark runs.
+// varies between the two settings the benchmark runs, except that
+// --auth-keepalive=N gives mailgate one extra line (auth_http_keepalive,
+// which nginx does not know).
 
 export interface BenchPorts {
   imap: number;
@@ -17,6 +19,8 @@ export interface ConfigInput {
   key: string;
   /** worker_connections: enough for the memory load's sessions (2 connections each). */
   workerConnections: number;
+  /** mailgate only: auth_http_keepalive N (0 or absent: the line is left out). */
+  authKeepalive?: number;
 }
 
 export const NGINX_MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so";
@@ -35,7 +39,7 @@ events {
 
 mail {
     server_name bench.test;
-    auth_http 127.0.0.1:${c.authPort}/auth;
+    auth_http 127.0.0.1:${c.authPort}/auth;${c.authKeepalive ? `\n    auth_http_keepalive ${c.authKeepalive};` : ""}
     # Both proxies then log in to the SMTP backend with EHLO only and answer
     # the client's AUTH with 235 (nginx would otherwise send XCLIENT blindly).
     xclient off;
