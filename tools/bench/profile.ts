@@ -3,7 +3,7 @@
 // generator in their own processes; worker_processes 1):
 //
 //   deno run -A --unstable-net tools/bench/profile.ts --target=deno|bun --load=imap|pop3|smtp|tls|down|up
-//        [--duration=ms] [--mib=N] [--out=file.cpuprofile]
+//        [--duration=ms] [--mib=N] [--out=file.cpuprofile] [--auth-keepalive=N]
 //   ... --load=memory [--sessions=N]: RSS per idle session, and on Deno the
 //        part of it that is V8 heap (after a forced GC), via the inspector
 //
@@ -131,6 +131,7 @@ async function main() {
         cert: join(TLS_DIR, "server.pem"),
         key: join(TLS_DIR, "server.key"),
         workerConnections: 19_990,
+        authKeepalive: Number(opt("auth-keepalive", "0")),
       }),
     );
     const prefix = join(dir, "prefix");
