@@ -93,8 +93,11 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
 
   /** A connection whose answer was complete and reusable: keep it, or close it when the pool is full. */
   function release(conn: Conn): void {
+    const now = Date.now();
+    // The oldest are first: close those idle too long (no timer per connection).
+    while (pool.length > 0 && now - pool[0].since >= idleMs) pool.shift()!.conn.destroy();
     if (closed || pool.length >= keepalive) return conn.destroy();
-    const idle = { conn, since: Date.now() };
+    const idle = { conn, since: now };
     const forget = () => {
       const i = pool.indexOf(idle);
       if (i >= 0) pool.splice(i, 1);

@@ -211,6 +211,24 @@ describe("auth_http_keepalive: the client's pool", () => {
     }
   });
 
+  test("a connection idle longer than keepaliveIdleMs is closed, not reused", async () => {
+    const srv = await keepAliveServer(ok11);
+    const svc = createHttpAuthService({
+      url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 4, keepaliveIdleMs: 40,
+    });
+    try {
+      assert.equal((await svc.authenticate(authReq("i1"))).kind, "ok");
+      await wait(80);
+      assert.equal((await svc.authenticate(authReq("i2"))).kind, "ok");
+      assert.equal(srv.state.conns, 2);
+      await wait(50);
+      assert.equal(srv.state.open.size, 1, "the stale one was closed");
+    } finally {
+      svc.close?.();
+      await srv.stop();
+    }
+  });
+
   test("HTTP/1.0 answers or Connection: close are never reused", async () => {
     const srv = await keepAliveServer((n) =>
       n % 2 ? `HTTP/1.0 200 OK\r\n${OK}Content-Length: 0\r\n\r\n` : `HTTP/1.1 200 OK\r\n${OK}Connection: close\r\n\r\n`
