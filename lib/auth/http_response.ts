@@ -161,8 +161,9 @@ export class AuthResponseParser {
     this.len += take;
     this.run();
     // run() may have changed the result (TypeScript still narrows it to "more").
-    if ((this.result as ParseResult).kind === "done") this.extra = this.len - this.end + (chunk.length - take);
-    else if (take < chunk.length) this.fail("too-big");
+    const kind = (this.result as ParseResult).kind;
+    if (kind === "done") this.extra = this.len - this.end + (chunk.length - take);
+    else if (kind === "more" && take < chunk.length) this.fail("too-big");
     return this.result;
   }
 

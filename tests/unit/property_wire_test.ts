@@ -73,6 +73,22 @@ describe("auth_http response parser, properties", () => {
     }));
   });
 
+  test("reusable() (auth_http_keepalive) is the same however the answer is split", () => {
+    const framing = fc.tuple(
+      fc.constantFrom("HTTP/1.1 200 OK\r\n", "HTTP/1.1 204 No Content\r\n", "HTTP/1.0 200 OK\r\n", "HTTP/1.1 200"),
+      fc.subarray(["Auth-Status: OK\r\n", "Content-Length: 0\r\n", "Content-Length: 3\r\n", "Connection: close\r\n", "Transfer-Encoding: chunked\r\n"]),
+      fc.constantFrom("\r\n", "\r\nabc", "\r\nabcd", "\n"),
+    ).map(([s, hs, end]) => s + hs.join("") + end);
+    check(fc.property(framing, cuts, (text, at) => {
+      const whole = new AuthResponseParser();
+      whole.feed(binaryToBytes(text));
+      const split = new AuthResponseParser();
+      for (const c of splitAt(text, at)) split.feed(binaryToBytes(c));
+      assert.equal(split.reusable(), whole.reusable());
+      if (whole.reusable()) assert.ok(text.startsWith("HTTP/1.1 ") && !/close|chunked/.test(text));
+    }));
+  });
+
   test("a generated valid response gives back its values (last occurrence wins)", () => {
     const value = fc.stringMatching(/^[!-~]([ -~]{0,30}[!-~])?$/);
     check(fc.property(fc.option(value), fc.option(value), fc.option(fc.integer({ min: 1, max: 65535 })), fc.option(value), fc.boolean(), cuts, (server, user, port, pass, http500, at) => {
