@@ -13,9 +13,10 @@ const INITIAL_CAPACITY = 512;
 
 /**
  * How far beyond a protocol's own command cap the held input may grow.
- * Drivers pause reading while a machine is busy, so the only excess over the
- * cap is the one read chunk in flight; Bun's socket layer can deliver up to
- * 512 KiB at once, so this leaves room for that and refuses anything more.
+ * Drivers pause reading as soon as input arrives while a machine is busy, so
+ * the only excess over the cap is that chunk and one read in flight; Bun's
+ * socket layer can deliver up to 512 KiB at once, so this leaves room for
+ * that and refuses anything more.
  */
 export const READ_CHUNK_SLACK = 1 << 20;
 

@@ -63,7 +63,11 @@ export interface PreauthContext {
 export interface PreauthMachine {
   /** The greeting line(s). Called once. */
   greeting(): Uint8Array;
-  /** Bytes from the client; kept until consumed. The driver pauses reading while busy, so this stays bounded. */
+  /**
+   * Bytes from the client; kept until consumed (the driver pauses reading when
+   * input arrives while it is busy, so this stays bounded). Bytes pushed after
+   * a `starttls` step and before tlsStarted() are discarded.
+   */
   push(chunk: Uint8Array): void;
   /**
    * Advance by at most one command. Returns [] when more input is needed.

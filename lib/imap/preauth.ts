@@ -82,6 +82,9 @@ class ImapPreauth implements PreauthMachine {
   }
 
   push(chunk: Uint8Array): void {
+    // Plaintext that arrives between STARTTLS and the handshake is injection
+    // (CVE-2011-0411 class): never kept, never executed.
+    if (this.#phase === "tls") return;
     if (!this.#input.push(chunk)) this.#overflow = true;
   }
 

@@ -323,10 +323,16 @@ export class Session {
       this.#client.pause();
       return;
     }
-    if (this.phase !== "preauth" || !this.#machine) return;
+    const phase = this.phase;
+    if (!this.#machine || (phase !== "preauth" && phase !== "auth" && phase !== "backend")) return;
     this.#in += chunk.length;
     this.#machine.push(chunk);
-    this.#pump();
+    // Busy with a command (or the login): hold this chunk and read no more
+    // until it is done. Pausing only when input actually arrives saves the
+    // pause/resume pair (two epoll_ctl on Bun) for clients that wait for
+    // each answer, which is nearly all of them.
+    if (this.#pumping || phase !== "preauth") this.#client.pause();
+    else this.#pump();
   }
 
   #onClientDrain(): void {
@@ -345,13 +351,14 @@ export class Session {
   }
 
   /**
-   * Runs the machine one command at a time. Client reads are paused while
-   * anything is in progress, so the machine's input stays bounded.
+   * Runs the machine one command at a time. Input that arrives while
+   * anything is in progress pauses client reads (#onClientData), so the
+   * machine's input stays bounded: the command, plus at most the chunk that
+   * paused it and one read already in flight.
    */
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
-    this.#client.pause();
     const machine = this.#machine!;
     try {
       for (;;) {

@@ -2,7 +2,7 @@
 // and open file descriptors. The hardening tests compare them before and
 // after a group of hostile or faulty sessions to catch leaks.
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** VmRSS of `pid` in bytes. */
 export function rssBytes(pid: number): number {
@@ -14,6 +14,44 @@ export function rssBytes(pid: number): number {
 /** Number of open file descriptors of `pid`. */
 export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** TCP states of /proc/net/tcp, by their hex code. */
+const TCP_STATES: Record<string, string> = {
+  "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "06": "TIME_WAIT",
+  "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
+};
+
+/**
+ * What each open fd of `pid` is, for a failure message: the link target, and
+ * for a TCP socket its local and remote port and state.
+ */
+export function describeFds(pid: number): string {
+  const sockets = new Map<string, string>();
+  for (const table of ["tcp", "tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, "latin1");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const port = (a: string) => parseInt(a.slice(a.indexOf(":") + 1), 16);
+      sockets.set(f[9], `tcp :${port(f[1])} -> :${port(f[2])} ${TCP_STATES[f[3]] ?? f[3]}`);
+    }
+  }
+  const out: string[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target = "?";
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch { /* closed meanwhile */ }
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    out.push(`${fd}=${inode && sockets.has(inode) ? sockets.get(inode) : target}`);
+  }
+  return out.join(", ");
 }
 
 /**

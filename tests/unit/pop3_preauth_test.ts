@@ -600,6 +600,8 @@ describe("STLS (pop3.md §4, tls_and_proxy_protocol.md §3)", () => {
     m.push(binaryToBytes("NOOP\r\n"));
     assert.deepEqual(m.next(), [], "no command before tlsStarted()");
     m.tlsStarted();
+    assert.deepEqual(m.next(), [], "plaintext pushed before the handshake was discarded");
+    m.push(binaryToBytes("NOOP\r\n"));
     assert.deepEqual(m.next(), [{ kind: "send", data: binaryToBytes("+OK\r\n") }]);
   });
   test("off, or TLS already active: -ERR, not counted", () => {

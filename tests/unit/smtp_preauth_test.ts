@@ -892,6 +892,8 @@ describe("STARTTLS (smtp.md §6, mail_ssl.t)", () => {
     m.push(binaryToBytes("NOOP\r\n"));
     assert.deepEqual(m.next(), []);
     m.tlsStarted();
+    assert.deepEqual(m.next(), [], "plaintext pushed before the handshake was discarded");
+    m.push(binaryToBytes("NOOP\r\n"));
     assert.deepEqual(m.next().map((s) => s.kind), ["send"]);
   });
 

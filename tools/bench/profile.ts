@@ -4,6 +4,8 @@
 //
 //   deno run -A --unstable-net tools/bench/profile.ts --target=deno|bun --load=imap|pop3|smtp|tls|down|up
 //        [--duration=ms] [--mib=N] [--out=file.cpuprofile] [--auth-keepalive=N]
+//   ... --strace: instead of a CPU profile, count the proxy's system calls
+//        during the load (strace -c -f) and print them per session
 //   ... --load=memory [--sessions=N]: RSS per idle session, and on Deno the
 //        part of it that is V8 heap (after a forced GC), via the inspector
 //
@@ -13,6 +15,7 @@
 // (SIGTERM). Prints a markdown summary (self and inclusive time per
 // function, self time per file) and writes the .cpuprofile.
 
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +33,7 @@ const argv = process.argv.slice(2);
 const opt = (name: string, def: string) =>
   argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const TARGET = opt("target", "deno") as "deno" | "bun";
+const STRACE = argv.includes("--strace");
 const LOAD = opt("load", "imap");
 const DURATION_MS = Number(opt("duration", "5000"));
 const MIB = Number(opt("mib", "1024"));
@@ -109,6 +113,33 @@ async function memoryBreakdown(
   }
 }
 
+/** strace -c -f on the proxy during one login storm: calls per session, most first. */
+async function syscallsPerSession(
+  proxy: Started,
+  parties: { proxy: Started; auth: Started; backend: Started },
+  ports: BenchPorts,
+): Promise<string> {
+  const out = join(tmpdir(), `mailgate-strace-${process.pid}.txt`);
+  const tracer = spawn("strace", ["-c", "-f", "-o", out, "-p", String(proxy.pid)], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 500)); // attached
+  const proto = LOAD === "tls" ? "imap" : LOAD as "imap" | "pop3" | "smtp";
+  const r = await loginStorm(parties, LOAD === "tls" ? ports.imaps : ports[proto], proto, LOAD === "tls", 32, DURATION_MS);
+  tracer.kill("SIGINT");
+  await new Promise((res) => tracer.once("exit", res));
+  const rows: string[] = [];
+  let total = 0;
+  for (const line of readFileSync(out, "utf8").split("\n")) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line);
+    if (!m || m[2] === "total") continue;
+    total += Number(m[1]);
+    rows.push(`| ${m[2]} | ${(Number(m[1]) / r.sessions).toFixed(2)} |`);
+  }
+  rmSync(out, { force: true });
+  return `## system calls of mailgate on ${TARGET}, load ${LOAD}: ${r.sessions} sessions, ` +
+    `${(total / r.sessions).toFixed(1)} per session (strace slows it: ${r.perSec.toFixed(0)}/s)\n\n` +
+    `| syscall | per session |\n|---|---:|\n${rows.join("\n")}`;
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "mailgate-prof-"));
   try {
@@ -139,7 +170,9 @@ async function main() {
     const profDir = join(dir, "prof");
     const main = join(ROOT, "main.ts");
     const args = ["-p", prefix, "-c", conf];
-    const proxy: Started = TARGET === "deno"
+    const proxy: Started = STRACE
+      ? start("mailgate", TARGET === "deno" ? DENO : BUN, TARGET === "deno" ? ["run", "-A", "--unstable-net", main, ...args] : [main, ...args])
+      : TARGET === "deno"
       ? start("mailgate", DENO, [
         "run",
         "-A",
@@ -154,7 +187,11 @@ async function main() {
     }
     const parties = { proxy, auth, backend };
     await warmUp(parties, ports, 500);
-    const cdp = TARGET === "deno" ? await inspector(inspectPort) : null;
+    const cdp = TARGET === "deno" && !STRACE ? await inspector(inspectPort) : null;
+    if (STRACE) {
+      console.log(await syscallsPerSession(proxy, parties, ports));
+      return;
+    }
     if (LOAD === "memory") {
       console.log(await memoryBreakdown(proxy, cdp, imap, Number(opt("sessions", "2000"))));
       cdp?.close();
