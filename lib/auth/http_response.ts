@@ -402,7 +402,8 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
       kind: "refused",
       message: h.refusal,
       waitSec: h.waitSec ?? 0,
-      errorCode: req.protocol === "smtp" ? h.errorCode : null,
+      // An empty Auth-Error-Code counts as absent (nginx: errcode.len == 0 -> the default).
+      errorCode: req.protocol === "smtp" && h.errorCode !== "" ? h.errorCode : null,
     };
   }
   if (h.wait) return { kind: "wait", waitSec: h.waitSec ?? 0, user: h.user, pass: h.pass };

@@ -213,8 +213,9 @@ export class Session {
     const env = this.#env;
     if (env.server.protocol !== "smtp") return this.#startDialogue();
     const addr = this.#clientAddr;
-    if (addr.family === "unix") this.#clientHost = "[TEMPUNAVAIL]";
-    else if (!env.resolver) this.#clientHost = "[UNAVAILABLE]";
+    // smtp.md §2, in nginx's order: no resolver first, then a unix-socket client.
+    if (!env.resolver) this.#clientHost = "[UNAVAILABLE]";
+    else if (addr.family === "unix") this.#clientHost = "[TEMPUNAVAIL]";
     else {
       // smtp.md §2: the greeting waits for the lookup (bounded by resolver_timeout).
       // With a greeting delay, talking during the lookup already counts as early.
@@ -561,7 +562,9 @@ export class Session {
       close: () => {
         if (settled) return;
         settled = true;
-        if (this.#closed) return;
+        // Closed by us: the session already ended (client gone, or the
+        // login timed out and was answered and logged once).
+        if (this.#closed || this.phase !== "backend") return;
         env.log.error("upstream prematurely closed connection", this.ctx);
         this.#disarm();
         this.#internalError();

@@ -157,6 +157,14 @@ for (const target of targets()) {
         assert.ok(await c.waitClose(2000), `${p} ${kind}: closed`);
         await env.mg.waitLog(new RegExp(`${re.source}.*login: "${user}"`));
         assert.equal(logged(env, user, re).length, 1, `${p} ${kind}: logged once\n${env.mg.stderr()}`);
+        // And nothing else at error level for it (e.g. no "upstream
+        // prematurely closed" after a login that timed out).
+        await new Promise((r) => setTimeout(r, 100));
+        const errors = logged(env, user, /\[(error|crit|alert|emerg)\]/);
+        assert.ok(
+          errors.length === 0 || (errors.length === 1 && re.test(errors[0])),
+          `${p} ${kind}: unexpected error lines\n${errors.join("\n")}`,
+        );
       });
     }
 

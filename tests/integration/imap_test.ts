@@ -384,6 +384,16 @@ for (const target of targets()) {
       assert.ok(Date.now() - t0 >= 600);
     });
 
+    it("a delayed refusal (Auth-Wait 1 s > timeout 700 ms) arrives, then `timeout` starts again (auth_http.md §4)", async () => {
+      const c = await client(env.port.short);
+      c.write("a1 LOGIN test@example.com wrong\r\n");
+      assert.equal(await c.line(3000), "a1 NO Invalid login or password\r\n", "not timed out while the auth service decided");
+      const t = Date.now();
+      assert.ok(await c.waitClose(3000));
+      const ms = Date.now() - t;
+      assert.ok(ms >= 550 && ms < 1500, `closed ${ms} ms after the NO`);
+    });
+
     it("CAPABILITY with starttls on/only; only refuses LOGIN before TLS", async () => {
       const c = await client(env.port.starttls);
       c.write("1 CAPABILITY\r\n");

@@ -42,6 +42,7 @@ async function setup(target: Target): Promise<Env> {
       return pass === want ? ok("127.0.0.1", backend.port, { "Auth-Pass": "secret" }) : refuse("Bad digest", 1);
     }
     if (method === "external") return ok("127.0.0.1", backend.port, { "Auth-Pass": "secret" });
+    if (user === "nowait@example.com") return refuse("Go away");
     if (user === "badpass@example.com") return ok("127.0.0.1", backend.port, { "Auth-User": "test@example.com", "Auth-Pass": "x" });
     if (user === "test@example.com" && pass === "secret") return ok("127.0.0.1", backend.port);
     return refuse("Invalid login or password", 1);
@@ -203,6 +204,16 @@ for (const target of targets()) {
       d.write(`USER ${"x".repeat(130)}\r\n`);
       assert.equal(await d.line(), "-ERR invalid command\r\n");
       assert.ok(await d.waitClose());
+    });
+
+    it("a refusal without Auth-Wait: -ERR, then close; pipelined commands are not answered", async () => {
+      const c = await TestClient.open(env.port.main);
+      await c.line();
+      c.write("USER nowait@example.com\r\nPASS x\r\nNOOP\r\n");
+      assert.equal(await c.line(), "+OK\r\n");
+      assert.equal(await c.line(), "-ERR Go away\r\n");
+      assert.ok(await c.waitClose(2000));
+      assert.equal(c.pending(), "", "nothing after the refusal");
     });
 
     it("backend refusal with proxy_pass_error_message on: the backend's -ERR, then close", async () => {

@@ -6,13 +6,14 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash, createHmac } from "node:crypto";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { connect as netConnect } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
 import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { pattern } from "../helpers/mock_imap.ts";
-import { ROOT, startMailgate, targets, type Running, type Target } from "../helpers/mailgate.ts";
+import { ROOT, startMailgate, targets, tempDir, type Running, type Target } from "../helpers/mailgate.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
@@ -25,6 +26,8 @@ interface Env {
   backend: MockSmtp;
   plain: MockSmtp;
   port: Record<string, number>;
+  /** A unix-socket listener (smtp_auth none, no resolver). */
+  sock: { path: string; cleanup(): void };
 }
 
 async function setup(target: Target): Promise<Env> {
@@ -48,6 +51,8 @@ async function setup(target: Target): Promise<Env> {
     return refuse("Invalid login or password", 1);
   });
   const names = ["main", "none", "xclient", "proxyauth", "delay", "starttls", "only", "max", "plainbackend"];
+  const sockDir = tempDir("mailgate-smtp-sock-");
+  const sockPath = join(sockDir.dir, "smtp.sock");
   const ports = await freePorts(names.length);
   const port: Record<string, number> = {};
   names.forEach((n, i) => (port[n] = ports[i]));
@@ -69,10 +74,11 @@ mail {
   server { listen 127.0.0.1:${port.only}; protocol smtp; starttls only; }
   server { listen 127.0.0.1:${port.max}; protocol smtp; max_errors 2; }
   server { listen 127.0.0.1:${port.plainbackend}; protocol smtp; smtp_auth plain none; auth_http_header X-Backend plain; }
+  server { listen unix:${sockPath}; protocol smtp; smtp_auth none; }
 }
 `;
   const mg = await startMailgate(target, conf);
-  return { mg, auth, backend, plain, port };
+  return { mg, auth, backend, plain, port, sock: { path: sockPath, cleanup: sockDir.cleanup } };
 }
 
 async function client(port: number): Promise<TestClient> {
@@ -92,6 +98,7 @@ for (const target of targets()) {
       await env.auth.stop();
       await env.backend.stop();
       await env.plain.stop();
+      env.sock.cleanup();
     });
 
     it("EHLO lists capabilities and AUTH; HELO, NOOP, RSET, QUIT", async () => {
@@ -199,6 +206,24 @@ for (const target of targets()) {
       assert.equal(req.get("Auth-SMTP-Helo"), "");
       assert.equal(req.get("Auth-SMTP-From"), "MAIL FROM:<test@example.com>");
       assert.equal(req.get("Auth-SMTP-To"), "RCPT TO:<postmaster@example.com>");
+      c.close();
+    });
+
+    it("unix-socket listener without resolver: Client-IP unix:, Client-Host [UNAVAILABLE] (smtp.md §2 order)", async () => {
+      const n = env.auth.requests.length;
+      const sock = netConnect({ path: env.sock.path });
+      await new Promise<void>((r, j) => (sock.once("connect", r), sock.once("error", j)));
+      const c = TestClient.fromSocket(sock);
+      assert.equal(await c.line(), "220 mail.test ESMTP ready\r\n");
+      c.write("EHLO unix.example\r\nMAIL FROM:<test@example.com>\r\nRCPT TO:<test@example.com>\r\n");
+      await c.until(/^250 /);
+      assert.equal(await c.line(), "250 2.0.0 OK\r\n");
+      assert.match(await c.line(), /^250 /);
+      const req = env.auth.requests[n];
+      assert.equal(req.get("Client-IP"), "unix:");
+      assert.equal(req.get("Client-Host"), "[UNAVAILABLE]");
+      const xclient = env.backend.conns.at(-1)!.lines.find((l) => l.startsWith("XCLIENT"));
+      assert.match(xclient ?? "", / NAME=\[UNAVAILABLE\]$/);
       c.close();
     });
 
@@ -338,6 +363,8 @@ for (const target of targets()) {
       c.write("HELO early.example\r\n");
       assert.equal(await c.line(3000), "503 5.5.0 Improper use of SMTP command pipelining\r\n");
       assert.ok(await c.waitClose());
+      // smtp.md §3: logged at info with what was read, CR/LF shown as "_".
+      await env.mg.waitLog(/\[info\] .*client was rejected before greeting: "HELO early\.example__"/, 3000);
       const d = await TestClient.open(env.port.delay);
       const t0 = Date.now();
       assert.equal(await d.line(3000), "220 mail.test ESMTP ready\r\n");

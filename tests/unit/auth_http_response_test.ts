@@ -357,6 +357,12 @@ describe("decideAuth (auth_http.md §4)", () => {
       { kind: "refused", message: "Mailbox store offline", waitSec: 5, errorCode: "454 4.7.0" },
     ],
     [
+      "SMTP refusal with an empty Auth-Error-Code: the default code (as nginx)",
+      h({ refusal: "Mailbox store offline", errorCode: "" }),
+      authReq("smtp"),
+      { kind: "refused", message: "Mailbox store offline", waitSec: 0, errorCode: null },
+    ],
+    [
       "refusal without Auth-Wait: waitSec 0",
       h({ refusal: "" }),
       authReq("pop3"),
