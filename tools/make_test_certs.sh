@@ -6,6 +6,7 @@
 # server_enc.key       server.key encrypted with pass phrase "mailgate" (for ssl_password_file)
 # client.pem/.key      CN=client.example.com, signed by the CA
 # selfsigned.pem/.key  CN=1.example.com, self-signed (an unknown client CA)
+# expired.pem/.key     CN=expired.example, self-signed, valid 2020-01-01 to 2021-01-01
 set -eu
 d=$(dirname "$0")/../tests/fixtures/tls
 mkdir -p "$d"; cd "$d"
@@ -23,5 +24,13 @@ mk client client.example.com "DNS:client.example.com"
 openssl pkey -in server.key -aes256 -passout pass:mailgate -out server_enc.key
 printf 'wrong\nmailgate\n' > password_file
 openssl req -x509 -newkey rsa:2048 -nodes -keyout selfsigned.key -out selfsigned.pem -days $days -subj "/CN=1.example.com" 2>/dev/null
+# An already-expired certificate needs explicit dates: `openssl ca` takes them.
+t=$(mktemp -d)
+mkdir "$t/new"; : > "$t/index.txt"; echo 01 > "$t/serial"
+printf '[ca]\ndefault_ca=d\n[d]\ndatabase=%s/index.txt\nnew_certs_dir=%s/new\nserial=%s/serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' "$t" "$t" "$t" > "$t/ca.cnf"
+openssl req -new -newkey rsa:2048 -nodes -keyout expired.key -subj "/CN=expired.example" -out "$t/expired.csr" 2>/dev/null
+openssl ca -batch -config "$t/ca.cnf" -selfsign -keyfile expired.key -in "$t/expired.csr" \
+  -startdate 20200101000000Z -enddate 20210101000000Z -out expired.pem 2>/dev/null
+rm -rf "$t"
 rm -f ca.srl
 ls

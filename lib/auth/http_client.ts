@@ -239,6 +239,8 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
         if (d.user !== null || d.pass !== null) {
           current = {
             ...current,
+            waitUser: d.user ?? current.waitUser ?? null,
+            waitPass: d.pass ?? current.waitPass ?? null,
             creds: {
               ...current.creds,
               user: d.user ?? current.creds.user,

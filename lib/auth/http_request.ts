@@ -64,8 +64,8 @@ export function buildAuthRequest(
   const none = c.method === "none";
   // The product sends an empty Auth-Pass for EXTERNAL (nginx may repeat a
   // stale password there) and for `none` (the MAIL command cleared it).
-  const user = none ? "" : c.user;
-  const pass = none || c.method === "external" ? "" : c.pass;
+  const user = req.waitUser ?? (none ? "" : c.user);
+  const pass = req.waitPass ?? (none || c.method === "external" ? "" : c.pass);
 
   let r = `GET ${utf8(url.uri)} ${http11 ? "HTTP/1.1" : "HTTP/1.0"}${CRLF}`;
   r += `Host: ${utf8(url.hostHeader)}${CRLF}`;

@@ -411,7 +411,7 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
   if (h.server === null || h.server === "" || h.port === null || h.port === "") {
     return { kind: "error", log: AUTH_LOG.noServer(server) };
   }
-  const pass = h.pass ?? usableClientPassword(req);
+  const pass = h.pass ?? req.waitPass ?? usableClientPassword(req);
   if (pass === null && req.protocol !== "smtp") {
     return { kind: "error", log: AUTH_LOG.noPassword(server) };
   }
@@ -421,7 +421,7 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
   if (port === null || port < 1 || port > 65535) {
     return { kind: "error", log: AUTH_LOG.badPort(server, h.port) };
   }
-  const user = h.user ?? (req.creds.method === "none" ? "" : req.creds.user);
+  const user = h.user ?? req.waitUser ?? (req.creds.method === "none" ? "" : req.creds.user);
   return { kind: "ok", addr, port, user, pass, backendName: `${h.server}:${h.port}` };
 }
 

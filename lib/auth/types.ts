@@ -21,6 +21,14 @@ export interface AuthRequest {
   /** ssl_verify_client of the server (Auth-SSL-Verify etc. only when not "off"). */
   verifyClient: "off" | "on" | "optional" | "optional_no_ca";
   passClientCert: boolean;
+  /**
+   * Auth-User / Auth-Pass of an earlier `Auth-Status: WAIT` answer
+   * (auth_http.md §4 step 2): sent instead of the client's values in the
+   * repeated request, for every method (also `none` and EXTERNAL, whose
+   * own values are always sent empty), and used for the backend login.
+   */
+  waitUser?: string | null;
+  waitPass?: string | null;
 }
 
 export type AuthResult =

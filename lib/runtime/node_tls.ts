@@ -13,6 +13,7 @@ import {
   NO_TRUST_PATH_CODES,
   peerCertFromDer,
   verifyChain,
+  VERIFY_ERRORS_NO_CA,
   verifyErrorCode,
   verifyErrorText,
 } from "./tls_verify.ts";
@@ -193,10 +194,19 @@ function verifyResult(s: TlsSocketView, der: Uint8Array, verify: VerifySource): 
     case "code": {
       const policy = verify.policy;
       if (verify.code == null) return policy ? checkVerifiedLeaf(der, policy) : null;
-      if (policy && verify.hiddenCas && NO_TRUST_PATH_CODES.has(verifyErrorCode(verify.code))) {
+      const text = verifyErrorText(verify.code);
+      // Our own chain check decides when the runtime found no trust path:
+      // CAs it was not given (ssl_trusted_certificate) count, and an
+      // untrusted certificate that is also expired is reported as expired,
+      // which optional_no_ca does not tolerate (the runtime may stop at
+      // its first error).
+      if (
+        policy &&
+        ((verify.hiddenCas && NO_TRUST_PATH_CODES.has(verifyErrorCode(verify.code))) || VERIFY_ERRORS_NO_CA.has(text))
+      ) {
         return verifyChain(der, peerChainDers(s), policy);
       }
-      return verifyErrorText(verify.code);
+      return text;
     }
   }
 }

@@ -199,14 +199,12 @@ export function verifyChain(
     const fits = (c: ChainCert) => top.checkIssued(c.x509) && !chain.some((x) => sameBytes(x.der, c.der));
     const issuer = store.find(fits) ?? sent.find(fits);
     if (issuer === undefined) {
-      if (selfIssued(top)) {
-        return chain.length === 1
-          ? VERIFY_TEXT.DEPTH_ZERO_SELF_SIGNED_CERT
-          : VERIFY_TEXT.SELF_SIGNED_CERT_IN_CHAIN;
-      }
-      return chain.length === 1
+      const untrusted = selfIssued(top)
+        ? chain.length === 1 ? VERIFY_TEXT.DEPTH_ZERO_SELF_SIGNED_CERT : VERIFY_TEXT.SELF_SIGNED_CERT_IN_CHAIN
+        : chain.length === 1
         ? VERIFY_TEXT.UNABLE_TO_VERIFY_LEAF_SIGNATURE
         : VERIFY_TEXT.UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
+      return partialChainError(chain, untrusted, now);
     }
     chain.push(issuer);
     if (chain.length > maxLen) return VERIFY_TEXT.CERT_CHAIN_TOO_LONG;
@@ -239,6 +237,29 @@ export function verifyChain(
     if (now > fields[i].notAfter) return VERIFY_TEXT.CERT_HAS_EXPIRED;
   }
   return null;
+}
+
+/**
+ * A chain that could not be anchored: OpenSSL (whose verify callback nginx
+ * lets continue) still checks the validity dates of the certificates it
+ * has, top down, and reports the last error it met. So an expired
+ * self-signed or unknown-CA certificate ends as "certificate has expired",
+ * which ssl_verify_client optional_no_ca does not tolerate, rather than as
+ * one of the untrusted-issuer errors it does.
+ */
+function partialChainError(chain: ChainCert[], untrusted: string, now: Date): string {
+  let error = untrusted;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    let f: CertFields;
+    try {
+      f = parseCertFields(chain[i].der);
+    } catch {
+      return VERIFY_TEXT.ERROR_IN_CERT_NOT_BEFORE_FIELD;
+    }
+    if (now < f.notBefore) error = VERIFY_TEXT.CERT_NOT_YET_VALID;
+    else if (now > f.notAfter) error = VERIFY_TEXT.CERT_HAS_EXPIRED;
+  }
+  return error;
 }
 
 /**

@@ -38,6 +38,8 @@ interface Cred {
 const CLIENT: Cred = { cert: rd(TLS, "client.pem"), key: rd(TLS, "client.key"), subject: "CN=client.example.com", issuer: "CN=mailgate test CA" };
 /** Self-signed: an unknown CA everywhere. */
 const SELF: Cred = { cert: rd(TLS, "selfsigned.pem"), key: rd(TLS, "selfsigned.key"), subject: "CN=1.example.com", issuer: "CN=1.example.com" };
+/** Self-signed and expired (2020-2021): untrusted *and* expired. */
+const EXPIRED: Cred = { cert: rd(TLS, "expired.pem"), key: rd(TLS, "expired.key"), subject: "CN=expired.example", issuer: "CN=expired.example" };
 /** Signed by ca2, which only the `trusted` server lists (ssl_trusted_certificate). */
 const CA2_SIGNED: Cred = { cert: rd(SET, "client2.pem"), key: rd(SET, "client2.key"), subject: "CN=2.example.com", issuer: "CN=mailgate trusted-only CA" };
 
@@ -283,6 +285,12 @@ for (const target of targets()) {
       assert.equal(req.get("Auth-SSL-Verify"), "FAILED:self-signed certificate");
       assertDetails(req, SELF);
       assert.equal(req.get("Auth-Pass"), PASS_ESCAPED);
+    });
+
+    it("optional_no_ca, a self-signed certificate that has expired: '* BYE SSL certificate error' (only untrusted issuers are tolerated)", async () => {
+      const { c } = await tlsOpen({ port: env.port.noca, cred: EXPIRED });
+      await rejected(c, "* BYE SSL certificate error\r\n");
+      await env.mg.waitLog(/client SSL certificate verify error: \(certificate has expired\)/);
     });
 
     it("optional_no_ca, issuer not known locally: FAILED:unable to verify the first certificate; a good one: SUCCESS; none: NONE", async () => {

@@ -247,6 +247,29 @@ describe("auth_http client over loopback", () => {
     }
   });
 
+  test("WAIT's Auth-User/Auth-Pass also replace the always-empty values of smtp_auth none and EXTERNAL", async () => {
+    for (const method of ["none", "external"] as const) {
+      const srv = await startServer((sock, _req, n) => {
+        if (n === 1) sock.write("HTTP/1.0 200 OK\r\nAuth-Status: WAIT\r\nAuth-User: routed\r\nAuth-Pass: pw\r\n\r\n");
+        else sock.write("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 198.51.100.1\r\nAuth-Port: 25\r\n\r\n");
+      });
+      try {
+        const req = authReq({
+          protocol: method === "none" ? "smtp" : "imap",
+          creds: method === "none"
+            ? { method, user: "", pass: "", salt: null, tag: "", smtp: { helo: "h", esmtp: true, from: "MAIL FROM:<a@b>", to: "RCPT TO:<c@d>" } }
+            : { method, user: "alice", pass: "", salt: null, tag: "a1" },
+        });
+        const r = await service(tcpUrl(srv.port)).authenticate(req);
+        assert.deepEqual(r, { kind: "ok", addr: "198.51.100.1", port: 25, user: "routed", pass: "pw", backendName: "198.51.100.1:25" }, method);
+        assert.match(srv.requests[0], method === "none" ? /\r\nAuth-User: \r\nAuth-Pass: \r\n/ : /\r\nAuth-User: alice\r\nAuth-Pass: \r\n/);
+        assert.match(srv.requests[1], /\r\nAuth-User: routed\r\nAuth-Pass: pw\r\n/, method);
+      } finally {
+        await srv.stop();
+      }
+    }
+  });
+
   test("WAIT honours Auth-Wait before asking again", async () => {
     const times: number[] = [];
     const srv = await startServer((sock, _req, n) => {

@@ -25,6 +25,7 @@ import {
   checkVerifiedLeaf,
   pemToDers,
   verifyChain,
+  VERIFY_ERRORS_NO_CA,
   verifyLeaf,
 } from "../../lib/runtime/tls_verify.ts";
 import { parseCrl, pemToCrls } from "../../lib/runtime/der_crl.ts";
@@ -292,6 +293,22 @@ describe("client certificate chains: depth, CRLs, unadvertised CAs", () => {
       verifyChain(leaf3, [], { trusted: CA, depth: 5 }),
       "unable to verify the first certificate",
     );
+  });
+
+  test("an untrusted chain is still checked for dates: expired or not yet valid wins over the issuer error (OpenSSL's last error)", () => {
+    const self = der(TLS, "selfsigned.pem");
+    const leaf2 = der(SET, "client2.pem");
+    const later = new Date("2300-01-01T00:00:00Z");
+    const earlier = new Date("1990-01-01T00:00:00Z");
+    assert.equal(verifyChain(self, [], { trusted: CA }), "self-signed certificate");
+    assert.equal(verifyChain(self, [], { trusted: CA }, later), "certificate has expired");
+    assert.equal(verifyChain(self, [], { trusted: CA }, earlier), "certificate is not yet valid");
+    assert.equal(verifyChain(leaf2, [], { trusted: CA }, later), "certificate has expired");
+    assert.equal(verifyChain(leaf3, [inter], { trusted: CA2 }, later), "certificate has expired");
+    // optional_no_ca tolerates the issuer errors, never these.
+    for (const e of ["certificate has expired", "certificate is not yet valid"]) {
+      assert.equal(VERIFY_ERRORS_NO_CA.has(e), false, e);
+    }
   });
 
   test("a CA from ssl_trusted_certificate verifies; without it the leaf is unknown", () => {
