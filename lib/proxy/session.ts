@@ -16,6 +16,7 @@ import type { Conn, Runtime, SockAddr, TlsClientOptions, TlsServerOptions } from
 import { type ProxyHeader, ProxyHeaderReader } from "../proxy_protocol/reader.ts";
 import { proxyHeaderToAddr, realIpTrusted } from "../proxy_protocol/real_ip.ts";
 import { proxyV1, proxyV2 } from "../proxy_protocol/writer.ts";
+import { ownCertFor } from "../proxy_protocol/own_cert.ts";
 import { backendTlsMode } from "./backend_tls.ts";
 import type { Resolver } from "../resolver/resolver.ts";
 import { relay } from "./relay.ts";
@@ -407,8 +408,10 @@ export class Session {
       this.#finish();
       return false;
     }
-    if (!(await this.#handshake())) return false;
+    // Set before the handshake (as nginx's s->starttls), so its failures and
+    // the client-certificate checks log " using starttls" too.
     this.ctx.starttls = true;
+    if (!(await this.#handshake())) return false;
     this.#machine!.tlsStarted();
     return true;
   }
@@ -508,7 +511,12 @@ export class Session {
       backend.write(
         env.server.proxyProtocol === "v1"
           ? proxyV1(this.#clientAddr, this.#client.local)
-          : proxyV2(this.#clientAddr, this.#client.local, this.#client.tls),
+          : proxyV2(
+            this.#clientAddr,
+            this.#client.local,
+            this.#client.tls,
+            this.#client.tls ? ownCertFor(env.tls) : {},
+          ),
       );
     }
     const login: BackendLogin = env.protocol.createBackendLogin({

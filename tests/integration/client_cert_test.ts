@@ -384,6 +384,9 @@ for (const target of targets()) {
         await rejected(await startTls(proto), lines[proto][0]);
         await rejected(await startTls(proto, SELF), lines[proto][1]);
       }
+      // The rejections after STARTTLS are logged " using starttls" (tls_and_proxy_protocol.md §3).
+      await env.mg.waitLog(/client sent no required SSL certificate.* using starttls/);
+      await env.mg.waitLog(/client SSL certificate verify error: .* using starttls/);
     });
 
     it("STARTTLS with ssl_verify_client on and a CA-signed certificate: no new greeting, login with SUCCESS", async () => {

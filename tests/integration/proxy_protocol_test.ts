@@ -44,7 +44,7 @@ for (const target of targets()) {
       auth = await MockAuth.start((req: AuthRequestSeen) =>
         ok("127.0.0.1", req.get("Auth-Protocol") === "smtp" ? smtp.port : imap.port)
       );
-      const names = ["plain", "trusted", "imap", "imapssl"];
+      const names = ["plain", "trusted", "imap", "imapssl", "imapssl2"];
       const ps = await freePorts(names.length);
       port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
       mg = await startMailgate(target, `
@@ -61,6 +61,7 @@ mail {
   server { listen 127.0.0.1:${port.trusted} proxy_protocol; protocol smtp; auth_http_header X-Type realip; set_real_ip_from 127.0.0.1/32; }
   server { listen 127.0.0.1:${port.imap} proxy_protocol; protocol imap; set_real_ip_from 127.0.0.1; proxy_protocol v2; }
   server { listen 127.0.0.1:${port.imapssl} ssl proxy_protocol; protocol imap; set_real_ip_from 127.0.0.1; }
+  server { listen 127.0.0.1:${port.imapssl2} ssl proxy_protocol; protocol imap; set_real_ip_from 127.0.0.1; proxy_protocol v2; }
 }
 `);
     });
@@ -154,6 +155,37 @@ mail {
       tc.write("a1 LOGIN u p\r\n");
       assert.equal(await tc.line(), "a1 OK mock login ok\r\n");
       assert.equal(auth.requests.at(-1)!.get("Client-IP"), "192.0.2.9");
+      tls.destroy();
+    });
+
+    it("proxy_protocol v2 from an ssl listener: the SSL TLV with version, cipher, and the proxy's own SIG_ALG / KEY_ALG", async () => {
+      const raw = await TestClient.open(port.imapssl2);
+      raw.write("PROXY TCP4 192.0.2.11 192.0.2.2 1234 993\r\n");
+      const tls = await new Promise<TLSSocket>((resolve, reject) => {
+        const t = tlsConnect({ socket: raw.sock, ca: CA, servername: "localhost" }, () => resolve(t));
+        t.once("error", reject);
+      });
+      const tc = TestClient.fromSocket(tls);
+      assert.equal(await tc.line(), "* OK IMAP4 ready\r\n");
+      tc.write("a1 LOGIN u p\r\n");
+      assert.equal(await tc.line(), "a1 OK mock login ok\r\n");
+      const hdr = imap.conns.at(-1)!.proxy!;
+      assert.equal(hdr[13], 0x11, "INET STREAM");
+      const end = 16 + hdr.readUInt16BE(14);
+      const tlvs = new Map<number, Buffer>();
+      for (let p = 16 + 12; p + 3 <= end; p += 3 + hdr.readUInt16BE(p + 1)) tlvs.set(hdr[p], hdr.subarray(p + 3, p + 3 + hdr.readUInt16BE(p + 1)));
+      const ssl = tlvs.get(0x20);
+      assert.ok(ssl, "PP2_TYPE_SSL present");
+      assert.equal(ssl[0] & 0x01, 0x01, "PP2_CLIENT_SSL");
+      assert.equal(ssl.readUInt32BE(1), 1, "verify: no client certificate");
+      const subs = new Map<number, string>();
+      for (let p = 5; p + 3 <= ssl.length; p += 3 + ssl.readUInt16BE(p + 1)) subs.set(ssl[p], ssl.subarray(p + 3, p + 3 + ssl.readUInt16BE(p + 1)).toString("latin1"));
+      assert.equal(subs.get(0x21), tls.getProtocol());
+      const cipher = tls.getCipher();
+      assert.ok([cipher.name, cipher.standardName].includes(subs.get(0x23)!), `cipher ${subs.get(0x23)}`);
+      assert.equal(subs.get(0x24), "RSA-SHA256", "SIG_ALG of server.pem");
+      assert.equal(subs.get(0x25), "RSA2048", "KEY_ALG of server.pem");
+      assert.ok(tlvs.has(0x03), "CRC32C");
       tls.destroy();
     });
 

@@ -4,6 +4,8 @@ import { commonName, PP2_VALUE_MAX, proxyV1, proxyV2 } from "../../lib/proxy_pro
 import { crc32c } from "../../lib/proxy_protocol/crc32c.ts";
 import { ProxyHeaderReader } from "../../lib/proxy_protocol/reader.ts";
 import type { SockAddr, TlsInfo } from "../../lib/runtime/types.ts";
+import { ownCertInfo } from "../../lib/proxy_protocol/own_cert.ts";
+import { readFileSync } from "node:fs";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const ascii = (s: string) => Array.from(s, (c) => c.charCodeAt(0));
@@ -326,5 +328,13 @@ describe("crc32c (Castagnoli)", () => {
     assert.equal(crc32c(Uint8Array.from({ length: 32 }, (_, i) => i)), 0x46dd794e);
     assert.equal(crc32c(Uint8Array.from({ length: 32 }, (_, i) => 31 - i)), 0x113fdb5c);
     assert.equal(crc32c(new Uint8Array(0)), 0);
+  });
+});
+
+describe("ownCertInfo: SIG_ALG and KEY_ALG of the proxy's own certificate (§8)", () => {
+  test("the RSA test certificate, and nothing for what is not a certificate", () => {
+    const pem = readFileSync(new URL("../fixtures/tls/server.pem", import.meta.url), "utf8");
+    assert.deepEqual(ownCertInfo(pem), { sigAlg: "RSA-SHA256", keyAlg: "RSA2048" });
+    assert.deepEqual(ownCertInfo("not a certificate"), {});
   });
 });
