@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { ConfigError, sysErrorText } from "./errors.ts";
 import type { Effective } from "./merge.ts";
-import type { ServerConfig } from "./types.ts";
+import type { Loc, ServerConfig } from "./types.ts";
 
 function readPem(path: string, what: string): string {
   if (path.startsWith("data:")) return path.slice(5);
@@ -99,14 +99,26 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
     );
   }
 
-  const passwords = e.passwords();
+  // nginx's texts for these carry no location; mailgate adds the line of
+  // the directive that named the file (every configuration error has one).
+  const at = <T>(where: Loc | null, f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof ConfigError && err.loc === null && where !== null) throw new ConfigError(err.message, where);
+      throw err;
+    }
+  };
+  const certLoc = e.list("ssl_certificate")?.loc ?? loc;
+  const keyLoc = e.list("ssl_certificate_key")?.loc ?? loc;
+  const passwords = at(e.slot("ssl_password_file")?.loc ?? keyLoc, () => e.passwords());
   for (let i = 0; i < s.ssl.certificates.length; i++) {
-    const cert = loadCertificate(s.ssl.certificates[i]);
-    const key = loadPrivateKey(s.ssl.certificateKeys[i], passwords);
+    const cert = at(certLoc, () => loadCertificate(s.ssl.certificates[i]));
+    const key = at(keyLoc, () => loadPrivateKey(s.ssl.certificateKeys[i], passwords));
     if (!sameKey(cert, key)) {
       throw new ConfigError(
         `SSL_CTX_use_PrivateKey("${s.ssl.certificateKeys[i]}") failed (SSL: key values mismatch)`,
-        null,
+        keyLoc,
       );
     }
   }
@@ -116,22 +128,27 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
     if (v !== "optional_no_ca" && !s.ssl.clientCertificate && !s.ssl.trustedCertificate) {
       throw new ConfigError(
         "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client",
-        null,
+        e.slot("ssl_verify_client")?.loc ?? loc,
       );
     }
-    for (const ca of [s.ssl.clientCertificate, s.ssl.trustedCertificate]) {
-      if (ca) checkReadable(ca, "SSL_CTX_load_verify_locations");
+    const ca = s.ssl.clientCertificate, trusted = s.ssl.trustedCertificate;
+    if (ca) at(e.slot("ssl_client_certificate")?.loc ?? loc, () => checkReadable(ca, "SSL_CTX_load_verify_locations"));
+    if (trusted) {
+      at(e.slot("ssl_trusted_certificate")?.loc ?? loc, () => checkReadable(trusted, "SSL_CTX_load_verify_locations"));
     }
-    if (s.ssl.crl) checkReadable(s.ssl.crl, "X509_LOOKUP_load_file");
+    const crl = s.ssl.crl;
+    if (crl) at(e.slot("ssl_crl")?.loc ?? loc, () => checkReadable(crl, "X509_LOOKUP_load_file"));
   }
-  if (s.ssl.dhparam) checkReadable(s.ssl.dhparam, "BIO_new_file");
+  const dh = s.ssl.dhparam;
+  if (dh) at(e.slot("ssl_dhparam")?.loc ?? loc, () => checkReadable(dh, "BIO_new_file"));
+  const ticketLoc = e.list("ssl_session_ticket_key")?.loc ?? loc;
   for (const path of s.ssl.sessionTicketKeys) {
     let size: number;
     try {
       size = readFileSync(path).length;
     } catch (err) {
-      throw new ConfigError(`open() "${path}" failed ${sysErrorText(err)}`, null);
+      throw new ConfigError(`open() "${path}" failed ${sysErrorText(err)}`, ticketLoc);
     }
-    if (size !== 48 && size !== 80) throw new ConfigError(`"${path}" must be 80 or 48 bytes`, null);
+    if (size !== 48 && size !== 80) throw new ConfigError(`"${path}" must be 80 or 48 bytes`, ticketLoc);
   }
 }

@@ -507,7 +507,7 @@ describe("end-of-mail checks (§11)", () => {
     );
     assert.equal(
       await err(conf),
-      "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client",
+      "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client in DIR/nginx.conf:6",
     );
   });
   test("TLS check runs before the auth_http check", async () => {

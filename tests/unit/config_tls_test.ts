@@ -63,7 +63,7 @@ describe("certificate and key loading", () => {
     assert.match(
       none.err!,
       new RegExp(
-        `^cannot load certificate key "${TLS}server_enc.key": PEM_read_bio_PrivateKey\\(\\) failed \\(SSL: .+\\)$`,
+        `^cannot load certificate key "${TLS}server_enc.key": PEM_read_bio_PrivateKey\\(\\) failed \\(SSL: .+\\) in DIR/nginx\\.conf:5$`,
       ),
     );
     const wrong = await run(
@@ -81,7 +81,7 @@ describe("certificate and key loading", () => {
     );
     assert.equal(
       r.err,
-      'cannot load certificate "DIR/missing.pem": BIO_new_file() failed (2: No such file or directory)',
+      'cannot load certificate "DIR/missing.pem": BIO_new_file() failed (2: No such file or directory) in DIR/nginx.conf:4',
     );
   });
   test("a certificate file that is not PEM", async () => {
@@ -91,7 +91,7 @@ describe("certificate and key loading", () => {
     );
     assert.match(
       r.err!,
-      /^cannot load certificate "DIR\/bad\.pem": PEM_read_bio_X509_AUX\(\) failed \(SSL: .+\)$/,
+      /^cannot load certificate "DIR\/bad\.pem": PEM_read_bio_X509_AUX\(\) failed \(SSL: .+\) in DIR\/nginx\.conf:4$/,
     );
   });
   test("a key file that is not a key", async () => {
@@ -109,7 +109,7 @@ describe("certificate and key loading", () => {
     );
     assert.equal(
       r.err,
-      `SSL_CTX_use_PrivateKey("${TLS}other.key") failed (SSL: key values mismatch)`,
+      `SSL_CTX_use_PrivateKey("${TLS}other.key") failed (SSL: key values mismatch) in DIR/nginx.conf:5`,
     );
   });
   test("several pairs, and data: values", async () => {
@@ -174,7 +174,7 @@ describe("which servers are checked", () => {
     assert.equal((await run(`${base}ssl_verify_client optional_no_ca;\n${SSL_SERVER}`)).err, null);
     assert.equal(
       (await run(`${base}ssl_verify_client optional;\n${SSL_SERVER}`)).err,
-      "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client",
+      "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client in DIR/nginx.conf:6",
     );
     assert.equal(
       (await run(
@@ -185,7 +185,7 @@ describe("which servers are checked", () => {
     assert.equal(
       (await run(`${base}ssl_verify_client on;\nssl_client_certificate nope.pem;\n${SSL_SERVER}`))
         .err,
-      'SSL_CTX_load_verify_locations("DIR/nope.pem") failed (2: No such file or directory)',
+      'SSL_CTX_load_verify_locations("DIR/nope.pem") failed (2: No such file or directory) in DIR/nginx.conf:7',
     );
   });
   test("session ticket keys must be 48 or 80 bytes", async () => {
@@ -201,6 +201,6 @@ describe("which servers are checked", () => {
     const bad = await run(`${base}ssl_session_ticket_key k47;\n${SSL_SERVER}`, {
       k47: new Uint8Array(47),
     });
-    assert.equal(bad.err, '"DIR/k47" must be 80 or 48 bytes');
+    assert.equal(bad.err, '"DIR/k47" must be 80 or 48 bytes in DIR/nginx.conf:6');
   });
 });
