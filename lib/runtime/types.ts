@@ -203,8 +203,8 @@ export interface Runtime {
   /**
    * Conn.pause()/resume() cost system calls (Bun: epoll_ctl, TCP_CORK), so
    * the session pauses a client only when input arrives while it is busy.
-   * false (Deno: pausing only stops issuing reads): the session pauses
-   * around every command, the simpler discipline.
+   * false (Deno: pausing only stops issuing reads, no system call): the
+   * session keeps the simpler discipline of pausing around every command.
    */
   readonly pauseCostsSyscalls: boolean;
   /** Runtime version string, e.g. "2.9.6". */
