@@ -662,15 +662,21 @@ export async function soakTarget(target: Target, o: SoakOptions): Promise<Target
     backend = { ports: b.ports, stop: () => b.stop() };
   } else backend = await spawnBackend();
   const [pi, pp, ps] = await freePorts(3);
+  // backlog=4096: thousands of loops reconnect at once. When the accept
+  // queue overflows, the kernel drops the final ACKs and retransmits
+  // SYN-ACKs with back-off, so a few sessions wait tens of seconds (a plain
+  // Node server with the same client: backlog 128 -> 1,245 stalls, 4096 ->
+  // none). Deno applies it (its accept loop still falls behind at 7,920
+  // loops: README, "Known problem"); Bun's backlog is fixed at 512 (warned).
   const conf = `
 error_log stderr notice;
 events { worker_connections ${concurrency * 2 + 100}; }
 mail {
   server_name soak.test;
   timeout 120s;
-  server { listen 127.0.0.1:${pi}; protocol imap; auth_table imap.table; }
-  server { listen 127.0.0.1:${pp}; protocol pop3; auth_table pop3.table; }
-  server { listen 127.0.0.1:${ps}; protocol smtp; auth_table smtp.table; }
+  server { listen 127.0.0.1:${pi} backlog=4096; protocol imap; auth_table imap.table; }
+  server { listen 127.0.0.1:${pp} backlog=4096; protocol pop3; auth_table pop3.table; }
+  server { listen 127.0.0.1:${ps} backlog=4096; protocol smtp; auth_table smtp.table; }
 }
 `;
   let mg: Running | null = null;
