@@ -12,9 +12,12 @@ import { formatIp, parseUrl, resolveHost } from "./url.ts";
 export const AUTH_HTTP_DEFAULT_PORT = 80;
 export const RESOLVER_DEFAULT_PORT = 53;
 
+/** The optional scheme of an auth_http value (nginx strips it; only plain HTTP exists). */
+const AUTH_HTTP_SCHEME = /^http:\/\//;
+
 export async function handleAuthHttp(d: Directive, st: LoadState): Promise<void> {
   const raw = d.args[0];
-  const url = raw.startsWith("http://") ? raw.slice(7) : raw;
+  const url = raw.replace(AUTH_HTTP_SCHEME, "");
   const r = parseUrl(url, { uriPart: true, defaultPort: AUTH_HTTP_DEFAULT_PORT });
   if ("err" in r) fail(d, `${r.err} in auth_http "${url}"`);
   const u = r.ok;

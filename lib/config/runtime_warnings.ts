@@ -49,7 +49,7 @@ export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarn
     for (const l of s.listens) {
       const unix = l.address.kind === "unix";
       if (l.backlog !== null) {
-        // Deno.listen takes a backlog for TCP only.
+        // The Deno adapter applies a backlog to TCP listeners only.
         if (!caps.backlog) warn(unsupported(`"backlog"`, runtime), l);
         else if (unix && runtime === "deno") warn(unsupported(`"backlog" on a unix socket`, runtime), l);
       }

@@ -7,7 +7,7 @@
 // process.getBuiltinModule loads a builtin synchronously, in both runtimes,
 // so callers stay synchronous (the TLS code paths must not yield before
 // they take over a socket's bytes).
-// Runtime-neutral: no Deno.* or Bun.* here.
+// Runtime-neutral: only node: builtins that both runtimes provide.
 
 import process from "node:process";
 

@@ -330,9 +330,9 @@ export class Session {
     this.#in += chunk.length;
     this.#machine.push(chunk);
     // Busy with a command (or the login): hold this chunk and read no more
-    // until it is done. On Bun the pump does not pause up front: pausing
-    // only when input actually arrives saves the pause/resume pair (two
-    // epoll_ctl) for clients that wait for each answer, nearly all of them.
+    // until it is done. Pausing only when input actually arrives saves the
+    // pause/resume pair (two epoll_ctl on Bun) for clients that wait for
+    // each answer, nearly all of them.
     if (this.#pumping || phase !== "preauth") this.#client.pause();
     else this.#pump();
   }
@@ -353,16 +353,14 @@ export class Session {
   }
 
   /**
-   * Runs the machine one command at a time. Client reads are paused while
-   * anything is in progress, so the machine's input stays bounded: where
-   * pausing costs system calls (Bun), only once input arrives meanwhile
-   * (#onClientData), so the command plus at most that chunk and one read in
-   * flight are held; elsewhere (Deno) from the start of the pump.
+   * Runs the machine one command at a time. Input that arrives while
+   * anything is in progress pauses client reads (#onClientData), so the
+   * machine's input stays bounded: the command, plus at most the chunk that
+   * paused it and one read already in flight.
    */
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
-    if (!this.#env.runtime.pauseCostsSyscalls) this.#client.pause();
     const machine = this.#machine!;
     try {
       for (;;) {

@@ -728,7 +728,6 @@ async function connect(spec: ConnectSpec): Promise<Conn> {
 
 export const runtime: Runtime = {
   name: "bun",
-  pauseCostsSyscalls: true,
   version: bunApi().version,
   listen,
   connect,

@@ -991,7 +991,6 @@ async function connect(spec: ConnectSpec): Promise<Conn> {
 
 export const runtime: Runtime = {
   name: "deno",
-  pauseCostsSyscalls: false,
   version: Deno.version.deno,
   listen,
   connect,

@@ -200,13 +200,6 @@ export type SignalName = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1"
 /** Process-level services that differ per runtime. */
 export interface Runtime {
   readonly name: "deno" | "bun";
-  /**
-   * Conn.pause()/resume() cost system calls (Bun: epoll_ctl, TCP_CORK), so
-   * the session pauses a client only when input arrives while it is busy.
-   * false (Deno: pausing only stops issuing reads, no system call): the
-   * session keeps the simpler discipline of pausing around every command.
-   */
-  readonly pauseCostsSyscalls: boolean;
   /** Runtime version string, e.g. "2.9.6". */
   readonly version: string;
   listen(spec: ListenSpec, onAccept: (conn: Conn) => void): Promise<Listener>;

@@ -143,9 +143,10 @@ mail {
       await mg.waitLog(/broken header: "HELLO THERE"/);
     });
 
-    it("listen ssl proxy_protocol: header, then the TLS handshake", async () => {
-      const raw = await TestClient.open(port.imapssl);
-      raw.write("PROXY TCP4 192.0.2.9 192.0.2.2 1234 993\r\n");
+    /** A PROXY v1 header from `src`, then TLS, the greeting and a LOGIN; the open TLS socket. */
+    async function proxiedTlsLogin(p: number, src: string): Promise<TLSSocket> {
+      const raw = await TestClient.open(p);
+      raw.write(`PROXY TCP4 ${src} 192.0.2.2 1234 993\r\n`);
       const tls = await new Promise<TLSSocket>((resolve, reject) => {
         const t = tlsConnect({ socket: raw.sock, ca: CA, servername: "localhost" }, () => resolve(t));
         t.once("error", reject);
@@ -154,21 +155,17 @@ mail {
       assert.equal(await tc.line(), "* OK IMAP4 ready\r\n");
       tc.write("a1 LOGIN u p\r\n");
       assert.equal(await tc.line(), "a1 OK mock login ok\r\n");
+      return tls;
+    }
+
+    it("listen ssl proxy_protocol: header, then the TLS handshake", async () => {
+      const tls = await proxiedTlsLogin(port.imapssl, "192.0.2.9");
       assert.equal(auth.requests.at(-1)!.get("Client-IP"), "192.0.2.9");
       tls.destroy();
     });
 
     it("proxy_protocol v2 from an ssl listener: the SSL TLV with version, cipher, and the proxy's own SIG_ALG / KEY_ALG", async () => {
-      const raw = await TestClient.open(port.imapssl2);
-      raw.write("PROXY TCP4 192.0.2.11 192.0.2.2 1234 993\r\n");
-      const tls = await new Promise<TLSSocket>((resolve, reject) => {
-        const t = tlsConnect({ socket: raw.sock, ca: CA, servername: "localhost" }, () => resolve(t));
-        t.once("error", reject);
-      });
-      const tc = TestClient.fromSocket(tls);
-      assert.equal(await tc.line(), "* OK IMAP4 ready\r\n");
-      tc.write("a1 LOGIN u p\r\n");
-      assert.equal(await tc.line(), "a1 OK mock login ok\r\n");
+      const tls = await proxiedTlsLogin(port.imapssl2, "192.0.2.11");
       const hdr = imap.conns.at(-1)!.proxy!;
       assert.equal(hdr[13], 0x11, "INET STREAM");
       const end = 16 + hdr.readUInt16BE(14);
