@@ -3,7 +3,8 @@
 // in flight, writes issued without waiting for it), stall at thousands of
 // concurrent connections without any mailgate code involved?
 //
-//   deno run -A tools/deno_stall_probe.ts [--conns=7000] [--seconds=90] [--pattern=overlap|serial] [--backlog=511]
+//   deno run -A --unstable-net tools/deno_stall_probe.ts [--conns=7000] [--seconds=90]
+//     [--pattern=overlap|serial] [--backlog=511] [--listeners=1]
 //
 // --pattern=serial: read, write the replies and wait for them, only then
 // read again (no read in flight during a write), for comparison.
@@ -14,6 +15,10 @@
 // Each loop: connect, three request/reply rounds ("ping N" -> "+OK N"),
 // close, again until the time is up. A round without a reply within 30 s
 // counts as a stall. Prints one JSON line; loopback only, bounded in time.
+//
+// --listeners=N opens N sockets on the port with SO_REUSEPORT, each with
+// its own accept loop (a Deno.Listener takes one accept() at a time, so
+// one listener accepts at most one connection per event-loop turn).
 
 import { spawn } from "node:child_process";
 import process from "node:process";
@@ -25,10 +30,14 @@ const SECONDS = Number(arg("seconds", "90"));
 const PATTERN = arg("pattern", "overlap");
 /** Deno's default listen backlog is 511 (as nginx's). */
 const BACKLOG = Number(arg("backlog", "511"));
+const LISTENERS = Number(arg("listeners", "1"));
 const REPLY_PREFIX = new TextEncoder().encode("+OK ");
 
-const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, tcpBacklog: BACKLOG });
-const port = (listener.addr as Deno.NetAddr).port;
+const opts = { hostname: "127.0.0.1", tcpBacklog: BACKLOG, reusePort: LISTENERS > 1 };
+const first = Deno.listen({ ...opts, port: 0 });
+const port = (first.addr as Deno.NetAddr).port;
+const listeners = [first];
+for (let i = 1; i < LISTENERS; i++) listeners.push(Deno.listen({ ...opts, port }));
 let open = 0;
 
 /** mailgate's pattern: the next read is issued at once; the reply is written while it is pending. */
@@ -68,20 +77,23 @@ function serve(conn: Deno.Conn): void {
   conn.read(buf).then(onRead, done);
 }
 
-(async () => {
-  for await (const c of listener) serve(c);
-})();
+for (const l of listeners) {
+  (async () => {
+    for await (const c of l) serve(c);
+  })();
+}
 
 const CLIENT = String.raw`
 const net = require("node:net");
 const [port, conns, seconds] = process.argv.slice(1).map(Number);
 const end = Date.now() + seconds * 1000;
 let sessions = 0, stalls = 0, errors = 0, live = 0;
+const stallRound = [0, 0, 0, 0]; // by round: 1 = the first reply after connect
 function session() {
   return new Promise((resolve) => {
     const s = net.connect(port, "127.0.0.1");
     let round = 0, buf = "", timer = null, settled = false;
-    const finish = (kind) => { if (settled) return; settled = true; clearTimeout(timer); s.destroy(); if (kind === "ok") sessions++; else if (kind === "stall") stalls++; else errors++; resolve(); };
+    const finish = (kind) => { if (settled) return; settled = true; clearTimeout(timer); s.destroy(); if (kind === "ok") sessions++; else if (kind === "stall") { stalls++; stallRound[round]++; } else errors++; resolve(); };
     const ask = () => { round++; clearTimeout(timer); timer = setTimeout(() => finish("stall"), 30000); s.write("ping " + round + "\n"); };
     s.on("connect", ask);
     s.on("data", (d) => { buf += d; if (buf.includes("\r\n")) { const want = "+OK " + round + "\r\n"; if (buf !== want) return finish("error"); buf = ""; if (round === 3) finish("ok"); else ask(); } });
@@ -90,7 +102,7 @@ function session() {
   });
 }
 async function loop() { while (Date.now() < end) await session(); }
-Promise.all(Array.from({ length: conns }, loop)).then(() => { console.log(JSON.stringify({ sessions, stalls, errors })); process.exit(0); });
+Promise.all(Array.from({ length: conns }, loop)).then(() => { console.log(JSON.stringify({ sessions, stalls, stallsByRound: stallRound.slice(1), errors })); process.exit(0); });
 `;
 
 const child = spawn("node", ["-e", CLIENT, String(port), String(CONNS), String(SECONDS)], {
@@ -99,7 +111,7 @@ const child = spawn("node", ["-e", CLIENT, String(port), String(CONNS), String(S
 let out = "";
 child.stdout.on("data", (d) => (out += d));
 const code: number = await new Promise((r) => child.on("exit", (c) => r(c ?? 1)));
-listener.close();
+for (const l of listeners) l.close();
 const result = out.trim() ? JSON.parse(out.trim()) : { error: `client exited ${code}` };
-console.log(JSON.stringify({ runtime: `deno ${Deno.version.deno}`, pattern: PATTERN, backlog: BACKLOG, conns: CONNS, seconds: SECONDS, stillOpen: open, ...result }));
+console.log(JSON.stringify({ runtime: `deno ${Deno.version.deno}`, pattern: PATTERN, backlog: BACKLOG, listeners: LISTENERS, conns: CONNS, seconds: SECONDS, stillOpen: open, ...result }));
 Deno.exit(0);

@@ -38,7 +38,7 @@ const unsupported = (what: string, runtime: RuntimeName) =>
  * Listen parameters the runtime cannot set on its sockets. Applied ones say
  * nothing: backlog (Deno), ipv6only (Bun natively; Deno serves an IPv4
  * listen of the same port from the [::] socket and closes other IPv4
- * connections there), so_keepalive on/off (both), its idle time (Bun).
+ * connections there), so_keepalive on/off and its idle time (both).
  * multipath is already reported by the loader (listen.ts).
  */
 export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarning[] {
@@ -65,9 +65,11 @@ export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarn
           const what = dropped.length === 1
             ? `${dropped[0]} is`
             : `${dropped.slice(0, -1).join(", ")} and ${dropped[dropped.length - 1]} are`;
-          const rest = caps.keepaliveIntvlCnt === "pinned" && caps.keepaliveIdle && k.idle !== null
+          const rest = !caps.keepaliveIdle || k.idle === null
+            ? "keep-alive is on with the system's timers"
+            : caps.keepaliveIntvlCnt === "pinned"
             ? "keep-alive uses the idle time, a 1s probe interval and 10 probes"
-            : "keep-alive is on with the system's timers";
+            : "keep-alive uses the idle time and the system's probe interval and count";
           warn(`"so_keepalive" ${what} not supported by the ${runtime} runtime, ignored: ${rest}`, l);
         }
       }

@@ -367,6 +367,11 @@ export class Session {
         if (this.#closed || this.phase !== "preauth") return;
         const steps = machine.next();
         if (steps.length === 0) break;
+        // STARTTLS: read nothing more as plaintext. The client may send its
+        // ClientHello as soon as the reply is out, and the adapter must hold
+        // it for startTls() rather than deliver it (the machine drops bytes
+        // that come between the STARTTLS step and tlsStarted()).
+        if (steps.some((s) => s.kind === "starttls")) this.#client.pause();
         for (const step of steps) {
           if (this.#closed) return;
           const cont = await this.#step(step);

@@ -9,7 +9,7 @@ export type RuntimeName = "deno" | "bun";
 export interface ListenSupport {
   /** listen(fd, backlog): Deno's tcpBacklog; Bun always uses 512. */
   backlog: boolean;
-  /** so_keepalive idle time (TCP_KEEPIDLE). Deno's setKeepAlive takes no delay. */
+  /** so_keepalive idle time (TCP_KEEPIDLE): node:net's setKeepAlive delay on Deno, Bun's own. */
   keepaliveIdle: boolean;
   /** so_keepalive probe interval and count: settable nowhere (Bun pins them to 1 s and 10). */
   keepaliveIntvlCnt: false | "pinned";
@@ -47,7 +47,7 @@ export interface RuntimeSupport {
 
 export const RUNTIME_SUPPORT: Record<RuntimeName, RuntimeSupport> = {
   deno: {
-    listen: { backlog: true, keepaliveIdle: false, keepaliveIntvlCnt: false, bufferSizes: false },
+    listen: { backlog: true, keepaliveIdle: true, keepaliveIntvlCnt: false, bufferSizes: false },
     tls: {
       ciphers: false,
       preferServerCiphers: false,

@@ -1,8 +1,8 @@
 // listen ... so_keepalive=on|off|idle:intvl:cnt -> the one setKeepAlive call
 // each runtime offers for an accepted connection. Neither runtime can set
 // the probe interval or count (Bun pins them to 1 s and 10 whenever it sets
-// the idle time); Deno's setKeepAlive takes no idle time at all
-// (capabilities.ts; start-up warns about what is dropped).
+// the idle time; Deno's node:net sets only the idle time), so start-up warns
+// about what is dropped (capabilities.ts).
 
 import type { KeepaliveSpec } from "./types.ts";
 

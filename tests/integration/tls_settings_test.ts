@@ -195,7 +195,7 @@ for (const target of targets()) {
         !caps.listen.backlog,
       );
       const ka = rt === "deno"
-        ? `"so_keepalive" idle time, interval and count are not supported by the deno runtime, ignored: keep-alive is on with the system's timers`
+        ? `"so_keepalive" interval and count are not supported by the deno runtime, ignored: keep-alive uses the idle time and the system's probe interval and count`
         : `"so_keepalive" interval and count are not supported by the bun runtime, ignored: keep-alive uses the idle time, a 1s probe interval and 10 probes`;
       assert.ok(warned(ka, line), log);
       assert.doesNotMatch(log, /ipv6only/);

@@ -123,12 +123,11 @@ listen unix:/tmp/mailgate-test.sock backlog=5;
     return listenWarnings(config, rt).map((w) => formatConfigWarning(w).replace(file, "F"));
   };
 
-  test("deno: rcvbuf/sndbuf, keep-alive timers, unix backlog; backlog, keep-alive on/off and ipv6only are applied", async () => {
+  test("deno: rcvbuf/sndbuf, keep-alive interval/count, unix backlog; backlog, keep-alive on/off/idle and ipv6only are applied", async () => {
     assert.deepEqual(await messages("deno"), [
       `"rcvbuf" is not supported by the deno runtime, ignored in F:5`,
       `"sndbuf" is not supported by the deno runtime, ignored in F:5`,
-      `"so_keepalive" idle time is not supported by the deno runtime, ignored: keep-alive is on with the system's timers in F:6`,
-      `"so_keepalive" idle time, interval and count are not supported by the deno runtime, ignored: keep-alive is on with the system's timers in F:7`,
+      `"so_keepalive" interval and count are not supported by the deno runtime, ignored: keep-alive uses the idle time and the system's probe interval and count in F:7`,
       `"backlog" on a unix socket is not supported by the deno runtime, ignored in F:10`,
     ]);
   });

@@ -1,10 +1,10 @@
-// A node:stream Duplex over the raw byte layer of a native Deno connection,
-// so node:tls can run TLS on a socket accepted with Deno.listen (Deno's own
-// TLS API has no server STARTTLS, client certificates or SNI).
-// The Duplex owns no socket and reads nothing itself: the connection's single
-// read loop pushes ciphertext into it (so the bytes of a read that was
-// already in flight when TLS started reach the TLS layer, not the app), and
-// its writes go to the connection's write queue.
+// A node:stream Duplex over the raw byte side of a connection, so node:tls
+// can run TLS on a socket whose bytes the connection itself reads (a
+// STARTTLS upgrade, a PROXY header before the ClientHello).
+// The Duplex owns no socket and reads nothing itself: the connection's one
+// data path pushes ciphertext into it (so bytes that were already read when
+// TLS started reach the TLS layer, not the app), and its writes go to the
+// connection's socket.
 // Built from options rather than as a subclass, so that node:stream is
 // loaded only when a connection starts TLS (builtins.ts).
 
