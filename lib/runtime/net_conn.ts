@@ -102,14 +102,16 @@ export class NetConn implements Conn {
   /**
    * `sock` is connected (accepted, or after its connect event) and was
    * made with allowHalfOpen, so the peer's FIN does not close our side.
-   * `local`: the listener's address for an accepted unix socket.
+   * A unix socket names its path: `unixLocal` (the listener's, accepted)
+   * or `unixRemote` (the one connected to).
    */
   constructor(sock: net.Socket, connectHost: string | null, unixLocal?: string, unixRemote?: string) {
     this.#sock = sock;
     this.#connectHost = connectHost;
-    if (sock.remoteAddress !== undefined) {
-      this.remote = ipAddr(sock.remoteAddress, sock.remotePort ?? 0);
-      this.local = ipAddr(sock.localAddress ?? "", sock.localPort ?? 0);
+    if (unixLocal === undefined && unixRemote === undefined) {
+      // A peer that reset before the accept leaves no address: report 0.0.0.0:0.
+      this.remote = ipAddr(sock.remoteAddress ?? "0.0.0.0", sock.remotePort ?? 0);
+      this.local = ipAddr(sock.localAddress ?? "0.0.0.0", sock.localPort ?? 0);
       // Small request/response exchanges must not wait for delayed ACKs (Q3).
       sock.setNoDelay(true);
     } else {
