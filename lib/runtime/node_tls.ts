@@ -1,5 +1,5 @@
 // node:tls helpers for the adapters that use node:tls as their TLS layer
-// (Deno: a TLSSocket on top of a Duplex that wraps a native Deno.Conn).
+// (Deno: a TLSSocket on top of a Duplex over the connection's node:net socket).
 // Builds and caches secure contexts from TlsServerOptions, builds client
 // options from TlsClientOptions, and reads TlsInfo from a finished handshake
 // (both adapters), with the client-certificate verification policy.

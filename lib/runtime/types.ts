@@ -1,7 +1,8 @@
 // The one boundary between mailgate and its runtime. Everything above this file
 // (protocol machines, auth, sessions, relay) sees only these interfaces; the
-// adapters in this folder (deno.ts, bun.ts) implement them over each runtime's
-// own socket API, reaching for node:tls only where that API lacks a feature.
+// adapters in this folder implement them: bun.ts over Bun's own socket API
+// (node:tls only for what it lacks), deno.ts over Deno's node:net and
+// node:tls (Deno's own sockets starve under load and lack server TLS).
 
 /** A socket address as mailgate reports it (logs, Client-IP, PROXY headers). */
 export type SockAddr =
@@ -189,8 +190,7 @@ export interface Listener {
   readonly addr: SockAddr;
   /**
    * Stop accepting. Connections already accepted are not touched. Resolves
-   * once the socket no longer takes connections (on Deno the close finishes
-   * only when the pending accept has been cancelled).
+   * once the socket no longer takes connections.
    */
   close(): Promise<void>;
 }
