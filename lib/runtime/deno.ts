@@ -44,23 +44,27 @@ function deliver(target: AcceptTarget, conn: NetConn): void {
 //
 // Deno's node:net stops accepting for good once an accept fails with
 // EMFILE: no error event, and no further connection is taken even after
-// descriptors are free again (measured on Deno 2.9.6). So the adapter
-// watches its socket count; when the process reaches RLIMIT_NOFILE it
-// waits for descriptors to be freed, then opens its listening sockets
-// afresh. Connections that queued meanwhile are reset, as when nginx
-// drops them; new ones are served again at once.
+// descriptors are free again (measured on Deno 2.9.6; other Deno internals
+// even panic on EMFILE). So the adapter never lets accepting run the
+// process out of descriptors: it counts its sockets, and when only
+// FD_RESERVE descriptors would be left it stops listening; once twice that
+// many are free again it listens afresh. Clients queued meanwhile are
+// reset or refused, as nginx's time out while its accepting is off; the
+// reserve leaves room for the backend and auth connections of the
+// sessions already accepted.
 
 /** Sockets this adapter holds (connections, and connects in progress). */
 let liveSockets = 0;
 /** Soft RLIMIT_NOFILE (Linux /proc), Infinity where it cannot be read. */
 const FD_LIMIT = readFdLimit();
-/** Start counting real descriptors when the sockets come this close to the limit. */
-const FD_WATCH_MARGIN = 256;
-/** Free descriptors needed before listening again. */
-const FD_RELISTEN_FREE = 16;
-const FD_CHECK_MS = 200;
-let fdsExhausted = false;
-let fdTimer: ReturnType<typeof setInterval> | undefined;
+/** Descriptors kept free: 4 at a limit of 256, 64 from a limit of 4,096 up. */
+const FD_RESERVE = Math.min(64, Math.max(4, Math.floor(FD_LIMIT / 64)));
+/** Descriptors that are not our sockets (files, the DNS socket, Deno's own). */
+let fdBase = -1;
+let fdBaseAt = 0;
+/** Within this of the reserve, fdBase is counted afresh (at most every 100 ms). */
+const FD_RECOUNT_ZONE = 16;
+let acceptStopped = false;
 
 function readFdLimit(): number {
   try {
@@ -71,47 +75,65 @@ function readFdLimit(): number {
   }
 }
 
-/** Descriptors open now; the limit itself when none is left to look. */
-function openFds(): number {
+/** Descriptors not held by our sockets, from /proc (Linux); 0 where it cannot be read. */
+function countFdBase(): void {
   try {
-    return readdirSync("/proc/self/fd").length - 1; // less the one listing it
+    fdBase = Math.max(0, readdirSync("/proc/self/fd").length - 1 - liveSockets); // -1: the listing's own
   } catch {
-    return FD_LIMIT;
+    fdBase = Math.max(fdBase, 0);
   }
+  fdBaseAt = Date.now();
 }
 
 function countSocket(sock: net.Socket): void {
   liveSockets++;
-  sock.once("close", () => liveSockets--);
-  if (!fdsExhausted && liveSockets + FD_WATCH_MARGIN >= FD_LIMIT && openFds() >= FD_LIMIT - 1) {
-    fdsExhausted = true;
-    fdTimer = setInterval(relistenWhenFree, FD_CHECK_MS);
-  }
+  sock.once("close", socketClosed);
+  if (acceptStopped || FD_LIMIT === Infinity) return;
+  if (fdBase < 0) countFdBase();
+  const stopAt = FD_LIMIT - FD_RESERVE;
+  if (liveSockets + fdBase >= stopAt - FD_RECOUNT_ZONE && Date.now() - fdBaseAt >= 100) countFdBase();
+  if (liveSockets + fdBase >= stopAt) stopAccepting();
 }
 
-/** Every listening server, to be opened again after descriptor exhaustion. */
+function socketClosed(): void {
+  liveSockets--;
+  if (acceptStopped && liveSockets + fdBase <= FD_LIMIT - 2 * FD_RESERVE) void startAccepting();
+}
+
+/** Every listening server, to be closed and opened again around descriptor exhaustion. */
 interface OpenServer {
-  server: net.Server;
+  /** null while accepting is stopped. */
+  server: net.Server | null;
   options: net.ListenOptions & { reusePort?: boolean };
   route: (c: NetConn) => AcceptTarget | null;
   closed: boolean;
 }
 const openServers = new Set<OpenServer>();
 
-async function relistenWhenFree(): Promise<void> {
-  if (openFds() > FD_LIMIT - FD_RELISTEN_FREE) return;
-  clearInterval(fdTimer);
+function stopAccepting(): void {
+  acceptStopped = true;
+  console.error(
+    `mailgate: ${liveSockets + fdBase} of ${FD_LIMIT} file descriptors in use: ` +
+      `not accepting until ${2 * FD_RESERVE} are free`,
+  );
   for (const s of openServers) {
+    s.server?.close();
+    s.server = null;
+  }
+}
+
+async function startAccepting(): Promise<void> {
+  acceptStopped = false;
+  for (const s of openServers) {
+    if (s.server !== null) continue;
     try {
-      s.server.close();
       const fresh = await createServer(s.options, s.route);
-      if (s.closed) fresh.close(); // closed (a reload) while it was opening
+      if (s.closed || s.server !== null) fresh.close(); // closed (a reload) meanwhile
       else s.server = fresh;
     } catch (e) {
       console.error(`mailgate: listening again after running out of file descriptors failed: ${e}`);
     }
   }
-  fdsExhausted = false;
 }
 
 /**
@@ -122,8 +144,13 @@ async function openServer(
   options: net.ListenOptions & { reusePort?: boolean },
   route: (c: NetConn) => AcceptTarget | null,
 ): Promise<OpenServer> {
-  const s: OpenServer = { server: await createServer(options, route), options, route, closed: false };
+  const server = await createServer(options, route);
+  // Listening again must take the same port, not a new ephemeral one.
+  const a = server.address();
+  if (a !== null && typeof a === "object") options = { ...options, port: a.port };
+  const s: OpenServer = { server, options, route, closed: false };
   openServers.add(s);
+  if (fdBase < 0 && FD_LIMIT !== Infinity) countFdBase();
   return s;
 }
 
@@ -150,8 +177,8 @@ function createServer(
 }
 
 function addrOf(s: OpenServer): SockAddr {
-  const a = s.server.address();
-  return a !== null && typeof a === "object" ? ipAddr(a.address, a.port) : unixAddr(a ?? "");
+  const o = s.options;
+  return o.path !== undefined ? unixAddr(o.path) : ipAddr(o.host ?? "", o.port ?? 0);
 }
 
 function closeServer(s: OpenServer): Promise<void> {
@@ -160,8 +187,9 @@ function closeServer(s: OpenServer): Promise<void> {
   // close() stops accepting at once; its callback would wait for every
   // accepted connection to end, which a reload must not.
   try {
-    s.server.close();
+    s.server?.close();
   } catch { /* already closed */ }
+  s.server = null;
   return Promise.resolve();
 }
 
