@@ -85,14 +85,33 @@ function countFdBase(): void {
   fdBaseAt = Date.now();
 }
 
+let recountPending = false;
+
 function countSocket(sock: net.Socket): void {
   liveSockets++;
   sock.once("close", socketClosed);
   if (acceptStopped || FD_LIMIT === Infinity) return;
   if (fdBase < 0) countFdBase();
-  const stopAt = FD_LIMIT - FD_RESERVE;
-  if (liveSockets + fdBase >= stopAt - FD_RECOUNT_ZONE && Date.now() - fdBaseAt >= 100) countFdBase();
-  if (liveSockets + fdBase >= stopAt) stopAccepting();
+  checkFdHeadroom();
+  // Near the reserve, count the real descriptors again, from a later task:
+  // Deno accepts every ready connection before it reports the first, so
+  // during that batch some open descriptors are not counted as sockets yet.
+  if (
+    !recountPending && liveSockets + fdBase >= FD_LIMIT - FD_RESERVE - FD_RECOUNT_ZONE &&
+    Date.now() - fdBaseAt >= 100
+  ) {
+    recountPending = true;
+    setTimeout(() => {
+      recountPending = false;
+      if (acceptStopped) return;
+      countFdBase();
+      checkFdHeadroom();
+    }, 0);
+  }
+}
+
+function checkFdHeadroom(): void {
+  if (!acceptStopped && liveSockets + fdBase >= FD_LIMIT - FD_RESERVE) stopAccepting();
 }
 
 function socketClosed(): void {
