@@ -3,7 +3,7 @@
 // (net_conn.ts); Deno's own API only for signals, arguments and exit.
 //
 // Why not Deno.listen/Deno.connect, which the first versions used: under
-// load their ops starve. At 7,900 busy connections 0.3-3.5 % of sessions
+// load their ops starve. At 7,900 busy connections 0.2-3.5 % of sessions
 // stalled for 30 s or more (tools/deno_stall_probe.ts reproduces it with
 // a bare Deno.listen server, with and without listen-queue overflows);
 // the same Deno serving through node:net stalled none, handled about 40 %
@@ -147,7 +147,8 @@ async function startAccepting(): Promise<void> {
     if (s.server !== null) continue;
     try {
       const fresh = await createServer(s.options, s.route);
-      if (s.closed || s.server !== null) fresh.close(); // closed (a reload) meanwhile
+      // Closed (a reload), or accepting stopped again, while it was opening.
+      if (s.closed || s.server !== null || acceptStopped) fresh.close();
       else s.server = fresh;
     } catch (e) {
       console.error(`mailgate: listening again after running out of file descriptors failed: ${e}`);
