@@ -22,11 +22,11 @@
 // (what mailgate's Deno adapter uses since these measurements).
 //
 // Results on the 2-core test machine, 7,900 connections, 60 s (2026-11-22):
-// Deno.listen stalled 519 sessions at backlog 511 and 856-2,556 at backlog
+// Deno.listen stalled 519 sessions at backlog 511 and 305-2,556 at backlog
 // 4096 with no listen-queue overflow at all (stalls in every round, not
 // only the first: accepted connections wait too); 2 or 4 reusePort
-// listeners did not help (424-4,672). node:net in Deno: 0 stalls in every
-// run, and 40-50 % more sessions.
+// listeners did not help (424-4,672). node:net in Deno: 0 stalls in all
+// four runs, and 38-50 % more sessions.
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";

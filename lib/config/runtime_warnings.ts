@@ -49,9 +49,8 @@ export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarn
     for (const l of s.listens) {
       const unix = l.address.kind === "unix";
       if (l.backlog !== null) {
-        // The Deno adapter applies a backlog to TCP listeners only.
         if (!caps.backlog) warn(unsupported(`"backlog"`, runtime), l);
-        else if (unix && runtime === "deno") warn(unsupported(`"backlog" on a unix socket`, runtime), l);
+        else if (unix && !caps.backlogUnix) warn(unsupported(`"backlog" on a unix socket`, runtime), l);
       }
       if (l.rcvbuf !== null && !caps.bufferSizes) warn(unsupported(`"rcvbuf"`, runtime), l);
       if (l.sndbuf !== null && !caps.bufferSizes) warn(unsupported(`"sndbuf"`, runtime), l);

@@ -60,6 +60,8 @@ export function addrPortText(a: SockAddr): string {
 
 type Phase = "start" | "proxy" | "resolve" | "delay" | "preauth" | "auth" | "backend" | "relay" | "done";
 
+const isStarttls = (s: ClientStep): boolean => s.kind === "starttls";
+
 export class Session {
   readonly id = nextConnId++;
   readonly ctx: LogContext;
@@ -371,7 +373,7 @@ export class Session {
         // ClientHello as soon as the reply is out, and the adapter must hold
         // it for startTls() rather than deliver it (the machine drops bytes
         // that come between the STARTTLS step and tlsStarted()).
-        if (steps.some((s) => s.kind === "starttls")) this.#client.pause();
+        if (steps.some(isStarttls)) this.#client.pause();
         for (const step of steps) {
           if (this.#closed) return;
           const cont = await this.#step(step);

@@ -35,18 +35,12 @@ import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
 import { keepaliveCall } from "./keepalive.ts";
 import { alpnWire, bunContextOptions } from "./bun_tls.ts";
 import { LayeredTls } from "./bun_layered_tls.ts";
+import { CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
 import { nodeTls } from "../core/builtins.ts";
 
-/** write() returns false once more than this many bytes are queued. */
-const WRITE_HIGH_WATER = 64 * 1024;
 /** Bound on cached per-server TLS option objects. */
 const TLS_CACHE_MAX = 64;
 
-const NO_EVENTS: ConnEvents = { data() {}, drain() {}, end() {}, close() {} };
-
-function toError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
-}
 
 /**
  * What a connection knows about its addresses without asking the socket:
@@ -118,8 +112,7 @@ class BunConn implements Conn {
   #needDrain = false;
   #appEnding = false;
   #closed = false;
-  #closeEmitted = false;
-  #closeError: Error | undefined;
+  readonly #closeReport = new CloseReport();
   #handshake: Handshake | null = null;
   /** The server TLS options of a startTls in progress (for client-certificate checks). */
   #serverTls: TlsServerOptions | null = null;
@@ -143,13 +136,7 @@ class BunConn implements Conn {
 
   attach(events: ConnEvents): void {
     this.#ev = events;
-    if (this.#closeEmitted) {
-      // Already closed and reported to the previous handlers: tell these too,
-      // so a relay started on a dead connection ends at once.
-      queueMicrotask(() => events.close(this.#closeError));
-      return;
-    }
-    if (this.#attached) return;
+    if (this.#closeReport.replay(events) || this.#attached) return;
     this.#attached = true;
     this.#scheduleHeld();
   }
@@ -370,15 +357,7 @@ class BunConn implements Conn {
     const h = this.#handshake;
     this.#handshake = null;
     h?.reject(err ?? new Error("connection closed during the TLS handshake"));
-    this.#closeError = err;
-    queueMicrotask(() => {
-      this.#closeEmitted = true;
-      try {
-        this.#ev.close(err);
-      } catch (e) {
-        console.error("mailgate: close handler failed:", e);
-      }
-    });
+    this.#closeReport.report(err, () => this.#ev);
   }
 
   // ---- TLS

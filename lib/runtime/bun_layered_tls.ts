@@ -12,6 +12,7 @@ import type * as tls from "node:tls";
 import { nodeStream, nodeTls } from "../core/builtins.ts";
 import type { ConnEvents, TlsInfo, TlsServerOptions } from "./types.ts";
 import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource } from "./node_tls.ts";
+import { toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
 
 /** The raw socket side, provided by the connection. */
 export interface RawSocket {
@@ -25,12 +26,6 @@ export interface RawSocket {
   resume(): void;
 }
 
-/** write() returns false once the TLS socket buffers more than this. */
-const WRITE_HIGH_WATER = 64 * 1024;
-
-function toError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
-}
 
 export class LayeredTls {
   #raw: RawSocket;

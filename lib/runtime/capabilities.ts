@@ -7,8 +7,10 @@
 export type RuntimeName = "deno" | "bun";
 
 export interface ListenSupport {
-  /** listen(fd, backlog): Deno's tcpBacklog; Bun always uses 512. */
+  /** listen(fd, backlog) on TCP sockets: Deno's node:net applies it; Bun always uses 512. */
   backlog: boolean;
+  /** The same on unix sockets: Deno's node:net takes it but listens with its own (ss -xl). */
+  backlogUnix: boolean;
   /** so_keepalive idle time (TCP_KEEPIDLE): node:net's setKeepAlive delay on Deno, Bun's own. */
   keepaliveIdle: boolean;
   /** so_keepalive probe interval and count: settable nowhere (Bun pins them to 1 s and 10). */
@@ -47,7 +49,7 @@ export interface RuntimeSupport {
 
 export const RUNTIME_SUPPORT: Record<RuntimeName, RuntimeSupport> = {
   deno: {
-    listen: { backlog: true, keepaliveIdle: true, keepaliveIntvlCnt: false, bufferSizes: false },
+    listen: { backlog: true, backlogUnix: false, keepaliveIdle: true, keepaliveIntvlCnt: false, bufferSizes: false },
     tls: {
       ciphers: false,
       preferServerCiphers: false,
@@ -66,6 +68,7 @@ export const RUNTIME_SUPPORT: Record<RuntimeName, RuntimeSupport> = {
   bun: {
     listen: {
       backlog: false,
+      backlogUnix: false,
       keepaliveIdle: true,
       keepaliveIntvlCnt: "pinned",
       bufferSizes: false,

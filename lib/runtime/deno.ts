@@ -48,10 +48,11 @@ function deliver(target: AcceptTarget, conn: NetConn): void {
 // even panic on EMFILE). So the adapter never lets accepting run the
 // process out of descriptors: it counts its sockets, and when only
 // FD_RESERVE descriptors would be left it stops listening; once twice that
-// many are free again it listens afresh. Clients queued meanwhile are
-// reset or refused, as nginx's time out while its accepting is off; the
-// reserve leaves room for the backend and auth connections of the
-// sessions already accepted.
+// many are free again it listens afresh. The reserve leaves room for the
+// backend and auth connections of the sessions already accepted. Unlike
+// nginx, which stops accepting for accept_mutex_delay and leaves clients
+// queued, node:net cannot stop accepting without closing its socket, so
+// clients queued meanwhile are reset, and new ones refused until then.
 
 /** Sockets this adapter holds (connections, and connects in progress). */
 let liveSockets = 0;
@@ -198,10 +199,16 @@ function createServer(
 
 function addrOf(s: OpenServer): SockAddr {
   const o = s.options;
-  return o.path !== undefined ? unixAddr(o.path) : ipAddr(o.host ?? "", o.port ?? 0);
+  return o.path !== undefined ? unixAddr(o.path) : ipAddr(o.host ?? "", portOf(s));
+}
+
+/** The port a TCP server listens on (openServer made options.port the real one). */
+function portOf(s: OpenServer): number {
+  return s.options.port ?? 0;
 }
 
 function closeServer(s: OpenServer): Promise<void> {
+  if (s.closed) return Promise.resolve();
   s.closed = true;
   openServers.delete(s);
   // close() stops accepting at once; its callback would wait for every
@@ -224,11 +231,13 @@ function closeServer(s: OpenServer): Promise<void> {
  * and an IPv4 connection nobody listens for is closed at once, which is as
  * close to "ipv6only" as Deno gets (accepted then closed, not refused).
  */
-interface PortShare {
-  server: OpenServer;
+interface PortRoutes {
   v6: AcceptTarget | null;
   /** IPv4 listens riding on the shared socket, by address ("0.0.0.0" = wildcard). */
   v4: Map<string, AcceptTarget>;
+}
+interface PortShare extends PortRoutes {
+  server: OpenServer;
 }
 
 /** Shared dual-stack sockets by port. */
@@ -251,11 +260,11 @@ function inUse(what: string, detail = ""): Error {
   return Object.assign(new Error(`${what} is already open${detail}`), { code: "EADDRINUSE" });
 }
 
-function routeShared(share: PortShare) {
+function routeShared(routes: PortRoutes) {
   return (c: NetConn): AcceptTarget | null => {
     const local = c.local;
-    if (local.family !== "ipv4") return share.v6;
-    return share.v4.get(local.address) ?? share.v4.get("0.0.0.0") ?? null;
+    if (local.family !== "ipv4") return routes.v6;
+    return routes.v4.get(local.address) ?? routes.v4.get("0.0.0.0") ?? null;
   };
 }
 
@@ -285,9 +294,10 @@ function tcpListenOptions(spec: ListenSpec & { kind: "tcp" }) {
 async function listenV6only(spec: ListenSpec & { kind: "tcp" }, target: AcceptTarget): Promise<Listener> {
   let share = spec.port !== 0 ? shares.get(spec.port) : undefined;
   if (share === undefined) {
-    const created: PortShare = { server: null as unknown as OpenServer, v6: null, v4: new Map() };
+    const routes: PortRoutes = { v6: null, v4: new Map() };
+    let server: OpenServer;
     try {
-      created.server = await openServer(tcpListenOptions(spec), routeShared(created));
+      server = await openServer(tcpListenOptions(spec), routeShared(routes));
     } catch (e) {
       if ((e as { code?: string }).code !== "EADDRINUSE") throw e;
       // An IPv4 socket of ours on this port was opened first (only possible
@@ -298,15 +308,14 @@ async function listenV6only(spec: ListenSpec & { kind: "tcp" }, target: AcceptTa
           `must be opened before any IPv4 address of port ${spec.port} (restart instead of reloading)`,
       );
     }
-    share = created;
-    shares.set((addrOf(created.server) as { port: number }).port, created);
+    share = Object.assign(routes, { server });
+    shares.set(portOf(server), share);
   } else if (share.v6 !== null) {
     throw inUse(`[::]:${spec.port}`);
   }
   const s = share;
   s.v6 = target;
-  const addr = addrOf(s.server);
-  return sharedListener(s, (addr as { port: number }).port, () => (s.v6 = null), addr);
+  return sharedListener(s, portOf(s.server), () => (s.v6 = null), addrOf(s.server));
 }
 
 async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Listener> {
@@ -326,15 +335,7 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
     spec.kind === "tcp" ? tcpListenOptions(spec) : { path: spec.path },
     () => target,
   );
-  let closed = false;
-  return {
-    addr: spec.kind === "tcp" ? addrOf(server) : unixAddr(spec.path),
-    close() {
-      if (closed) return Promise.resolve();
-      closed = true;
-      return closeServer(server);
-    },
-  };
+  return { addr: addrOf(server), close: () => closeServer(server) };
 }
 
 /** An IPv4 literal (the addresses a shared dual-stack socket can serve). */

@@ -3,13 +3,12 @@
 // certificates, TLS to backends). The Deno adapter's connections.
 //
 // Why node:net on Deno and not Deno.Conn: at thousands of busy connections
-// Deno's native socket ops starve. Its event loop only re-polls epoll when
-// it runs out of ready work, so under load some reads, writes and accepts
-// wait tens of seconds (tools/deno_stall_probe.ts: 0.3-2 % of sessions
-// stalled 30 s with a bare Deno.listen server at 7,900 connections, none
-// with a node:net server in the same Deno; README "Deno under load").
-// Deno's node:net runs on its own libuv-style loop, which drains every
-// ready socket, and an idle socket pins no read buffer.
+// Deno's native socket ops starve: some reads, writes and accepts wait 30 s
+// and more (tools/deno_stall_probe.ts at 7,900 connections: 0.15-1.2 % of
+// sessions with a bare Deno.listen server, none with a node:net server in
+// the same Deno; README "Deno under load"). Deno runs node:net on its own
+// libuv-style loop, which drains every ready socket (denoland/deno#32943);
+// an idle socket there pins no read buffer.
 //
 // Why TLS over a Duplex and not tls.TLSSocket wrapping the socket itself:
 // the Duplex is fed by this connection's one data path, so the bytes that
@@ -41,11 +40,7 @@ import {
   verifyNameOf,
 } from "./node_tls.ts";
 import { ipAddr, unixAddr } from "./sock_addr.ts";
-
-/** write() returns false once more than this many bytes are queued. */
-const WRITE_HIGH_WATER = 64 * 1024;
-
-const NO_EVENTS: ConnEvents = { data() {}, drain() {}, end() {}, close() {} };
+import { CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
 
 /** A ClientHello being collected; done() builds the TLS socket. */
 interface Sniff {
@@ -61,10 +56,6 @@ interface Sniff {
  * chunk is copied, so "valid only during the call" holds for every caller.
  */
 let deliveringBuffer: ArrayBufferLike | null = null;
-
-function toError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
-}
 
 export class NetConn implements Conn {
   readonly remote: SockAddr;
@@ -86,8 +77,7 @@ export class NetConn implements Conn {
   /** The app called end(): no more app writes; close once flushed. */
   #appEnding = false;
   #closed = false;
-  #closeEmitted = false;
-  #closeError: Error | undefined;
+  readonly #closeReport = new CloseReport();
   #lastError: Error | undefined;
 
   // TLS (node:tls over a RawDuplex). Once #duplex is set, raw bytes go to it.
@@ -136,13 +126,7 @@ export class NetConn implements Conn {
 
   attach(events: ConnEvents): void {
     this.#ev = events;
-    if (this.#closeEmitted) {
-      // Already closed and reported to the previous handlers: tell these too,
-      // so a relay started on a dead connection ends at once.
-      queueMicrotask(() => events.close(this.#closeError));
-      return;
-    }
-    if (this.#attached) return;
+    if (this.#closeReport.replay(events) || this.#attached) return;
     this.#attached = true;
     if (this.#tlsFlow) this.#applyTlsFlow();
     else if (this.#duplex === null) {
@@ -175,10 +159,13 @@ export class NetConn implements Conn {
   /** The peer's FIN (after every byte before it was delivered). */
   readonly #onEnd = (): void => {
     if (this.#closed) return;
-    if (this.#duplex !== null) {
-      this.#tlsEof();
-      return;
-    }
+    if (this.#duplex !== null) this.#tlsEof();
+    else this.#deliverEnd();
+  };
+
+  /** The peer's end, plain or inside TLS: tell the app, then close our side too. */
+  #deliverEnd(): void {
+    if (this.#closed) return;
     try {
       this.#ev.end();
     } catch (e) {
@@ -186,7 +173,7 @@ export class NetConn implements Conn {
       return;
     }
     if (!this.#appEnding) this.end();
-  };
+  }
 
   pause(): void {
     this.#paused = true;
@@ -206,33 +193,31 @@ export class NetConn implements Conn {
 
   write(chunk: Uint8Array): boolean {
     if (this.#closed || this.#appEnding) return true;
-    if (this.#tlsSock !== null) {
-      if (chunk.length > 0) this.#tlsSock.write(chunk.slice());
-      if (this.#tlsSock.writableLength > WRITE_HIGH_WATER) {
-        this.#needDrain = true;
-        return false;
-      }
-      return true;
-    }
-    // The socket may keep the chunk until it is written: copy what the
-    // caller may reuse.
-    if (chunk.length > 0) this.#sock.write(chunk.buffer === deliveringBuffer ? chunk : chunk.slice());
-    if (this.#sock.writableLength > WRITE_HIGH_WATER) {
+    // Plain or TLS, the stream may keep the chunk until it is written: copy
+    // what the caller may reuse (a chunk a NetConn is delivering is never).
+    const out: net.Socket = this.#tlsSock ?? this.#sock;
+    if (chunk.length > 0) out.write(chunk.buffer === deliveringBuffer ? chunk : chunk.slice());
+    if (out.writableLength > WRITE_HIGH_WATER) {
       this.#needDrain = true;
       return false;
     }
     return true;
   }
 
-  /** The socket's queue emptied; the app hears of it only if write() said false. */
-  readonly #onSockDrain = (): void => {
-    if (!this.#needDrain || this.#closed || this.#tlsSock !== null) return;
+  /** The queue write() used emptied; the app hears of it only if write() said false. */
+  #deliverDrain(): void {
+    if (!this.#needDrain || this.#closed) return;
     this.#needDrain = false;
     try {
       this.#ev.drain();
     } catch (e) {
       this.#closeNow(toError(e));
     }
+  }
+
+  /** Under TLS the raw socket carries ciphertext: its drain is the TLS layer's business. */
+  readonly #onSockDrain = (): void => {
+    if (this.#tlsSock === null) this.#deliverDrain();
   };
 
   end(): void {
@@ -266,17 +251,7 @@ export class NetConn implements Conn {
     const sniff = this.#sniff;
     this.#sniff = null;
     sniff?.fail(err ?? new Error("connection closed during the TLS handshake"));
-    // Emitted from a microtask so destroy() never re-enters the caller; the
-    // handlers current at that time get it (the relay may just have taken over).
-    this.#closeError = err;
-    queueMicrotask(() => {
-      this.#closeEmitted = true;
-      try {
-        this.#ev.close(err);
-      } catch (e) {
-        console.error("mailgate: close handler failed:", e);
-      }
-    });
+    this.#closeReport.report(err, () => this.#ev);
   }
 
   // ---- TLS
@@ -452,25 +427,8 @@ export class NetConn implements Conn {
       };
       sock.on("error", (e: Error) => fail(lastError = e));
       sock.on("close", () => fail(lastError));
-      sock.on("end", () => {
-        if (this.#closed) return;
-        try {
-          this.#ev.end();
-        } catch (e) {
-          this.#closeNow(toError(e));
-        }
-        if (!this.#appEnding) this.end();
-      });
-      sock.on("drain", () => {
-        if (this.#needDrain && !this.#closed) {
-          this.#needDrain = false;
-          try {
-            this.#ev.drain();
-          } catch (e) {
-            this.#closeNow(toError(e));
-          }
-        }
-      });
+      sock.on("end", () => this.#deliverEnd());
+      sock.on("drain", () => this.#deliverDrain());
       sock.once(event, () => {
         if (settled || this.#closed) return;
         settled = true;

@@ -77,6 +77,9 @@ export interface Conn {
    * TLS at byte 0). The adapter stops reading plaintext at once: bytes that
    * arrived before the call and were already delivered belong to the caller,
    * who discards them; no raw byte is delivered as data after this call.
+   * Bytes held by pause() go to the TLS layer, so a caller that sends a
+   * go-ahead first (STARTTLS's OK) pauses before sending it: a fast peer's
+   * ClientHello may otherwise be delivered as data before this call.
    * Resolves once the handshake is complete; `tls` is then set. Rejects on a
    * failed handshake (the connection is then closed).
    * `prefix`: bytes the caller already read that belong to the TLS stream

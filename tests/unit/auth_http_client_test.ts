@@ -19,6 +19,7 @@ import { bytesToBinary } from "../../lib/core/bytes.ts";
 import type { Conn, ConnectSpec } from "../../lib/runtime/types.ts";
 import { FakeConn, fakeConnector, fakeConnPair, recordConn } from "../helpers/fake_conn.ts";
 import { nodeConnect } from "../helpers/node_connect.ts";
+import { authRequest, tcpAuthUrl } from "../helpers/auth_fixtures.ts";
 
 /** How the test server answers one connection; `req` is the request text, `n` the connection number (1-based). */
 type Handler = (sock: net.Socket, req: string, n: number) => void;
@@ -81,29 +82,6 @@ async function startServer(handler: Handler, unixPath: string | null = null): Pr
   return state;
 }
 
-function tcpUrl(port: number): AuthHttpUrl {
-  return {
-    raw: `http://127.0.0.1:${port}/auth`,
-    target: { kind: "tcp", host: "127.0.0.1", port },
-    hostHeader: "127.0.0.1",
-    uri: "/auth",
-  };
-}
-
-function authReq(over: Partial<AuthRequest> = {}): AuthRequest {
-  return {
-    protocol: "imap",
-    creds: { method: "plain", user: "alice", pass: "secret", salt: null, tag: "a1" },
-    attempt: 2,
-    clientIp: "192.0.2.7",
-    clientHost: null,
-    proxyProtocol: null,
-    tls: null,
-    verifyClient: "off",
-    passClientCert: false,
-    ...over,
-  };
-}
 
 function service(
   url: AuthHttpUrl,
@@ -139,8 +117,8 @@ describe("auth_http client over loopback", () => {
   test("OK: exact request, result, and the client closes without reading the body", async () => {
     const srv = await startServer((sock) => sock.write(OK + "body that is never read"));
     try {
-      const url = tcpUrl(srv.port);
-      const r = await service(url).authenticate(authReq());
+      const url = tcpAuthUrl(srv.port);
+      const r = await service(url).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "ok",
         addr: "198.51.100.1",
@@ -152,7 +130,7 @@ describe("auth_http client over loopback", () => {
       assert.equal(srv.requests.length, 1);
       assert.equal(
         srv.requests[0],
-        bytesToBinary(buildAuthRequest(url, authReq(), [["X-Secret", "k"]])),
+        bytesToBinary(buildAuthRequest(url, authRequest(), [["X-Secret", "k"]])),
       );
       assert.ok(srv.requests[0].startsWith("GET /auth HTTP/1.0\r\nHost: 127.0.0.1\r\n"));
       assert.ok(srv.requests[0].endsWith("\r\nX-Secret: k\r\n\r\n"));
@@ -171,7 +149,7 @@ describe("auth_http client over loopback", () => {
       }
     });
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.equal(r.kind, "ok");
     } finally {
       await srv.stop();
@@ -185,7 +163,7 @@ describe("auth_http client over loopback", () => {
       )
     );
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "ok",
         addr: "10.0.0.1",
@@ -206,7 +184,7 @@ describe("auth_http client over loopback", () => {
       )
     );
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "refused",
         message: "Bad user name or password",
@@ -227,7 +205,7 @@ describe("auth_http client over loopback", () => {
       } else sock.write(OK);
     });
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "ok",
         addr: "198.51.100.1",
@@ -254,13 +232,13 @@ describe("auth_http client over loopback", () => {
         else sock.write("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 198.51.100.1\r\nAuth-Port: 25\r\n\r\n");
       });
       try {
-        const req = authReq({
+        const req = authRequest({
           protocol: method === "none" ? "smtp" : "imap",
           creds: method === "none"
             ? { method, user: "", pass: "", salt: null, tag: "", smtp: { helo: "h", esmtp: true, from: "MAIL FROM:<a@b>", to: "RCPT TO:<c@d>" } }
             : { method, user: "alice", pass: "", salt: null, tag: "a1" },
         });
-        const r = await service(tcpUrl(srv.port)).authenticate(req);
+        const r = await service(tcpAuthUrl(srv.port)).authenticate(req);
         assert.deepEqual(r, { kind: "ok", addr: "198.51.100.1", port: 25, user: "routed", pass: "pw", backendName: "198.51.100.1:25" }, method);
         assert.match(srv.requests[0], method === "none" ? /\r\nAuth-User: \r\nAuth-Pass: \r\n/ : /\r\nAuth-User: alice\r\nAuth-Pass: \r\n/);
         assert.match(srv.requests[1], /\r\nAuth-User: routed\r\nAuth-Pass: pw\r\n/, method);
@@ -277,7 +255,7 @@ describe("auth_http client over loopback", () => {
       sock.end(n === 1 ? "Auth-Status: WAIT\r\nAuth-Wait: 1\r\n\r\n" : OK);
     });
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.equal(r.kind, "ok");
       assert.equal(times.length, 2);
       assert.ok(times[1] - times[0] >= 950, `second request after ${times[1] - times[0]} ms`);
@@ -289,7 +267,7 @@ describe("auth_http client over loopback", () => {
   test("WAIT rounds are bounded", async () => {
     const srv = await startServer((sock) => sock.end("Auth-Status: WAIT\r\n\r\n"));
     try {
-      const r = await service(tcpUrl(srv.port), 5000, nodeConnect, 3).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port), 5000, nodeConnect, 3).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "error",
         log: `auth http server 127.0.0.1:${srv.port} sent WAIT 3 times, giving up`,
@@ -306,7 +284,7 @@ describe("auth_http client over loopback", () => {
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    const r = await service(tcpUrl(port)).authenticate(authReq());
+    const r = await service(tcpAuthUrl(port)).authenticate(authRequest());
     assert.deepEqual(r, {
       kind: "error",
       log:
@@ -319,7 +297,7 @@ describe("auth_http client over loopback", () => {
     try {
       const t0 = Date.now();
       const r = await within(
-        service(tcpUrl(srv.port), 300).authenticate(authReq()),
+        service(tcpAuthUrl(srv.port), 300).authenticate(authRequest()),
         3000,
         "timeout",
       );
@@ -346,7 +324,7 @@ describe("auth_http client over loopback", () => {
     });
     try {
       const r = await within(
-        service(tcpUrl(srv.port), 300).authenticate(authReq()),
+        service(tcpAuthUrl(srv.port), 300).authenticate(authRequest()),
         3000,
         "timeout",
       );
@@ -364,7 +342,7 @@ describe("auth_http client over loopback", () => {
       sock.end("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Ser")
     );
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "error",
         log: `auth http server 127.0.0.1:${srv.port} sent invalid response`,
@@ -377,7 +355,7 @@ describe("auth_http client over loopback", () => {
   test("server closes without answering", async () => {
     const srv = await startServer((sock) => sock.end());
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "error",
         log: `auth http server 127.0.0.1:${srv.port} sent invalid response`,
@@ -390,7 +368,7 @@ describe("auth_http client over loopback", () => {
   test("garbage", async () => {
     const srv = await startServer((sock) => sock.write("<html>500 oops</html>\r\n\r\n"));
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "error",
         log: `auth http server 127.0.0.1:${srv.port} sent invalid header in response`,
@@ -404,7 +382,7 @@ describe("auth_http client over loopback", () => {
   test("CR without LF in the status line", async () => {
     const srv = await startServer((sock) => sock.write("HTTP/1.0 200 OK\rAuth-Status: OK\r\n\r\n"));
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "error",
         log: `auth http server 127.0.0.1:${srv.port} sent invalid response`,
@@ -419,7 +397,7 @@ describe("auth_http client over loopback", () => {
       sock.write(`HTTP/1.0 200 OK\r\nX-Pad: ${"x".repeat(20000)}\r\n\r\n`)
     );
     try {
-      const r = await service(tcpUrl(srv.port)).authenticate(authReq());
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
       assert.deepEqual(r, {
         kind: "error",
         log: `auth http server 127.0.0.1:${srv.port} sent too big response header`,
@@ -440,7 +418,7 @@ describe("auth_http client over loopback", () => {
         hostHeader: "localhost",
         uri: "/a",
       };
-      const r = await service(url).authenticate(authReq());
+      const r = await service(url).authenticate(authRequest());
       assert.equal(r.kind, "ok");
       assert.ok(srv.requests[0].startsWith("GET /a HTTP/1.0\r\nHost: localhost\r\n"));
     } finally {
@@ -451,7 +429,7 @@ describe("auth_http client over loopback", () => {
 });
 
 describe("auth_http client over fake conns", () => {
-  const url = tcpUrl(9);
+  const url = tcpAuthUrl(9);
 
   /** A connector whose "server" side runs `script` once the request arrived. */
   function scripted(script: (server: FakeConn, request: string) => void) {
@@ -484,7 +462,7 @@ describe("auth_http client over fake conns", () => {
     const net_ = fakeConnector((server) => {
       for (const ch of OK) server.write(new TextEncoder().encode(ch));
     }, { maxChunk: 1 });
-    const r = await service(url, 5000, net_.connect).authenticate(authReq());
+    const r = await service(url, 5000, net_.connect).authenticate(authRequest());
     assert.equal(r.kind, "ok");
     await settled(net_.conns);
     assert.equal(net_.conns.length, 1);
@@ -501,7 +479,7 @@ describe("auth_http client over fake conns", () => {
     ];
     for (const [name, answer, kind] of answers) {
       const net_ = scripted(answer);
-      const r = await service(url, 5000, net_.connect).authenticate(authReq());
+      const r = await service(url, 5000, net_.connect).authenticate(authRequest());
       assert.equal(r.kind, kind, name);
       await settled(net_.conns);
       assert.ok(net_.conns.every((c) => c.isClosed), `${name}: connection closed`);
@@ -511,7 +489,7 @@ describe("auth_http client over fake conns", () => {
 
   test("reset by the auth server", async () => {
     const net_ = scripted((s) => s.reset());
-    const r = await service(url, 5000, net_.connect).authenticate(authReq());
+    const r = await service(url, 5000, net_.connect).authenticate(authRequest());
     assert.deepEqual(r, {
       kind: "error",
       log: "recv() failed (104: Connection reset by peer) while in http auth state",
@@ -527,7 +505,7 @@ describe("auth_http client over fake conns", () => {
       assert.ok(spec.timeoutMs !== undefined && spec.timeoutMs > 100);
       return new Promise((r) => (resolveConn = r));
     };
-    const r = await service(url, 100, slowConnect).authenticate(authReq());
+    const r = await service(url, 100, slowConnect).authenticate(authRequest());
     assert.deepEqual(r, { kind: "error", log: "auth http server 127.0.0.1:9 timed out" });
     resolveConn(client);
     await within(rec.closed, 1000, "late conn closed");
@@ -538,7 +516,7 @@ describe("auth_http client over fake conns", () => {
     const refuse = () => {
       throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" });
     };
-    const r = await service(url, 5000, fakeConnector(refuse).connect).authenticate(authReq());
+    const r = await service(url, 5000, fakeConnector(refuse).connect).authenticate(authRequest());
     assert.deepEqual(r, {
       kind: "error",
       log: "connect() to 127.0.0.1:9 failed (111: Connection refused) while in http auth state",

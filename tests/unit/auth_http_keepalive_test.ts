@@ -9,10 +9,10 @@ import net from "node:net";
 import { createHttpAuthService } from "../../lib/auth/http_client.ts";
 import { buildAuthRequest } from "../../lib/auth/http_request.ts";
 import { AuthResponseParser } from "../../lib/auth/http_response.ts";
-import type { AuthRequest } from "../../lib/auth/types.ts";
-import type { AuthHttpUrl } from "../../lib/config/types.ts";
+import type { AuthService } from "../../lib/auth/types.ts";
 import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
 import { nodeConnect } from "../helpers/node_connect.ts";
+import { authRequest, tcpAuthUrl } from "../helpers/auth_fixtures.ts";
 
 const OK = "Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 143\r\n";
 
@@ -65,32 +65,13 @@ describe("AuthResponseParser.reusable (auth_http_keepalive framing)", () => {
   });
 });
 
-function url(port: number): AuthHttpUrl {
-  return {
-    raw: `http://127.0.0.1:${port}/auth`,
-    target: { kind: "tcp", host: "127.0.0.1", port },
-    hostHeader: "127.0.0.1",
-    uri: "/auth",
-  };
-}
-
-function authReq(user: string): AuthRequest {
-  return {
-    protocol: "imap",
-    creds: { method: "plain", user, pass: "secret", salt: null, tag: "a1" },
-    attempt: 1,
-    clientIp: "192.0.2.7",
-    clientHost: null,
-    proxyProtocol: null,
-    tls: null,
-    verifyClient: "off",
-    passClientCert: false,
-  };
-}
+/** A LOGIN by `user` (the mock answers echo it back as Auth-User u<n>). */
+const authReq = (user: string) =>
+  authRequest({ creds: { method: "plain", user, pass: "secret", salt: null, tag: "a1" } });
 
 test("buildAuthRequest: http11 changes only the request line", () => {
-  const a = bytesToBinary(buildAuthRequest(url(9), authReq("u"), []));
-  const b = bytesToBinary(buildAuthRequest(url(9), authReq("u"), [], true));
+  const a = bytesToBinary(buildAuthRequest(tcpAuthUrl(9), authReq("u"), []));
+  const b = bytesToBinary(buildAuthRequest(tcpAuthUrl(9), authReq("u"), [], true));
   assert.ok(a.startsWith("GET /auth HTTP/1.0\r\n"));
   assert.equal(b, a.replace("HTTP/1.0", "HTTP/1.1"));
 });
@@ -145,11 +126,39 @@ async function keepAliveServer(answer: (n: number, req: string) => string, drop:
 const ok11 = (n: number) => `HTTP/1.1 200 OK\r\n${OK}Auth-User: u${n}\r\nContent-Length: 0\r\n\r\n`;
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A keepAliveServer and an auth service on it (auth_http_keepalive as
+ * `keepalive` says; undefined = the default), both stopped afterwards.
+ */
+async function withPool(
+  opts: {
+    answer?: (n: number, req: string) => string;
+    drop?: "no" | "idle" | "next";
+    keepalive?: number;
+    keepaliveIdleMs?: number;
+  },
+  body: (svc: AuthService, srv: Awaited<ReturnType<typeof keepAliveServer>>) => Promise<void>,
+): Promise<void> {
+  const srv = await keepAliveServer(opts.answer ?? ok11, opts.drop ?? "no");
+  const svc = createHttpAuthService({
+    url: tcpAuthUrl(srv.port),
+    headers: [],
+    timeoutMs: 3000,
+    connect: nodeConnect,
+    keepalive: opts.keepalive,
+    keepaliveIdleMs: opts.keepaliveIdleMs,
+  });
+  try {
+    await body(svc, srv);
+  } finally {
+    svc.close?.();
+    await srv.stop();
+  }
+}
+
 describe("auth_http_keepalive: the client's pool", () => {
-  test("sequential requests share one connection; requests say HTTP/1.1", async () => {
-    const srv = await keepAliveServer(ok11);
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 2 });
-    try {
+  test("sequential requests share one connection; requests say HTTP/1.1", () =>
+    withPool({ keepalive: 2 }, async (svc, srv) => {
       for (let i = 1; i <= 5; i++) {
         const r = await svc.authenticate(authReq(`user${i}`));
         assert.equal(r.kind, "ok");
@@ -161,119 +170,73 @@ describe("auth_http_keepalive: the client's pool", () => {
       svc.close?.();
       await wait(50);
       assert.equal(srv.state.open.size, 0, "close() lets the idle connection go");
-    } finally {
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("concurrent requests open more connections; only `keepalive` of them are kept", async () => {
-    const srv = await keepAliveServer(ok11);
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 2 });
-    try {
+  test("concurrent requests open more connections; only `keepalive` of them are kept", () =>
+    withPool({ keepalive: 2 }, async (svc, srv) => {
       const rs = await Promise.all([1, 2, 3, 4].map((i) => svc.authenticate(authReq(`c${i}`))));
       assert.ok(rs.every((r) => r.kind === "ok"));
       assert.equal(srv.state.conns, 4);
       await wait(50);
       assert.equal(srv.state.open.size, 2);
-      svc.close?.();
-    } finally {
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("a kept connection the server closed meanwhile: the request goes on a new one", async () => {
-    const srv = await keepAliveServer(ok11, "idle");
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 4 });
-    try {
+  test("a kept connection the server closed meanwhile: the request goes on a new one", () =>
+    withPool({ drop: "idle", keepalive: 4 }, async (svc, srv) => {
       for (let i = 1; i <= 3; i++) {
         assert.equal((await svc.authenticate(authReq(`s${i}`))).kind, "ok");
         await wait(30); // the server's close arrives while the connection is idle
       }
       assert.equal(srv.state.conns, 3);
       assert.equal(srv.state.requests.length, 3, "each request sent once");
-    } finally {
-      svc.close?.();
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("a kept connection that dies as the request is sent is retried once on a new connection", async () => {
-    const srv = await keepAliveServer(ok11, "next");
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 4 });
-    try {
+  test("a kept connection that dies as the request is sent is retried once on a new connection", () =>
+    withPool({ drop: "next", keepalive: 4 }, async (svc, srv) => {
       for (let i = 1; i <= 5; i++) assert.equal((await svc.authenticate(authReq(`r${i}`))).kind, "ok");
       assert.equal(srv.state.unanswered, 4, "requests 2-5 first went to a kept connection, which closed");
       assert.equal(srv.state.requests.length, 5);
       assert.equal(srv.state.conns, 5);
-    } finally {
-      svc.close?.();
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("a connection idle longer than keepaliveIdleMs is closed, not reused", async () => {
-    const srv = await keepAliveServer(ok11);
-    const svc = createHttpAuthService({
-      url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 4, keepaliveIdleMs: 40,
-    });
-    try {
+  test("a connection idle longer than keepaliveIdleMs is closed, not reused", () =>
+    withPool({ keepalive: 4, keepaliveIdleMs: 40 }, async (svc, srv) => {
       assert.equal((await svc.authenticate(authReq("i1"))).kind, "ok");
       await wait(80);
       assert.equal((await svc.authenticate(authReq("i2"))).kind, "ok");
       assert.equal(srv.state.conns, 2);
       await wait(50);
       assert.equal(srv.state.open.size, 1, "the stale one was closed");
-    } finally {
-      svc.close?.();
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("HTTP/1.0 answers or Connection: close are never reused", async () => {
-    const srv = await keepAliveServer((n) =>
-      n % 2 ? `HTTP/1.0 200 OK\r\n${OK}Content-Length: 0\r\n\r\n` : `HTTP/1.1 200 OK\r\n${OK}Connection: close\r\n\r\n`
-    );
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 4 });
-    try {
+  test("HTTP/1.0 answers or Connection: close are never reused", () =>
+    withPool({
+      keepalive: 4,
+      answer: (n) =>
+        n % 2 ? `HTTP/1.0 200 OK\r\n${OK}Content-Length: 0\r\n\r\n` : `HTTP/1.1 200 OK\r\n${OK}Connection: close\r\n\r\n`,
+    }, async (svc, srv) => {
       for (let i = 1; i <= 4; i++) assert.equal((await svc.authenticate(authReq(`h${i}`))).kind, "ok");
       assert.equal(srv.state.conns, 4);
       await wait(50);
       assert.equal(srv.state.open.size, 0);
-    } finally {
-      svc.close?.();
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("an idle connection that receives a stray byte is closed, not reused", async () => {
-    let stray: net.Socket | null = null;
-    const srv = await keepAliveServer(ok11);
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect, keepalive: 4 });
-    try {
+  test("an idle connection that receives a stray byte is closed, not reused", () =>
+    withPool({ keepalive: 4 }, async (svc, srv) => {
       assert.equal((await svc.authenticate(authReq("a"))).kind, "ok");
-      stray = [...srv.state.open][0];
-      stray.write("HTTP/1.1 200 OK\r\n");
+      [...srv.state.open][0].write("HTTP/1.1 200 OK\r\n");
       await wait(50);
       assert.equal(srv.state.open.size, 0, "the client closed it");
       assert.equal((await svc.authenticate(authReq("b"))).kind, "ok");
       assert.equal(srv.state.conns, 2);
-    } finally {
-      svc.close?.();
-      await srv.stop();
-    }
-  });
+    }));
 
-  test("keepalive 0 (default): HTTP/1.0, one connection per request, even if the server keeps it open", async () => {
-    const srv = await keepAliveServer(ok11);
-    const svc = createHttpAuthService({ url: url(srv.port), headers: [], timeoutMs: 3000, connect: nodeConnect });
-    try {
+  test("keepalive 0 (default): HTTP/1.0, one connection per request, even if the server keeps it open", () =>
+    withPool({}, async (svc, srv) => {
       for (let i = 1; i <= 3; i++) assert.equal((await svc.authenticate(authReq(`z${i}`))).kind, "ok");
       assert.equal(srv.state.conns, 3);
       assert.ok(srv.state.requests.every((q) => q.startsWith("GET /auth HTTP/1.0\r\n")));
       await wait(50);
       assert.equal(srv.state.open.size, 0);
-    } finally {
-      await srv.stop();
-    }
-  });
+    }));
 });

@@ -1,8 +1,9 @@
 // The window between a STARTTLS step and tlsStarted(): the session has sent
-// the OK and is about to hand the connection to TLS, but plaintext may still
-// be delivered (the session only pauses reading when input arrives). Every
-// pre-auth machine must discard such bytes (CVE-2011-0411 class), whether
-// they come in the STARTTLS packet or in a later one.
+// the OK and is about to hand the connection to TLS. It pauses the client
+// before sending the OK, but a chunk already being delivered can still
+// reach the machine. Every pre-auth machine must discard such bytes
+// (CVE-2011-0411 class), whether they come in the STARTTLS packet or in a
+// later one.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
