@@ -40,7 +40,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { freePorts } from "../tests/helpers/ports.ts";
 import { VERSION } from "../lib/version.ts";
@@ -98,7 +98,8 @@ const O = {
   coldRuns: Number(opt("cold-runs", FULL ? "10" : "5")),
   docs: !flag("no-docs"),
   /** A prebuilt executable to measure as "binary" instead of building one. */
-  binary: opt("binary", ""),
+  /** Absolute: the proxies run with their prefix as working directory. */
+  binary: opt("binary", "") && resolve(opt("binary", "")),
   /** auth_http_keepalive for mailgate's configuration (0: the shared file unchanged). */
   authKeepalive: Number(opt("auth-keepalive", "0")),
 };
@@ -267,6 +268,8 @@ async function main() {
         writeFileSync(mgConfs[w], benchConfig({ ...input, authKeepalive: O.authKeepalive }));
       }
     }
+    /** The configuration file a target runs with these workers. */
+    const confFor = (t: Target, w: Workers) => (t === "nginx" ? confs[w] : mgConfs[w]);
     log(
       `mailgate bench (${O.mode}): ${O.rounds} rounds × workers ${O.workers.join(",")} × ${
         O.targets.join(",")
@@ -288,7 +291,7 @@ async function main() {
           log(`${where} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
           let proxy: Started | null = null;
           try {
-            proxy = await startProxy(t, dir, t === "nginx" ? confs[w] : mgConfs[w], binary, ports.imap);
+            proxy = await startProxy(t, dir, confFor(t, w), binary, ports.imap);
             raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where));
           } catch (e) {
             note(`${where}: ${(e as Error).message}`);
@@ -306,7 +309,7 @@ async function main() {
         for (let i = 0; i < O.coldRuns; i++) {
           for (const t of O.targets) {
             const prefix = join(dir, `prefix-${t}`);
-            const [cmd, args] = proxyCommand(t, prefix, t === "nginx" ? confs[w] : mgConfs[w], binary);
+            const [cmd, args] = proxyCommand(t, prefix, confFor(t, w), binary);
             try {
               cold[t].push(await coldStartTree(cmd, args, ports.imap, undefined));
             } catch (e) {

@@ -23,26 +23,18 @@ const opts = helperOptions<Options>();
 const MAX_REQUEST = 16 * 1024;
 const PROTOCOL_HEADER = "\r\nauth-protocol: ";
 
-const answer = (port: number) =>
-  Buffer.from(
-    `HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${port}\r\n\r\n`,
-    "latin1",
-  );
-const answer11 = (port: number) =>
-  Buffer.from(
-    `HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${port}\r\nContent-Length: 0\r\n\r\n`,
-    "latin1",
-  );
-const ANSWERS: Record<string, Buffer> = {
-  imap: answer(opts.imap),
-  pop3: answer(opts.pop3),
-  smtp: answer(opts.smtp),
-};
-const ANSWERS11: Record<string, Buffer> = {
-  imap: answer11(opts.imap),
-  pop3: answer11(opts.pop3),
-  smtp: answer11(opts.smtp),
-};
+/** The answer per Auth-Protocol; HTTP/1.1 ones frame themselves (Content-Length: 0) to keep the connection. */
+function answers(http11: boolean): Record<string, Buffer> {
+  const answer = (port: number) =>
+    Buffer.from(
+      `HTTP/1.${http11 ? 1 : 0} 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${port}\r\n` +
+        `${http11 ? "Content-Length: 0\r\n" : ""}\r\n`,
+      "latin1",
+    );
+  return { imap: answer(opts.imap), pop3: answer(opts.pop3), smtp: answer(opts.smtp) };
+}
+const ANSWERS = answers(false);
+const ANSWERS11 = answers(true);
 const BAD = Buffer.from("HTTP/1.0 200 OK\r\nAuth-Status: unknown protocol\r\n\r\n", "latin1");
 
 let requests = 0;

@@ -61,6 +61,8 @@ export function start(
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1", ...opts.env },
   });
+  // A failed spawn also emits "error" later; the throw below reports it.
+  proc.once("error", () => {});
   if (proc.pid === undefined) throw new Error(`${label}: could not start ${cmd}`);
   const lines: string[] = [];
   const waiters: (() => void)[] = [];
