@@ -11,6 +11,7 @@ import type { ChildProcess } from "node:child_process";
 import { nodeChildProcess } from "./core/builtins.ts";
 import { availableParallelism } from "node:os";
 import process from "node:process";
+import { writeSync } from "node:fs";
 import { ConfigError, formatConfigError, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
@@ -190,7 +191,13 @@ export function watchMaster(onGone: () => void): void {
 
 /** In a worker: tell the master the listeners are open. */
 export function reportReady(): void {
-  process.stdout.write("ready\n");
+  // write(2) itself: Bun builds process.stdout (a WriteStream) on first
+  // use, a few ms of every worker's start.
+  try {
+    writeSync(1, "ready\n");
+  } catch {
+    process.stdout.write("ready\n");
+  }
 }
 
 /** Runs as the master of `workerCount(config)` workers until a signal stops it. */

@@ -17,7 +17,10 @@
 //
 // Loads per proxy start (after a short warm-up):
 //   memory  proxy RSS (sum of VmRSS over the proxy's process tree) before and
-//           while N authenticated IMAP sessions sit idle; bytes/session
+//           while N authenticated IMAP sessions sit idle; bytes/session 1 s
+//           after they are held and after --mem-settle s idle (the target's
+//           verdict: a garbage-collected runtime returns the login phase's
+//           garbage only once idle); first --mem-rounds rounds only
 //   login   IMAP LOGIN / POP3 USER+PASS / SMTP EHLO+AUTH PLAIN storms: C
 //           concurrent loops of connect -> greeting -> login -> logout ->
 //           close; sessions/s, p50/p99, proxy CPU per session (utime+stime
@@ -31,6 +34,7 @@
 // Options: --quick (default) | --full, --rounds=N, --targets=nginx,deno,bun,binary,
 //   --workers=1,auto, --loads=login,tls,relay,memory,cold, --duration=ms,
 //   --concurrency=N, --tls-concurrency=N, --sessions=N (memory), --mib=N (relay), --cold-runs=N,
+//   --mem-settle=S (idle seconds, default 45), --mem-rounds=N (default 1),
 //   --binary=PATH (measure this executable as "binary" instead of building
 //   one with bun build --compile), --no-docs (do not rewrite docs/benchmarks.md),
 //   --auth-keepalive=N (mailgate's config gets auth_http_keepalive N; nginx
@@ -50,6 +54,7 @@ import { loginStorm, memory, type Parties, relay, warmUp } from "./bench/loads.t
 import { BUN, DENO, ROOT, TLS_DIR } from "./bench/paths.ts";
 import { start, type Started, stopAll } from "./bench/processes.ts";
 import { NGINX, proxyCommand, startProxy, type Target } from "./bench/proxy.ts";
+import { ensureNginx } from "./bench/install_nginx.ts";
 import {
   costTable,
   medians,
@@ -96,6 +101,10 @@ const O = {
   sessions: Number(opt("sessions", FULL ? String(FULL_SESSIONS) : "2000")),
   relayBytes: Number(opt("mib", FULL ? "1024" : "256")) * MiB,
   coldRuns: Number(opt("cold-runs", FULL ? "10" : "5")),
+  /** Idle seconds before the baseline RSS and before the settled one (memory load). */
+  memSettleS: Number(opt("mem-settle", "45")),
+  /** The memory load runs in the first N rounds only (it is the slowest and the steadiest). */
+  memRounds: Number(opt("mem-rounds", "1")),
   docs: !flag("no-docs"),
   /** A prebuilt executable to measure as "binary" instead of building one. */
   /** Absolute: the proxies run with their prefix as working directory. */
@@ -151,6 +160,7 @@ async function measure(
   ports: BenchPorts,
   note: (s: string) => void,
   where: string,
+  round: number,
 ): Promise<Metrics> {
   const m: Metrics = {};
   const guard = async (name: string, f: () => Promise<void>) => {
@@ -161,11 +171,12 @@ async function measure(
     }
   };
   await guard("warm-up", () => warmUp(p, ports, O.warmMs));
-  if (O.loads.has("memory")) {
+  if (O.loads.has("memory") && round <= O.memRounds) {
     await guard("memory", async () => {
-      const r = await memory(p, ports.imap, O.sessions);
+      const r = await memory(p, ports.imap, O.sessions, O.memSettleS * 1000);
       m.mem_sessions = r.sessions;
       m.mem_bytes_per_session = r.bytesPerSession;
+      m.mem_bytes_per_session_1s = r.bytesPerSessionFirst;
       m.mem_rss_before_mb = r.rssBefore / 1e6;
       m.mem_rss_after_mb = r.rssAfter / 1e6;
       m.mem_open_ms = r.openMs;
@@ -215,6 +226,7 @@ async function measure(
 }
 
 async function main() {
+  ensureNginx(log);
   const dir = mkdtempSync(join(tmpdir(), "mailgate-bench-"));
   const onSignal = () => {
     log("interrupted: stopping every process started");
@@ -292,7 +304,7 @@ async function main() {
           let proxy: Started | null = null;
           try {
             proxy = await startProxy(t, dir, confFor(t, w), binary, ports.imap);
-            raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where));
+            raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where, round));
           } catch (e) {
             note(`${where}: ${(e as Error).message}`);
           } finally {

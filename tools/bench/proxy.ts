@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { command } from "../../tests/helpers/mailgate.ts";
 import { start, type Started } from "./processes.ts";
 import { tryGreeting } from "./cold_start.ts";
+import { NGINX } from "./install_nginx.ts";
 
 export type Target = "nginx" | "deno" | "bun" | "binary";
-export const NGINX = "/usr/sbin/nginx";
+export { NGINX };
 
 /** A proxy that has not greeted within this long failed to start. */
 const READY_MS = 30_000;

@@ -44,9 +44,10 @@ export const ROWS: Row[] = [
   { key: "up_cpu_s_gb", label: "relay client→backend proxy CPU s/GB" },
   {
     key: "mem_bytes_per_session",
-    label: "RSS per idle session, bytes",
+    label: "RSS per idle session, bytes (settled)",
     target: { kind: "max", ratio: 1.5 },
   },
+  { key: "mem_bytes_per_session_1s", label: "RSS per idle session, bytes, 1 s after login" },
   { key: "mem_sessions", label: "idle sessions held" },
   { key: "mem_rss_before_mb", label: "RSS before, MB" },
   { key: "cold_ms", label: "cold start ms (exec → greeting)", target: { kind: "max", ratio: 2.0 } },
