@@ -188,6 +188,7 @@ async function measure(
     ["pop3", "pop3", "pop3", false, "login"],
     ["smtp", "smtp", "smtp", false, "login"],
     ["tls", "imaps", "imap", true, "tls"],
+    ["tlsec", "imapsEc", "imap", true, "tls"],
   ];
   for (const [key, port, proto, tls, load] of storms) {
     if (!O.loads.has(load)) continue;
@@ -251,8 +252,8 @@ async function main() {
       ? O.binary
       : buildBinary(dir);
     for (const t of O.targets) mkdirSync(join(dir, `prefix-${t}`));
-    const [imap, pop3, smtp, imaps] = await freePorts(4);
-    const ports: BenchPorts = { imap, pop3, smtp, imaps };
+    const [imap, pop3, smtp, imaps, imapsEc] = await freePorts(5);
+    const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc };
     const backend = start("backend", BUN, [join(ROOT, "tools/bench/backend.ts")]);
     const bports = await backend.next(20_000, "backend ports");
     const auth = start("auth", BUN, [
@@ -270,6 +271,8 @@ async function main() {
         authPort,
         cert: join(TLS_DIR, "server.pem"),
         key: join(TLS_DIR, "server.key"),
+        ecCert: join(TLS_DIR, "server_ec.pem"),
+        ecKey: join(TLS_DIR, "server_ec.key"),
         workerConnections: FD_LIMIT - 10,
       };
       confs[w] = join(dir, `bench-${w}.conf`);

@@ -2,6 +2,7 @@
 # Regenerates the TLS fixtures in tests/fixtures/tls (long-lived, test-only keys).
 # ca.pem/ca.key        test CA
 # server.pem/.key      CN=localhost, SAN localhost + 127.0.0.1 + ::1, signed by the CA
+# server_ec.pem/.key   the same identity with an ECDSA P-256 key (the bench's second TLS listener)
 # other.pem/.key       CN=inherits (a second server identity), signed by the CA
 # server_enc.key       server.key encrypted with pass phrase "mailgate" (for ssl_password_file)
 # client.pem/.key      CN=client.example.com, signed by the CA
@@ -12,13 +13,15 @@ d=$(dirname "$0")/../tests/fixtures/tls
 mkdir -p "$d"; cd "$d"
 days=36500
 openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days $days -subj "/CN=mailgate test CA" 2>/dev/null
-mk() { # name cn san
-  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null
+mk() { # name cn san [key options]
+  # shellcheck disable=SC2086 # the key options are several words
+  openssl req ${4:--newkey rsa:2048} -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null
   printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\n' "$3" > "$1.ext"
   openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days $days -extfile "$1.ext" 2>/dev/null
   rm -f "$1.csr" "$1.ext"
 }
 mk server localhost "DNS:localhost,IP:127.0.0.1,IP:::1"
+mk server_ec localhost "DNS:localhost,IP:127.0.0.1,IP:::1" "-newkey ec -pkeyopt ec_paramgen_curve:P-256"
 mk other inherits "DNS:inherits"
 mk client client.example.com "DNS:client.example.com"
 openssl pkey -in server.key -aes256 -passout pass:mailgate -out server_enc.key

@@ -115,6 +115,7 @@ export async function warmUp(p: Parties, ports: BenchPorts, ms: number): Promise
       ["pop3", ports.pop3, false],
       ["smtp", ports.smtp, false],
       ["imap", ports.imaps, true],
+      ["imap", ports.imapsEc, true],
     ] as const
   ) {
     await loginStorm(p, port, proto, tls, 8, ms);

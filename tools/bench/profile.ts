@@ -2,10 +2,12 @@
 // goes. Same set-up as tools/bench.ts (lean backend, auth service and load
 // generator in their own processes; worker_processes 1):
 //
-//   deno run -A --unstable-net tools/bench/profile.ts --target=deno|bun --load=imap|pop3|smtp|tls|down|up
+//   deno run -A --unstable-net tools/bench/profile.ts --target=deno|bun --load=imap|pop3|smtp|tls|tlsec|down|up
 //        [--duration=ms] [--mib=N] [--out=file.cpuprofile] [--auth-keepalive=N]
 //   ... --strace: instead of a CPU profile, count the proxy's system calls
 //        during the load (strace -c -f) and print them per session
+//   ... --perf: perf record -g on the proxy during the load; CPU by shared
+//        object (kernel, runtime, libc, JIT) and by symbol
 //   ... --load=memory [--sessions=N]: RSS per idle session, and on Deno the
 //        part of it that is V8 heap (after a forced GC), via the inspector
 //
@@ -15,7 +17,7 @@
 // (SIGTERM). Prints a markdown summary (self and inclusive time per
 // function, self time per file) and writes the .cpuprofile.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +36,10 @@ const opt = (name: string, def: string) =>
   argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
 const TARGET = opt("target", "deno") as "deno" | "bun";
 const STRACE = argv.includes("--strace");
+/** perf record of the proxy during the load: time per shared object and per symbol, kernel included. */
+const PERF = argv.includes("--perf");
+/** Either way the proxy runs without a profiler of its own. */
+const PLAIN = STRACE || PERF;
 const LOAD = opt("load", "imap");
 const DURATION_MS = Number(opt("duration", "5000"));
 const MIB = Number(opt("mib", "1024"));
@@ -122,8 +128,8 @@ async function syscallsPerSession(
   const out = join(tmpdir(), `mailgate-strace-${process.pid}.txt`);
   const tracer = spawn("strace", ["-c", "-f", "-o", out, "-p", String(proxy.pid)], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 500)); // attached
-  const proto = LOAD === "tls" ? "imap" : LOAD as "imap" | "pop3" | "smtp";
-  const r = await loginStorm(parties, LOAD === "tls" ? ports.imaps : ports[proto], proto, LOAD === "tls", 32, DURATION_MS);
+  const [port, proto, tls] = stormOf(ports);
+  const r = await loginStorm(parties, port, proto, tls, 32, DURATION_MS);
   tracer.kill("SIGINT");
   await new Promise((res) => tracer.once("exit", res));
   const rows: string[] = [];
@@ -140,11 +146,58 @@ async function syscallsPerSession(
     `| syscall | per session |\n|---|---:|\n${rows.join("\n")}`;
 }
 
+/** Port, protocol and TLS of a login --load (tls: RSA certificate, tlsec: ECDSA). */
+function stormOf(ports: BenchPorts): [number, "imap" | "pop3" | "smtp", boolean] {
+  if (LOAD === "tls") return [ports.imaps, "imap", true];
+  if (LOAD === "tlsec") return [ports.imapsEc, "imap", true];
+  const proto = LOAD as "imap" | "pop3" | "smtp";
+  return [ports[proto], proto, false];
+}
+
+/** The storm or relay of --load, as the profile runs it. */
+function runLoad(parties: { proxy: Started; auth: Started; backend: Started }, ports: BenchPorts) {
+  if (LOAD === "down" || LOAD === "up") return relay(parties, ports, LOAD, MIB * 2 ** 20);
+  const [port, proto, tls] = stormOf(ports);
+  return loginStorm(parties, port, proto, tls, tls ? 128 : 32, DURATION_MS);
+}
+
+/**
+ * perf record -g on the proxy during the load, then where its CPU went: by
+ * shared object ([kernel.kallsyms], the runtime binary, libc, JIT code) and
+ * by symbol. The JS profilers only see samples with JavaScript on the stack;
+ * TLS handshakes and the event loop run without, so this is the view that
+ * shows them.
+ */
+async function perfBreakdown(
+  proxy: Started,
+  parties: { proxy: Started; auth: Started; backend: Started },
+  ports: BenchPorts,
+): Promise<string> {
+  const out = join(tmpdir(), `mailgate-perf-${process.pid}.data`);
+  const rec = spawn("perf", ["record", "-F", "1999", "-g", "-o", out, "-p", String(proxy.pid)], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 500)); // attached
+  const result = await runLoad(parties, ports);
+  rec.kill("SIGINT");
+  await new Promise((res) => rec.once("exit", res));
+  const report = (sort: string, n: number) => {
+    const r = spawnSync("perf", ["report", "-i", out, "--stdio", "--no-children", "--sort", sort, "-g", "none"], {
+      encoding: "utf8",
+      maxBuffer: 64 * 2 ** 20,
+    });
+    return (r.stdout ?? "").split("\n").filter((l) => /^\s+[\d.]+%/.test(l)).slice(0, n).join("\n");
+  };
+  const text = `## perf of mailgate on ${TARGET}, load ${LOAD}\n\n` +
+    "```\n" + JSON.stringify(result) + "\n```\n\nby shared object:\n```\n" + report("dso", 12) +
+    "\n```\n\nby symbol:\n```\n" + report("dso,sym", 40) + "\n```";
+  rmSync(out, { force: true });
+  return text;
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "mailgate-prof-"));
   try {
-    const [imap, pop3, smtp, imaps, inspectPort] = await freePorts(5);
-    const ports: BenchPorts = { imap, pop3, smtp, imaps };
+    const [imap, pop3, smtp, imaps, imapsEc, inspectPort] = await freePorts(6);
+    const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc };
     const backend = start("backend", BUN, [join(ROOT, "tools/bench/backend.ts")]);
     const bports = await backend.next(20_000, "backend ports");
     const auth = start("auth", BUN, [
@@ -161,6 +214,8 @@ async function main() {
         authPort,
         cert: join(TLS_DIR, "server.pem"),
         key: join(TLS_DIR, "server.key"),
+        ecCert: join(TLS_DIR, "server_ec.pem"),
+        ecKey: join(TLS_DIR, "server_ec.key"),
         workerConnections: 19_990,
         authKeepalive: Number(opt("auth-keepalive", "0")),
       }),
@@ -170,7 +225,7 @@ async function main() {
     const profDir = join(dir, "prof");
     const main = join(ROOT, "main.ts");
     const args = ["-p", prefix, "-c", conf];
-    const proxy: Started = STRACE
+    const proxy: Started = PLAIN
       ? start("mailgate", TARGET === "deno" ? DENO : BUN, TARGET === "deno" ? ["run", "-A", "--unstable-net", main, ...args] : [main, ...args])
       : TARGET === "deno"
       ? start("mailgate", DENO, [
@@ -187,9 +242,13 @@ async function main() {
     }
     const parties = { proxy, auth, backend };
     await warmUp(parties, ports, 500);
-    const cdp = TARGET === "deno" && !STRACE ? await inspector(inspectPort) : null;
+    const cdp = TARGET === "deno" && !PLAIN ? await inspector(inspectPort) : null;
     if (STRACE) {
       console.log(await syscallsPerSession(proxy, parties, ports));
+      return;
+    }
+    if (PERF) {
+      console.log(await perfBreakdown(proxy, parties, ports));
       return;
     }
     if (LOAD === "memory") {
@@ -203,20 +262,7 @@ async function main() {
       await cdp.call("Profiler.start");
     }
     const t0 = performance.now();
-    let result: unknown;
-    if (LOAD === "down" || LOAD === "up") result = await relay(parties, ports, LOAD, MIB * 2 ** 20);
-    else {
-      const proto = LOAD === "tls" ? "imap" : LOAD as "imap" | "pop3" | "smtp";
-      const port = LOAD === "tls" ? imaps : ports[proto];
-      result = await loginStorm(
-        parties,
-        port,
-        proto,
-        LOAD === "tls",
-        LOAD === "tls" ? 128 : 32,
-        DURATION_MS,
-      );
-    }
+    const result = await runLoad(parties, ports);
     const ms = performance.now() - t0;
     let profile: CpuProfile;
     if (cdp) {
