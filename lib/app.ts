@@ -36,9 +36,8 @@ class StartupLog implements StartupLogT {
 }
 
 /**
- * Synchronous write(2) to stderr, as the error log's `stderr` target does:
- * Bun builds process.stderr (a WriteStream) on first use, 4-6 ms of every
- * start that prints a warning.
+ * Synchronous write(2) to stderr, as the error log's `stderr` target does,
+ * so start-up lines and log lines reach stderr in the order written.
  */
 const stderr = (text: string): void => writeSafe(2, text);
 

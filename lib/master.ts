@@ -191,8 +191,7 @@ export function watchMaster(onGone: () => void): void {
 
 /** In a worker: tell the master the listeners are open. */
 export function reportReady(): void {
-  // write(2) itself: Bun builds process.stdout (a WriteStream) on first
-  // use, a few ms of every worker's start.
+  // Synchronous write(2), as the logs write; the stream is the fallback.
   try {
     writeSync(1, "ready\n");
   } catch {
