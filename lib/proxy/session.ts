@@ -109,7 +109,9 @@ export class Session {
 
   start(): void {
     const env = this.#env;
-    env.log.info(`client ${addrPortText(this.#client.remote)} connected to ${this.ctx.server}`, this.ctx);
+    if (env.log.enabled("info")) {
+      env.log.info(`client ${addrPortText(this.#client.remote)} connected to ${this.ctx.server}`, this.ctx);
+    }
     this.#client.attach({
       data: (chunk) => this.#onClientData(chunk),
       drain: () => this.#onClientDrain(),

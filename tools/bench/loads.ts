@@ -147,9 +147,10 @@ export async function relay(
  * Proxy RSS per idle session, twice: one second after the sessions are
  * held (what nginx, which frees per request, shows at once) and after
  * `settleMs` of idleness. The garbage-collected runtimes still hold the
- * login phase's garbage at first; V8's memory reducer and JSC return it
- * once the process has been idle for a while (measured on Deno: 18.3 KB
- * per session for 25 s, then 5.2 KB). The baseline is taken after the same
+ * login phase's garbage at first; JSC and V8's memory reducer return it
+ * once the process has been idle for a while, V8 only if it has run a
+ * major GC since (measured on Deno: 18.3 KB per session for 25 s, then
+ * 5.2 KB; in another run still 22 KB after 45 s). The baseline is taken after the same
  * idle time, so garbage from earlier loads is not counted against the
  * held sessions, nor credited to them when it is collected.
  */
