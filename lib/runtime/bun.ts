@@ -31,7 +31,7 @@ import type {
 } from "./types.ts";
 import { bunApi, type BunSocket, type BunSocketHandlers, type BunTlsOptions } from "./bun_types.ts";
 import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource, verifyNameOf } from "./node_tls.ts";
-import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
+import { bareHost, ipAddr, isWildcard, unixAddr } from "./sock_addr.ts";
 import { keepaliveCall } from "./keepalive.ts";
 import { alpnWire, bunContextOptions } from "./bun_tls.ts";
 import { LayeredTls } from "./bun_layered_tls.ts";
@@ -614,11 +614,6 @@ async function listen(spec: ListenSpec, onAccept: (c: Conn) => void): Promise<Li
       return Promise.resolve();
     },
   };
-}
-
-/** "0.0.0.0", "::" and other all-zero spellings: connections may arrive on any local address. */
-function isWildcard(host: string): boolean {
-  return /^[0:.]*$/.test(host);
 }
 
 function describe(spec: ConnectSpec): string {

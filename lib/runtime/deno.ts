@@ -16,7 +16,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import type { Conn, ConnectSpec, Listener, ListenSpec, Runtime, SignalName, SockAddr } from "./types.ts";
 import { nodeNet } from "../core/builtins.ts";
 import { NetConn } from "./net_conn.ts";
-import { bareHost, ipAddr, unixAddr } from "./sock_addr.ts";
+import { bareHost, ipAddr, isWildcard, unixAddr } from "./sock_addr.ts";
 import { keepaliveCall } from "./keepalive.ts";
 
 // ---- listeners
@@ -180,9 +180,12 @@ function createServer(
   route: (c: NetConn) => AcceptTarget | null,
 ): Promise<net.Server> {
   const unixPath = options.path;
+  // Every connection accepted on a specific address has that local address:
+  // known without a getsockname per connection (set once listening).
+  let local: SockAddr | undefined;
   const server = nodeNet().createServer({ allowHalfOpen: true }, (sock: net.Socket) => {
     countSocket(sock);
-    const conn = new NetConn(sock, null, unixPath);
+    const conn = new NetConn(sock, null, { unixLocal: unixPath, local });
     const target = route(conn);
     if (target === null) conn.destroy();
     else deliver(target, conn);
@@ -191,6 +194,8 @@ function createServer(
     server.once("error", reject);
     server.listen(options, () => {
       server.off("error", reject);
+      const a = server.address();
+      if (a !== null && typeof a === "object" && !isWildcard(a.address)) local = ipAddr(a.address, a.port);
       server.on("error", () => {}); // a failed accept; see above for EMFILE
       resolve(server);
     });
@@ -379,8 +384,7 @@ async function connect(spec: ConnectSpec): Promise<Conn> {
   const conn = new NetConn(
     sock,
     spec.kind === "tcp" ? spec.host : null,
-    undefined,
-    spec.kind === "unix" ? spec.path : undefined,
+    spec.kind === "unix" ? { unixRemote: spec.path } : { remote: ipAddr(bareHost(spec.host), spec.port) },
   );
   if (spec.tls) {
     // The handshake counts against the same connect timeout.

@@ -57,9 +57,44 @@ interface Sniff {
  */
 let deliveringBuffer: ArrayBufferLike | null = null;
 
+/**
+ * What a connection knows of its addresses without asking the socket (each
+ * of node:net's address getters is a getpeername/getsockname call, 3-4 % of
+ * Deno's CPU in a login storm when read eagerly for every connection).
+ */
+export interface NetAddrHints {
+  /** A unix socket: the listener's path (accepted) or the one connected to. */
+  unixLocal?: string;
+  unixRemote?: string;
+  /** The listener's address when it is not a wildcard: every accepted connection's local one. */
+  local?: SockAddr;
+  /** What was connected to: `remote` when the socket no longer knows it. */
+  remote?: SockAddr;
+}
+
+/** A closed or reset socket no longer knows its addresses. */
+const NO_ADDR = "0.0.0.0";
+
 export class NetConn implements Conn {
-  readonly remote: SockAddr;
-  readonly local: SockAddr;
+  #remote: SockAddr | null = null;
+  #local: SockAddr | null = null;
+  #remoteHint: SockAddr | null;
+  /** Read on first use and kept; a peer that reset before the accept reports 0.0.0.0:0. */
+  get remote(): SockAddr {
+    if (this.#remote === null) {
+      const a = this.#sock.remoteAddress;
+      if (a === undefined && this.#remoteHint !== null) return this.#remoteHint;
+      this.#remote = ipAddr(a ?? NO_ADDR, this.#sock.remotePort ?? 0);
+    }
+    return this.#remote;
+  }
+  get local(): SockAddr {
+    if (this.#local === null) {
+      const a = this.#sock.localAddress;
+      this.#local = ipAddr(a ?? NO_ADDR, this.#sock.localPort ?? 0);
+    }
+    return this.#local;
+  }
   #tls: TlsInfo | null = null;
   get tls(): TlsInfo | null {
     return this.#tls;
@@ -95,18 +130,17 @@ export class NetConn implements Conn {
    * A unix socket names its path: `unixLocal` (the listener's, accepted)
    * or `unixRemote` (the one connected to).
    */
-  constructor(sock: net.Socket, connectHost: string | null, unixLocal?: string, unixRemote?: string) {
+  constructor(sock: net.Socket, connectHost: string | null, hints: NetAddrHints = {}) {
     this.#sock = sock;
     this.#connectHost = connectHost;
-    if (unixLocal === undefined && unixRemote === undefined) {
-      // A peer that reset before the accept leaves no address: report 0.0.0.0:0.
-      this.remote = ipAddr(sock.remoteAddress ?? "0.0.0.0", sock.remotePort ?? 0);
-      this.local = ipAddr(sock.localAddress ?? "0.0.0.0", sock.localPort ?? 0);
+    this.#remoteHint = hints.remote ?? null;
+    if (hints.unixLocal === undefined && hints.unixRemote === undefined) {
+      if (hints.local !== undefined) this.#local = hints.local;
       // Small request/response exchanges must not wait for delayed ACKs (Q3).
       sock.setNoDelay(true);
     } else {
-      this.remote = unixAddr(unixRemote ?? "");
-      this.local = unixAddr(unixLocal ?? "");
+      this.#remote = unixAddr(hints.unixRemote ?? "");
+      this.#local = unixAddr(hints.unixLocal ?? "");
     }
     sock.on("error", (e: Error) => {
       this.#lastError = e;

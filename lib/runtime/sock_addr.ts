@@ -23,3 +23,8 @@ export function bareHost(host: string): string {
     ? host.slice(1, -1)
     : host;
 }
+
+/** "0.0.0.0", "::" and other all-zero spellings: connections may arrive on any local address. */
+export function isWildcard(host: string): boolean {
+  return /^[0:.]*$/.test(host);
+}
