@@ -25,7 +25,7 @@ import process from "node:process";
 import { freePorts } from "../../tests/helpers/ports.ts";
 import { benchConfig, type BenchPorts } from "./config.ts";
 import { type CpuProfile, markdown } from "./cpuprofile.ts";
-import { LOADGEN, loginStorm, relay, warmUp } from "./loads.ts";
+import { LOADGEN, loginStorm, type Parties, relay, warmUp } from "./loads.ts";
 import { treeRssBytes } from "./proc_stats.ts";
 import { BUN, DENO, ROOT, TLS_DIR } from "./paths.ts";
 import { start, type Started, stopAll } from "./processes.ts";
@@ -119,19 +119,28 @@ async function memoryBreakdown(
   }
 }
 
+/** Runs `load` while `cmd` (a tracer attached to the proxy) records; the tracer ends with SIGINT. */
+async function traced<T>(cmd: string, args: string[], load: () => Promise<T>): Promise<T> {
+  const tracer = spawn(cmd, args, { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 500)); // attached
+  try {
+    return await load();
+  } finally {
+    tracer.kill("SIGINT");
+    await new Promise((res) => tracer.once("exit", res));
+  }
+}
+
 /** strace -c -f on the proxy during one login storm: calls per session, most first. */
 async function syscallsPerSession(
   proxy: Started,
-  parties: { proxy: Started; auth: Started; backend: Started },
+  parties: Parties,
   ports: BenchPorts,
 ): Promise<string> {
   const out = join(tmpdir(), `mailgate-strace-${process.pid}.txt`);
-  const tracer = spawn("strace", ["-c", "-f", "-o", out, "-p", String(proxy.pid)], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 500)); // attached
   const [port, proto, tls] = stormOf(ports);
-  const r = await loginStorm(parties, port, proto, tls, 32, DURATION_MS);
-  tracer.kill("SIGINT");
-  await new Promise((res) => tracer.once("exit", res));
+  const r = await traced("strace", ["-c", "-f", "-o", out, "-p", String(proxy.pid)], () =>
+    loginStorm(parties, port, proto, tls, 32, DURATION_MS));
   const rows: string[] = [];
   let total = 0;
   for (const line of readFileSync(out, "utf8").split("\n")) {
@@ -155,7 +164,7 @@ function stormOf(ports: BenchPorts): [number, "imap" | "pop3" | "smtp", boolean]
 }
 
 /** The storm or relay of --load, as the profile runs it. */
-function runLoad(parties: { proxy: Started; auth: Started; backend: Started }, ports: BenchPorts) {
+function runLoad(parties: Parties, ports: BenchPorts) {
   if (LOAD === "down" || LOAD === "up") return relay(parties, ports, LOAD, MIB * 2 ** 20);
   const [port, proto, tls] = stormOf(ports);
   return loginStorm(parties, port, proto, tls, tls ? 128 : 32, DURATION_MS);
@@ -170,15 +179,12 @@ function runLoad(parties: { proxy: Started; auth: Started; backend: Started }, p
  */
 async function perfBreakdown(
   proxy: Started,
-  parties: { proxy: Started; auth: Started; backend: Started },
+  parties: Parties,
   ports: BenchPorts,
 ): Promise<string> {
   const out = join(tmpdir(), `mailgate-perf-${process.pid}.data`);
-  const rec = spawn("perf", ["record", "-F", "1999", "-g", "-o", out, "-p", String(proxy.pid)], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 500)); // attached
-  const result = await runLoad(parties, ports);
-  rec.kill("SIGINT");
-  await new Promise((res) => rec.once("exit", res));
+  const result = await traced<unknown>("perf", ["record", "-F", "1999", "-g", "-o", out, "-p", String(proxy.pid)], () =>
+    runLoad(parties, ports));
   const report = (sort: string, n: number) => {
     const r = spawnSync("perf", ["report", "-i", out, "--stdio", "--no-children", "--sort", sort, "-g", "none"], {
       encoding: "utf8",
