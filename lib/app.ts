@@ -15,7 +15,6 @@ import { NAME } from "./version.ts";
 import { hashPassword } from "./auth/password_hash.ts";
 import { isWorker, serveMaster, workerCount } from "./master.ts";
 import { serveProxy, type StartupLog as StartupLogT } from "./serve.ts";
-import { writeSafe } from "./log/files.ts";
 
 /** Start-up messages (before the configured logs exist): stderr or the -e file. */
 class StartupLog implements StartupLogT {
@@ -31,15 +30,9 @@ class StartupLog implements StartupLogT {
         return;
       } catch { /* fall back to stderr */ }
     }
-    stderr(line);
+    process.stderr.write(line);
   }
 }
-
-/**
- * Synchronous write(2) to stderr, as the error log's `stderr` target does,
- * so start-up lines and log lines reach stderr in the order written.
- */
-const stderr = (text: string): void => writeSafe(2, text);
 
 const warningText = (w: ConfigWarning): string => formatConfigWarning(w);
 
@@ -75,7 +68,7 @@ export async function run(runtime: Runtime, opts: CliOptions): Promise<number> {
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     startup.write("emerg", formatConfigError(e));
-    if (opts.test) stderr(`${NAME}: configuration file ${file} test failed\n`);
+    if (opts.test) process.stderr.write(`${NAME}: configuration file ${file} test failed\n`);
     return 1;
   }
   // Workers are started with the master's command line: the master already said this.
@@ -85,8 +78,8 @@ export async function run(runtime: Runtime, opts: CliOptions): Promise<number> {
 
   if (opts.test) {
     if (!opts.quiet) {
-      stderr(`${NAME}: the configuration file ${file} syntax is ok\n`);
-      stderr(`${NAME}: configuration file ${file} test is successful\n`);
+      process.stderr.write(`${NAME}: the configuration file ${file} syntax is ok\n`);
+      process.stderr.write(`${NAME}: configuration file ${file} test is successful\n`);
     }
     if (opts.dump) {
       for (const f of config.files) process.stdout.write(`# configuration file ${f.path}:\n${f.text}\n`);

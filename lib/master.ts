@@ -11,7 +11,6 @@ import type { ChildProcess } from "node:child_process";
 import { nodeChildProcess } from "./core/builtins.ts";
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import { writeSync } from "node:fs";
 import { ConfigError, formatConfigError, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
@@ -191,12 +190,7 @@ export function watchMaster(onGone: () => void): void {
 
 /** In a worker: tell the master the listeners are open. */
 export function reportReady(): void {
-  // Synchronous write(2), as the logs write; the stream is the fallback.
-  try {
-    writeSync(1, "ready\n");
-  } catch {
-    process.stdout.write("ready\n");
-  }
+  process.stdout.write("ready\n");
 }
 
 /** Runs as the master of `workerCount(config)` workers until a signal stops it. */

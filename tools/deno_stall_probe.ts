@@ -1,5 +1,5 @@
-// Diagnostic for the open Deno soak problem (README, "Known problem"):
-// does a bare Deno.Conn server, with mailgate's I/O pattern (a read always
+// Diagnostic behind the Deno adapter's move to node:net (README, "Deno
+// under load"): does a bare Deno.Conn server, with mailgate's I/O pattern (a read always
 // in flight, writes issued without waiting for it), stall at thousands of
 // concurrent connections without any mailgate code involved?
 //

@@ -666,8 +666,7 @@ export async function soakTarget(target: Target, o: SoakOptions): Promise<Target
   // queue overflows, the kernel drops the final ACKs and retransmits
   // SYN-ACKs with back-off, so a few sessions wait tens of seconds (a plain
   // Node server with the same client: backlog 128 -> 1,245 stalls, 4096 ->
-  // none). Deno applies it (its accept loop still falls behind at 7,920
-  // loops: README, "Known problem"); Bun's backlog is fixed at 512 (warned).
+  // none). Deno applies it; Bun's backlog is fixed at 512 (warned).
   const conf = `
 error_log stderr notice;
 events { worker_connections ${concurrency * 2 + 100}; }

@@ -35,7 +35,7 @@ import { bareHost, ipAddr, isWildcard, unixAddr } from "./sock_addr.ts";
 import { keepaliveCall } from "./keepalive.ts";
 import { alpnWire, bunContextOptions } from "./bun_tls.ts";
 import { LayeredTls } from "./bun_layered_tls.ts";
-import { CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
+import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
 import { nodeTls } from "../core/builtins.ts";
 
 /** Bound on cached per-server TLS option objects. */
@@ -368,8 +368,7 @@ class BunConn implements Conn {
     try {
       t = serverTlsOptions(options);
     } catch (e) {
-      this.#closeNow(toError(e));
-      return Promise.reject(toError(e));
+      return closedWith(e, (err) => this.#closeNow(err));
     }
     this.#serverTls = options;
     return this.#upgrade(t);
@@ -402,8 +401,7 @@ class BunConn implements Conn {
     try {
       started = layer.start(serverTls(options).secure, options, prefix);
     } catch (e) {
-      this.#closeNow(toError(e));
-      return Promise.reject(toError(e));
+      return closedWith(e, (err) => this.#closeNow(err));
     }
     for (const c of held) layer.feed(c);
     if (heldEof) layer.feedEnd();

@@ -14,6 +14,13 @@ export function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/** A failure that ends the connection: `close` it with the error, and the rejection for the caller. */
+export function closedWith(e: unknown, close: (err: Error) => void): Promise<never> {
+  const err = toError(e);
+  close(err);
+  return Promise.reject(err);
+}
+
 /**
  * A connection's close() event. It is reported once, from a microtask (so
  * destroy() never re-enters its caller), to the handlers current at that

@@ -3,11 +3,12 @@
 // (net_conn.ts); Deno's own API only for signals, arguments and exit.
 //
 // Why not Deno.listen/Deno.connect, which the first versions used: under
-// load their ops starve. At 7,900 busy connections 0.2-3.5 % of sessions
-// stalled for 30 s or more (tools/deno_stall_probe.ts reproduces it with
-// a bare Deno.listen server, with and without listen-queue overflows);
-// the same Deno serving through node:net stalled none, handled about 40 %
-// more sessions per second and holds no read buffer per idle connection.
+// load their ops starve. In soaks at 7,920 concurrent sessions 0.2-3.5 %
+// stalled for 30 s or more; tools/deno_stall_probe.ts reproduces it with a
+// bare Deno.listen server (0.15-1.2 % at 7,900 connections, with and
+// without listen-queue overflows), while the same Deno serving through
+// node:net stalled none in four runs, served 38-50 % more sessions and
+// holds no read buffer per idle connection.
 // Deno's own TLS has no server STARTTLS, client certificates, SNI or peer
 // certificate information either (platform-notes Q2).
 

@@ -6,6 +6,7 @@ import type { AuthHttpUrl } from "../../lib/config/types.ts";
 import type { Credentials } from "../../lib/core/machine.ts";
 import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
 import type { TlsInfo } from "../../lib/runtime/types.ts";
+import { authRequest } from "../helpers/auth_fixtures.ts";
 
 const URL_: AuthHttpUrl = {
   raw: "http://127.0.0.1:9000/mail/auth?x=1",
@@ -14,19 +15,14 @@ const URL_: AuthHttpUrl = {
   uri: "/mail/auth?x=1",
 };
 
+/** An IMAP request, first attempt, from 192.0.2.42; the fixture's defaults otherwise. */
 function req(creds: Partial<Credentials>, over: Partial<AuthRequest> = {}): AuthRequest {
-  return {
-    protocol: "imap",
-    creds: { method: "plain", user: "alice", pass: "secret", salt: null, ...creds },
+  return authRequest({
     attempt: 1,
     clientIp: "192.0.2.42",
-    clientHost: null,
-    proxyProtocol: null,
-    tls: null,
-    verifyClient: "off",
-    passClientCert: false,
+    creds: { method: "plain", user: "alice", pass: "secret", salt: null, ...creds },
     ...over,
-  };
+  });
 }
 
 /** The request as a binary string. */

@@ -24,6 +24,7 @@ import type { AuthRequest, AuthResult } from "../../lib/auth/types.ts";
 import type { Credentials } from "../../lib/core/machine.ts";
 import { bytesToBinary, textBytes } from "../../lib/core/bytes.ts";
 import type { TlsInfo } from "../../lib/runtime/types.ts";
+import { authRequest } from "../helpers/auth_fixtures.ts";
 
 /** Cheap scrypt parameters so the tests stay fast. */
 const FAST = { N: 16, r: 1, p: 1 };
@@ -43,19 +44,14 @@ async function exampleTable(): Promise<AuthTable> {
   return parseAuthTable(EXAMPLE.replace("PLACEHOLDER", hash), "/etc/mailgate/auth_table");
 }
 
+/** An IMAP request, first attempt, from 192.0.2.1; the fixture's defaults otherwise. */
 function req(creds: Partial<Credentials>, over: Partial<AuthRequest> = {}): AuthRequest {
-  return {
-    protocol: "imap",
-    creds: { method: "plain", user: "", pass: "", salt: null, ...creds },
+  return authRequest({
     attempt: 1,
     clientIp: "192.0.2.1",
-    clientHost: null,
-    proxyProtocol: null,
-    tls: null,
-    verifyClient: "off",
-    passClientCert: false,
+    creds: { method: "plain", user: "", pass: "", salt: null, ...creds },
     ...over,
-  };
+  });
 }
 
 const REFUSED_LOGIN: AuthResult = {

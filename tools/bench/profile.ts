@@ -43,7 +43,8 @@ const PLAIN = STRACE || PERF;
 const LOAD = opt("load", "imap");
 const DURATION_MS = Number(opt("duration", "5000"));
 const MIB = Number(opt("mib", "1024"));
-const OUT = opt("out", `mailgate-${TARGET}-${LOAD}.cpuprofile`);
+/** Written outside the tree unless --out says otherwise. */
+const OUT = opt("out", join(tmpdir(), `mailgate-${TARGET}-${LOAD}.cpuprofile`));
 /** Inspector sampling interval (µs); Bun's --cpu-prof default is 1000. */
 const SAMPLE_US = 250;
 
