@@ -9,8 +9,8 @@ import { run } from "./lib/app.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const runtime: Runtime = isBun
-  ? (await import("./lib/runtime/bun.ts")).runtime
-  : (await import("./lib/runtime/deno.ts")).runtime;
+  ? (await import("./lib/runtime/bun/mod.ts")).runtime
+  : (await import("./lib/runtime/deno/mod.ts")).runtime;
 
 let opts;
 try {

@@ -15,7 +15,7 @@ import { ConfigError, formatConfigError, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
 import { PidFile } from "./pid_file.ts";
-import { selfCommand } from "./runtime/self_command.ts";
+import { selfCommand } from "./runtime/shared/self_command.ts";
 import type { Runtime, SignalName } from "./runtime/types.ts";
 import type { LoadArgs, StartupLog } from "./serve.ts";
 import { NAME, VERSION } from "./version.ts";

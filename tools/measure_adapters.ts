@@ -29,7 +29,7 @@ function opt(name: string, def: string): string {
 
 const SESSIONS = Number(opt("sessions", "2000"));
 const MIB = Number(opt("mib", "512"));
-const ADAPTER = opt("adapter", isBun ? "../lib/runtime/bun.ts" : "../lib/runtime/deno.ts");
+const ADAPTER = opt("adapter", isBun ? "../lib/runtime/bun/mod.ts" : "../lib/runtime/deno/mod.ts");
 const LABEL = opt("label", "");
 /** Every wait in this tool is bounded. */
 const STEP_TIMEOUT_MS = 120_000;

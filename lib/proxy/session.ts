@@ -24,7 +24,7 @@ import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
 import { describeSocketError } from "../core/errno.ts";
-import { VERIFY_ERRORS_NO_CA } from "../runtime/tls_verify.ts";
+import { VERIFY_ERRORS_NO_CA } from "../tls/tls_verify.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
 
 /** Everything a session needs from the server that accepted it. */

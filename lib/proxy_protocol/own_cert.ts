@@ -7,8 +7,8 @@
 // (e.g. RSA and ECDSA) the first one is described.
 
 import { nodeCrypto } from "../core/builtins.ts";
-import { children, oidString, readTlv } from "../runtime/der_cert.ts";
-import { pemToDers } from "../runtime/tls_verify.ts";
+import { children, oidString, readTlv } from "../tls/der_cert.ts";
+import { pemToDers } from "../tls/tls_verify.ts";
 import type { TlsServerOptions } from "../runtime/types.ts";
 import type { OwnCertInfo } from "./writer.ts";
 

@@ -56,7 +56,7 @@ export const PP2_VALUE_MAX = 255;
 
 /**
  * OpenSSL X509_V_ERR_* codes by their X509_verify_cert_error_string() text,
- * the form TlsInfo.verifyError carries (lib/runtime/tls_verify.ts).
+ * the form TlsInfo.verifyError carries (lib/tls/tls_verify.ts).
  */
 const VERIFY_CODES: Record<string, number> = {
   "unable to get issuer certificate": 2,

@@ -15,7 +15,7 @@ import { backendTlsMode, backendTlsOptions, makeBackendTls } from "../../lib/pro
 import type { Runtime } from "../../lib/runtime/types.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-const adapterPath = isBun ? "../../lib/runtime/bun.ts" : "../../lib/runtime/deno.ts";
+const adapterPath = isBun ? "../../lib/runtime/bun/mod.ts" : "../../lib/runtime/deno/mod.ts";
 const { runtime } = (await import(adapterPath)) as { runtime: Runtime };
 
 const FIX = new URL("../fixtures/tls/", import.meta.url).pathname;

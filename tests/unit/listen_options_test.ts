@@ -1,5 +1,5 @@
 // listen parameters -> ListenSpec (proxy/server.ts), the keep-alive call
-// each adapter makes (runtime/keepalive.ts), and the start-up warnings for
+// each adapter makes (runtime/shared/keepalive.ts), and the start-up warnings for
 // the parameters a runtime cannot apply (config/runtime_warnings.ts), with the
 // FILE:LINE of the listen directive. Pure: the adapters' socket behaviour
 // is in runtime_test.ts.
@@ -15,7 +15,7 @@ import { listenWarnings, runtimeWarnings } from "../../lib/config/runtime_warnin
 import { formatConfigWarning } from "../../lib/config/errors.ts";
 import { MULTIPATH_WARNING } from "../../lib/config/listen.ts";
 import { listenKey, listenSpec, planSockets, type ServerRuntime } from "../../lib/proxy/server.ts";
-import { keepaliveCall } from "../../lib/runtime/keepalive.ts";
+import { keepaliveCall } from "../../lib/runtime/shared/keepalive.ts";
 import type { RuntimeName } from "../../lib/runtime/capabilities.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url).pathname;

@@ -9,7 +9,7 @@ import type { Conn, ConnEvents, Runtime, SockAddr, TlsInfo } from "../../lib/run
 import { relay, type RelayEndReason, type RelayStats } from "../../lib/proxy/relay.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-const adapterPath = isBun ? "../../lib/runtime/bun.ts" : "../../lib/runtime/deno.ts";
+const adapterPath = isBun ? "../../lib/runtime/bun/mod.ts" : "../../lib/runtime/deno/mod.ts";
 const { runtime } = (await import(adapterPath)) as { runtime: Runtime };
 
 const enc = new TextEncoder();

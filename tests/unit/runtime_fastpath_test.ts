@@ -13,7 +13,7 @@ import * as net from "node:net";
 import type { Conn, ConnEvents, Runtime } from "../../lib/runtime/types.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-const adapterPath = isBun ? "../../lib/runtime/bun.ts" : "../../lib/runtime/deno.ts";
+const adapterPath = isBun ? "../../lib/runtime/bun/mod.ts" : "../../lib/runtime/deno/mod.ts";
 const { runtime } = (await import(adapterPath)) as { runtime: Runtime };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -19,10 +19,10 @@ import {
   pemToDers,
   VERIFY_ERRORS_NO_CA,
   verifyLeaf,
-} from "../../lib/runtime/tls_verify.ts";
+} from "../../lib/tls/tls_verify.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-const adapterPath = isBun ? "../../lib/runtime/bun.ts" : "../../lib/runtime/deno.ts";
+const adapterPath = isBun ? "../../lib/runtime/bun/mod.ts" : "../../lib/runtime/deno/mod.ts";
 const { runtime } = (await import(adapterPath)) as { runtime: Runtime };
 
 const FIX = new URL("../fixtures/tls/", import.meta.url).pathname;

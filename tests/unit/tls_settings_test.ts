@@ -1,8 +1,8 @@
 // Server-side TLS settings: what each runtime applies (capabilities.ts), the
 // start-up warnings for the rest (config/runtime_warnings.ts, with FILE:LINE), the
-// options built from ssl_* directives (proxy/tls_options.ts, runtime/bun_tls.ts,
-// runtime/node_tls.ts), and our own client-chain checks (depth, CRLs,
-// unadvertised CAs) in runtime/tls_verify.ts. Pure: no sockets.
+// options built from ssl_* directives (proxy/tls_options.ts, runtime/bun/tls_options.ts,
+// runtime/node_tls/node_tls.ts), and our own client-chain checks (depth, CRLs,
+// unadvertised CAs) in tls/tls_verify.ts. Pure: no sockets.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,17 +19,17 @@ import {
   type RuntimeName,
 } from "../../lib/runtime/capabilities.ts";
 import { serverTlsOptions } from "../../lib/proxy/tls_options.ts";
-import { bunContextOptions } from "../../lib/runtime/bun_tls.ts";
-import { clientVerifyPolicy } from "../../lib/runtime/node_tls.ts";
+import { bunContextOptions } from "../../lib/runtime/bun/tls_options.ts";
+import { clientVerifyPolicy } from "../../lib/runtime/node_tls/node_tls.ts";
 import {
   checkVerifiedLeaf,
   pemToDers,
   verifyChain,
   VERIFY_ERRORS_NO_CA,
   verifyLeaf,
-} from "../../lib/runtime/tls_verify.ts";
-import { parseCrl, pemToCrls } from "../../lib/runtime/der_crl.ts";
-import { parseCertFields } from "../../lib/runtime/der_cert.ts";
+} from "../../lib/tls/tls_verify.ts";
+import { parseCrl, pemToCrls } from "../../lib/tls/der_crl.ts";
+import { parseCertFields } from "../../lib/tls/der_cert.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url).pathname;
 const SET = new URL("../fixtures/tls_settings/", import.meta.url).pathname;

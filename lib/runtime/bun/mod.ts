@@ -28,15 +28,15 @@ import type {
   TlsClientOptions,
   TlsInfo,
   TlsServerOptions,
-} from "./types.ts";
-import { bunApi, type BunSocket, type BunSocketHandlers, type BunTlsOptions } from "./bun_types.ts";
-import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource, verifyNameOf } from "./node_tls.ts";
-import { bareHost, ipAddr, isWildcard, unixAddr } from "./sock_addr.ts";
-import { keepaliveCall } from "./keepalive.ts";
-import { alpnWire, bunContextOptions } from "./bun_tls.ts";
-import { LayeredTls } from "./bun_layered_tls.ts";
-import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
-import { nodeTls } from "../core/builtins.ts";
+} from "../types.ts";
+import { bunApi, type BunSocket, type BunSocketHandlers, type BunTlsOptions } from "./api_types.ts";
+import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource, verifyNameOf } from "../node_tls/node_tls.ts";
+import { bareHost, ipAddr, isWildcard, unixAddr } from "../shared/sock_addr.ts";
+import { keepaliveCall } from "../shared/keepalive.ts";
+import { alpnWire, bunContextOptions } from "./tls_options.ts";
+import { LayeredTls } from "./layered_tls.ts";
+import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "../shared/conn_shared.ts";
+import { nodeTls } from "../../core/builtins.ts";
 
 /** Bound on cached per-server TLS option objects. */
 const TLS_CACHE_MAX = 64;

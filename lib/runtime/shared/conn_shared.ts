@@ -2,7 +2,7 @@
 // Deno, bun.ts and its node:tls layer for Bun): the write high-water mark,
 // the close() rule of the Conn contract, and error normalisation.
 
-import type { ConnEvents } from "./types.ts";
+import type { ConnEvents } from "../types.ts";
 
 /** write() returns false once more than this many bytes are queued. */
 export const WRITE_HIGH_WATER = 64 * 1024;

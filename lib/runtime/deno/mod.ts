@@ -14,11 +14,11 @@
 
 import type * as net from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
-import type { Conn, ConnectSpec, Listener, ListenSpec, Runtime, SignalName, SockAddr } from "./types.ts";
-import { nodeNet } from "../core/builtins.ts";
+import type { Conn, ConnectSpec, Listener, ListenSpec, Runtime, SignalName, SockAddr } from "../types.ts";
+import { nodeNet } from "../../core/builtins.ts";
 import { NetConn } from "./net_conn.ts";
-import { bareHost, ipAddr, isWildcard, unixAddr } from "./sock_addr.ts";
-import { keepaliveCall } from "./keepalive.ts";
+import { bareHost, ipAddr, isWildcard, unixAddr } from "../shared/sock_addr.ts";
+import { keepaliveCall } from "../shared/keepalive.ts";
 
 // ---- listeners
 

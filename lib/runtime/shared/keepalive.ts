@@ -4,7 +4,7 @@
 // the idle time; Deno's node:net sets only the idle time), so start-up warns
 // about what is dropped (capabilities.ts).
 
-import type { KeepaliveSpec } from "./types.ts";
+import type { KeepaliveSpec } from "../types.ts";
 
 export interface KeepaliveCall {
   enable: boolean;

@@ -26,10 +26,10 @@ import type {
   TlsClientOptions,
   TlsInfo,
   TlsServerOptions,
-} from "./types.ts";
+} from "../types.ts";
 import { type RawDuplex, rawDuplex } from "./raw_duplex.ts";
-import { nodeTls } from "../core/builtins.ts";
-import { chooseCertIndex, HELLO_SNIFF_MAX, helloSignatureSchemes } from "./client_hello.ts";
+import { nodeTls } from "../../core/builtins.ts";
+import { chooseCertIndex, HELLO_SNIFF_MAX, helloSignatureSchemes } from "../../tls/client_hello.ts";
 import {
   certKeyTypes,
   clientConnectOptions,
@@ -38,9 +38,9 @@ import {
   tlsInfoFromSocket,
   type VerifySource,
   verifyNameOf,
-} from "./node_tls.ts";
-import { ipAddr, unixAddr } from "./sock_addr.ts";
-import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
+} from "../node_tls/node_tls.ts";
+import { ipAddr, unixAddr } from "../shared/sock_addr.ts";
+import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "../shared/conn_shared.ts";
 
 /** A ClientHello being collected; done() builds the TLS socket. */
 interface Sniff {

@@ -3,9 +3,9 @@
 // runtime-neutral TlsServerOptions. Pure (no Bun API), so it is unit-tested
 // under both runtimes; bun.ts makes and keeps the contexts.
 
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../../core/builtins.ts";
 import type { SecureContextOptions } from "node:tls";
-import type { TlsServerOptions } from "./types.ts";
+import type { TlsServerOptions } from "../types.ts";
 
 /** Key PEM without encryption: Bun takes one passphrase for all keys. */
 export function plainKey(key: string, passphrase: string | undefined): string {

@@ -1,6 +1,6 @@
 // SockAddr construction shared by the adapters.
 
-import type { SockAddr } from "./types.ts";
+import type { SockAddr } from "../types.ts";
 
 /**
  * An IP socket address as mailgate reports it. Dual-stack ("::") listeners

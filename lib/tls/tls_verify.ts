@@ -10,7 +10,7 @@
 
 import type { X509Certificate } from "node:crypto";
 import { nodeCrypto } from "../core/builtins.ts";
-import type { PeerCert } from "./types.ts";
+import type { PeerCert } from "../runtime/types.ts";
 import { type CertFields, parseCertFields } from "./der_cert.ts";
 import { type Crl, crlSignedBy, pemToCrls } from "./der_crl.ts";
 

@@ -9,10 +9,10 @@
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type * as tls from "node:tls";
-import { nodeStream, nodeTls } from "../core/builtins.ts";
-import type { ConnEvents, TlsInfo, TlsServerOptions } from "./types.ts";
-import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource } from "./node_tls.ts";
-import { toError, WRITE_HIGH_WATER } from "./conn_shared.ts";
+import { nodeStream, nodeTls } from "../../core/builtins.ts";
+import type { ConnEvents, TlsInfo, TlsServerOptions } from "../types.ts";
+import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource } from "../node_tls/node_tls.ts";
+import { toError, WRITE_HIGH_WATER } from "../shared/conn_shared.ts";
 
 /** The raw socket side, provided by the connection. */
 export interface RawSocket {

@@ -5,8 +5,8 @@
 // (both adapters), with the client-certificate verification policy.
 
 import type * as tls from "node:tls";
-import { nodeCrypto, nodeTls } from "../core/builtins.ts";
-import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "./types.ts";
+import { nodeCrypto, nodeTls } from "../../core/builtins.ts";
+import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "../types.ts";
 import {
   checkVerifiedLeaf,
   type ClientVerifyPolicy,
@@ -16,8 +16,8 @@ import {
   VERIFY_ERRORS_NO_CA,
   verifyErrorCode,
   verifyErrorText,
-} from "./tls_verify.ts";
-import type { CertKeyType } from "./client_hello.ts";
+} from "../../tls/tls_verify.ts";
+import type { CertKeyType } from "../../tls/client_hello.ts";
 
 /** Secure contexts by TlsServerOptions.cacheKey (one per listener/server block). */
 const contexts = new Map<string, tls.SecureContext>();
