@@ -24,7 +24,9 @@ export const AUTH_RESPONSE_BUF_INITIAL = 512;
 
 /**
  * Auth-Wait values above this are clamped: it is the largest delay in whole
- * seconds that a setTimeout can express (2^31-1 ms).
+ * seconds that a setTimeout can express (2^31-1 ms). Only values ngx_atoi
+ * accepts get here; an overflowing one is ignored (parseDecimal), as nginx
+ * ignores it.
  */
 export const MAX_AUTH_WAIT_SEC = 2_147_483;
 
@@ -69,7 +71,11 @@ export interface AuthResponseHeaders {
   user: string | null;
   pass: string | null;
   errorCode: string | null;
-  /** Last numeric Auth-Wait (non-numeric values are ignored), clamped; null when none. */
+  /**
+   * Last numeric Auth-Wait, clamped; null when none. Non-numeric and
+   * overflowing values are ignored (nginx: ngx_atoi's NGX_ERROR), so an
+   * earlier valid value stands.
+   */
   waitSec: number | null;
 }
 
@@ -356,7 +362,8 @@ export class AuthResponseParser {
       h.errorCode = this.value();
     } else if (this.nameIs("content-length")) {
       this.contentLength = parseDecimal(this.value());
-      if (this.contentLength === null) this.connClose = true; // unknown framing: never reuse
+      // Non-numeric or overflowing: unknown framing, never reuse.
+      if (this.contentLength === null) this.connClose = true;
     } else if (this.nameIs("connection")) {
       if (/(^|[ ,])close($|[ ,])/i.test(this.value())) this.connClose = true;
     } else if (this.nameIs("transfer-encoding")) {
@@ -365,12 +372,32 @@ export class AuthResponseParser {
   }
 }
 
-/** nginx's ngx_atoi: one or more decimal digits, nothing else. */
+/**
+ * NGX_MAX_INT_T_VALUE of a 64-bit nginx, in digits: ngx_atoi refuses any
+ * larger value (NGX_ERROR), it does not saturate.
+ */
+export const NGX_MAX_INT_T_TEXT = "9223372036854775807";
+
+/**
+ * nginx's ngx_atoi: one or more decimal digits, nothing else, and a value of
+ * at most NGX_MAX_INT_T_TEXT (leading zeros do not count, as in ngx_atoi).
+ * Anything else is null, so a caller treats an overflowing number exactly as
+ * a non-numeric one. Values above 2^53 come back rounded; every caller only
+ * range-checks or clamps them.
+ */
 export function parseDecimal(s: string): number | null {
   if (s.length === 0) return null;
+  let first = -1; // the first non-zero digit
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x30 || c > 0x39) return null;
+    if (first < 0 && c !== 0x30) first = i;
+  }
+  if (first >= 0) {
+    const digits = s.length - first;
+    const max = NGX_MAX_INT_T_TEXT.length;
+    // Equal-length digit strings compare as numbers.
+    if (digits > max || (digits === max && s.slice(first) > NGX_MAX_INT_T_TEXT)) return null;
   }
   return Number(s);
 }

@@ -196,6 +196,18 @@ describe("auth_http client over loopback", () => {
     }
   });
 
+  test("refusal with an overflowing Auth-Wait: ignored (as nginx), answered at once", async () => {
+    const srv = await startServer((sock) =>
+      sock.end("HTTP/1.1 403 Forbidden\r\nAuth-Status: No\r\nAuth-Wait: 99999999999999999999999\r\n\r\n")
+    );
+    try {
+      const r = await service(tcpAuthUrl(srv.port)).authenticate(authRequest());
+      assert.deepEqual(r, { kind: "refused", message: "No", waitSec: 0, errorCode: null });
+    } finally {
+      await srv.stop();
+    }
+  });
+
   test("WAIT: same request again on a new connection, same attempt, Auth-User/Auth-Pass replaced", async () => {
     const srv = await startServer((sock, _req, n) => {
       if (n === 1) {

@@ -51,6 +51,17 @@ describe("AuthResponseParser.reusable (auth_http_keepalive framing)", () => {
     assert.equal(reusable(`HTTP/1.1 200 OK\r\n${OK}Content-Length: x\r\n\r\n`), false);
     assert.equal(reusable(`${OK}Content-Length: 0\r\n\r\n`), false); // no status line
   });
+  test("Content-Length: ngx_atoi's bounds; an overflowing value is unknown framing, not reused", () => {
+    const cl = (v: string, body = "") => reusable(`HTTP/1.1 200 OK\r\n${OK}Content-Length: ${v}\r\n\r\n${body}`);
+    assert.equal(cl("9223372036854775807"), false, "accepted, but the body is not all here");
+    assert.equal(cl("9223372036854775808"), false);
+    assert.equal(cl("99999999999999999999"), false);
+    assert.equal(cl("99999999999999999999999"), false);
+    // 2^64 + 2: a parser that wrapped like 64-bit C would read 2 and reuse.
+    assert.equal(cl("18446744073709551618", "ok"), false);
+    assert.equal(cl("0".repeat(22)), true, "leading zeros: 0");
+    assert.equal(cl("0".repeat(20) + "2", "ok"), true);
+  });
   test("a byte after the answer, in a later chunk, makes it not reusable", () => {
     const p = new AuthResponseParser();
     p.feed(binaryToBytes(`HTTP/1.1 200 OK\r\n${OK}Content-Length: 0\r\n\r\n`));
@@ -207,6 +218,20 @@ describe("auth_http_keepalive: the client's pool", () => {
       assert.equal(srv.state.conns, 2);
       await wait(50);
       assert.equal(srv.state.open.size, 1, "the stale one was closed");
+    }));
+
+  test("an overflowing Content-Length: the answer counts, the connection is not reused", () =>
+    withPool({
+      keepalive: 4,
+      answer: (n) => `HTTP/1.1 200 OK\r\n${OK}Auth-User: u${n}\r\nContent-Length: 99999999999999999999999\r\n\r\n`,
+    }, async (svc, srv) => {
+      for (let i = 1; i <= 3; i++) {
+        const r = await svc.authenticate(authReq(`o${i}`));
+        assert.equal(r.kind === "ok" && r.user, `u${i}`);
+      }
+      assert.equal(srv.state.conns, 3);
+      await wait(50);
+      assert.equal(srv.state.open.size, 0, "each connection was closed by the client");
     }));
 
   test("HTTP/1.0 answers or Connection: close are never reused", () =>

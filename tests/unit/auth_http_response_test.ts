@@ -8,6 +8,8 @@ import {
   isIpv6,
   MAX_AUTH_RESPONSE_HEADER,
   MAX_AUTH_WAIT_SEC,
+  NGX_MAX_INT_T_TEXT,
+  parseDecimal,
   parseIpLiteral,
   type ParseResult,
 } from "../../lib/auth/http_response.ts";
@@ -123,9 +125,14 @@ const CASES: [string, string, ParseResult][] = [
     done({ waitSec: 2 }),
   ],
   [
-    "Auth-Wait huge is clamped",
-    "Auth-Wait: 99999999999999999999\r\n\r\n",
+    "Auth-Wait: the largest value ngx_atoi accepts is clamped",
+    "Auth-Wait: 9223372036854775807\r\n\r\n",
     done({ waitSec: MAX_AUTH_WAIT_SEC }),
+  ],
+  [
+    "Auth-Wait overflowing ngx_atoi is ignored, not clamped",
+    "Auth-Wait: 9223372036854775808\r\n\r\n",
+    done({}),
   ],
   [
     "Auth-Error-Code kept",
@@ -544,4 +551,88 @@ describe("IP literals", () => {
     test(`invalid ${JSON.stringify(input)}`, () => assert.equal(parseIpLiteral(input), null));
   }
   test("isIpv6 rejects IPv4", () => assert.equal(isIpv6("1.2.3.4"), false));
+});
+
+// ngx_atoi refuses (NGX_ERROR) a value above NGX_MAX_INT_T_VALUE; nginx then
+// ignores Auth-Wait (a refusal is answered at once) and logs an invalid
+// Auth-Port. Exact boundaries: the largest accepted value, one more, and
+// 20+ digits.
+const MAX = NGX_MAX_INT_T_TEXT; // 9223372036854775807
+const MAX_PLUS_1 = "9223372036854775808";
+const DIGITS_23 = "99999999999999999999999";
+
+describe("overflowing numbers (ngx_atoi)", () => {
+  test("parseDecimal: the largest accepted value, one more, 20+ digits, leading zeros", () => {
+    assert.equal(MAX, String(2n ** 63n - 1n));
+    assert.equal(parseDecimal(MAX), 9223372036854775807);
+    assert.equal(parseDecimal(MAX_PLUS_1), null);
+    assert.equal(parseDecimal("9999999999999999999"), null); // 19 digits, above the max
+    assert.equal(parseDecimal("18446744073709551616"), null); // 2^64: wraps to 0 in 64-bit C
+    assert.equal(parseDecimal("99999999999999999999"), null); // 20 digits
+    assert.equal(parseDecimal(DIGITS_23), null);
+    // Leading zeros do not count (ngx_atoi's value stays 0 through them).
+    assert.equal(parseDecimal("0000" + MAX), 9223372036854775807);
+    assert.equal(parseDecimal("0000" + MAX_PLUS_1), null);
+    assert.equal(parseDecimal("0".repeat(25)), 0);
+    assert.equal(parseDecimal("0".repeat(22) + "143"), 143);
+  });
+
+  const wait = (v: string) => parse(`Auth-Status: Try later\r\nAuth-Wait: ${v}\r\n\r\n`);
+  test("Auth-Wait: the largest accepted value is clamped to MAX_AUTH_WAIT_SEC", () => {
+    assert.deepEqual(wait(MAX), done({ refusal: "Try later", waitSec: MAX_AUTH_WAIT_SEC }));
+    assert.deepEqual(wait(String(MAX_AUTH_WAIT_SEC + 1)), done({ refusal: "Try later", waitSec: MAX_AUTH_WAIT_SEC }));
+  });
+  for (const v of [MAX_PLUS_1, "99999999999999999999", DIGITS_23, "0000" + MAX_PLUS_1]) {
+    test(`Auth-Wait: ${v} is ignored and the refusal is answered at once`, () => {
+      const r = wait(v);
+      assert.deepEqual(r, done({ refusal: "Try later" }));
+      assert.equal(r.kind, "done");
+      if (r.kind !== "done") return;
+      assert.deepEqual(decideAuth(r.headers, authReq("imap"), A), {
+        kind: "refused",
+        message: "Try later",
+        waitSec: 0,
+        errorCode: null,
+      });
+    });
+  }
+  test("Auth-Wait: an overflowing value after a valid one leaves the valid one (nginx keeps ctx->sleep)", () => {
+    assert.deepEqual(
+      parse(`Auth-Status: WAIT\r\nAuth-Wait: 4\r\nAuth-Wait: ${DIGITS_23}\r\n\r\n`),
+      done({ wait: true, waitSec: 4 }),
+    );
+  });
+
+  const port = (v: string) => {
+    const r = parse(`Auth-Status: OK\r\nAuth-Server: 192.0.2.9\r\nAuth-Port: ${v}\r\n\r\n`);
+    assert.equal(r.kind, "done");
+    return r.kind === "done" ? decideAuth(r.headers, authReq("imap"), A) : null;
+  };
+  test("Auth-Port: 65535 and zero-padded 143 (22 digits) are accepted", () => {
+    assert.deepEqual(port("65535"), {
+      kind: "ok",
+      addr: "192.0.2.9",
+      port: 65535,
+      user: "alice",
+      pass: "secret",
+      backendName: "192.0.2.9:65535",
+    });
+    const padded = "0".repeat(19) + "143";
+    assert.deepEqual(port(padded), {
+      kind: "ok",
+      addr: "192.0.2.9",
+      port: 143,
+      user: "alice",
+      pass: "secret",
+      backendName: `192.0.2.9:${padded}`,
+    });
+  });
+  for (const v of ["65536", MAX, MAX_PLUS_1, "99999999999999999999", DIGITS_23, "18446744073709551759"]) {
+    test(`Auth-Port: ${v} is an invalid server port (internal error)`, () => {
+      assert.deepEqual(port(v), {
+        kind: "error",
+        log: `auth http server ${A} sent invalid server port:"${v}"`,
+      });
+    });
+  }
 });
