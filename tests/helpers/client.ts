@@ -1,22 +1,27 @@
 // A line-oriented test client over node:net with bounded waits. It keeps
-// every byte received so tests can check exact bytes on the wire.
+// every byte received so tests can check exact bytes on the wire, in one
+// growable buffer (ByteLog): linear, so a multi-megabyte stream does not
+// stall the test process's event loop, where the mocks also run.
 
 import { connect, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
+import { ByteLog } from "./byte_log.ts";
 
 export class TestClient {
   readonly sock: Socket;
-  #buf = Buffer.alloc(0);
+  #log = new ByteLog();
   #closed = false;
   #waiters: (() => void)[] = [];
-  /** Everything received, in order. */
-  received = Buffer.alloc(0);
+
+  /** Everything received, in order (a view: do not write into it). */
+  get received(): Buffer {
+    return this.#log.all;
+  }
 
   private constructor(sock: Socket) {
     this.sock = sock;
     sock.on("data", (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d]);
-      this.received = Buffer.concat([this.received, d]);
+      this.#log.push(d);
       this.#wake();
     });
     sock.on("close", () => {
@@ -69,16 +74,12 @@ export class TestClient {
   async line(ms = 5000): Promise<string> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const i = this.#buf.indexOf(10);
-      if (i >= 0) {
-        const l = this.#buf.subarray(0, i + 1).toString("latin1");
-        this.#buf = this.#buf.subarray(i + 1);
-        return l;
-      }
-      if (this.#closed) throw new Error(`EOF while waiting for a line (pending ${JSON.stringify(this.#buf.toString("latin1"))})`);
+      const l = this.#log.line();
+      if (l) return l.toString("latin1");
+      if (this.#closed) throw new Error(`EOF while waiting for a line (pending ${this.#shown()})`);
       const left = deadline - Date.now();
       if (left <= 0 || !(await this.#wait(left))) {
-        throw new Error(`timeout waiting for a line (pending ${JSON.stringify(this.#buf.toString("latin1"))})`);
+        throw new Error(`timeout waiting for a line (pending ${this.#shown()})`);
       }
     }
   }
@@ -86,14 +87,12 @@ export class TestClient {
   /** Exactly n bytes. */
   async bytes(n: number, ms = 10000): Promise<Buffer> {
     const deadline = Date.now() + ms;
-    while (this.#buf.length < n) {
-      if (this.#closed) throw new Error(`EOF after ${this.#buf.length} of ${n} bytes`);
+    while (this.#log.unread < n) {
+      if (this.#closed) throw new Error(`EOF after ${this.#log.unread} of ${n} bytes`);
       const left = deadline - Date.now();
-      if (left <= 0 || !(await this.#wait(left))) throw new Error(`timeout after ${this.#buf.length} of ${n} bytes`);
+      if (left <= 0 || !(await this.#wait(left))) throw new Error(`timeout after ${this.#log.unread} of ${n} bytes`);
     }
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return Buffer.from(out);
+    return Buffer.from(this.#log.take(n));
   }
 
   /** Lines until one matches `re` (inclusive). */
@@ -120,7 +119,14 @@ export class TestClient {
 
   /** Bytes received but not yet consumed by line()/bytes(). */
   pending(): string {
-    return this.#buf.toString("latin1");
+    return this.#log.peek().toString("latin1");
+  }
+
+  /** The pending bytes for an error message, capped (a stream can be megabytes). */
+  #shown(): string {
+    const p = this.#log.peek();
+    const s = JSON.stringify(p.subarray(0, 2000).toString("latin1"));
+    return p.length > 2000 ? `${s}… (${p.length} bytes)` : s;
   }
 
   close(): void {

@@ -16,6 +16,7 @@
 
 import { createServer, type Server, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
+import { ByteLog } from "./byte_log.ts";
 
 export type Proto = "imap" | "pop3" | "smtp";
 
@@ -113,7 +114,7 @@ export class FaultBackend {
       setTimeout(() => sock.end(), (o.slowMs ?? 0) + 10);
       return;
     }
-    let buf: Buffer = Buffer.alloc(0);
+    const buf = new ByteLog(false);
     let loggedIn = false;
     /** IMAP literal login: how many raw bytes to skip next, and the stage. */
     let literal = 0;
@@ -159,18 +160,17 @@ export class FaultBackend {
       say("502 5.5.2 fault\r\n");
     };
     sock.on("data", (d: Buffer) => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      for (let guard = 0; guard < 10_000 && buf.length > 0; guard++) {
+      buf.push(d);
+      for (let guard = 0; guard < 10_000 && buf.unread > 0; guard++) {
         if (literal > 0) {
-          const n = Math.min(literal, buf.length);
+          const n = Math.min(literal, buf.unread);
           literal -= n;
-          buf = buf.subarray(n);
+          buf.take(n);
           continue;
         }
-        const i = buf.indexOf(10);
-        if (i < 0) return;
-        const line = buf.subarray(0, i).toString("latin1").replace(/\r$/, "");
-        buf = buf.subarray(i + 1);
+        const lb = buf.line();
+        if (!lb) return;
+        const line = lb.subarray(0, lb.length - 1).toString("latin1").replace(/\r$/, "");
         onLine(line);
       }
     });

@@ -3,6 +3,7 @@
 
 import { createServer, type Server, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
+import { ByteLog } from "./byte_log.ts";
 
 export interface AuthRequestSeen {
   raw: string;
@@ -59,16 +60,15 @@ export class MockAuth {
     this.sockets.add(sock);
     sock.on("close", () => this.sockets.delete(sock));
     sock.on("error", () => {});
-    let buf = Buffer.alloc(0);
+    const buf = new ByteLog(false);
     let done = false;
     sock.on("data", async (d: Buffer) => {
       if (done) return;
-      buf = Buffer.concat([buf, d]);
-      const end = buf.indexOf("\r\n\r\n");
+      buf.push(d);
+      const end = buf.peek().indexOf("\r\n\r\n");
       if (end < 0) return;
       done = !this.keepAlive;
-      const raw = buf.subarray(0, end + 4).toString("latin1");
-      buf = buf.subarray(end + 4);
+      const raw = buf.take(end + 4).toString("latin1");
       const lines = raw.split("\r\n").slice(0, -2);
       const headers: [string, string][] = lines.slice(1).map((l) => {
         const i = l.indexOf(": ");

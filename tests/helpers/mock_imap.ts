@@ -11,6 +11,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { ByteLog } from "./byte_log.ts";
 
 export interface MockImapOptions {
   greeting?: string;
@@ -49,8 +50,8 @@ export function proxyHeaderLength(b: Buffer): number {
 
 export interface BackendConn {
   sock: Socket;
-  /** All bytes received on this connection. */
-  raw: Buffer;
+  /** All bytes received on this connection (a view). */
+  readonly raw: Buffer;
   user: string | null;
   pass: string | null;
   /** Lines seen (latin1, without line end). */
@@ -79,7 +80,18 @@ export class MockImap {
 
   #onConn(sock: Socket) {
     const o = this.opts;
-    const c: BackendConn = { sock, raw: Buffer.alloc(0), user: null, pass: null, commands: [], proxy: null };
+    // One log holds the raw input and, past its read cursor, what is still to parse.
+    const buf = new ByteLog();
+    const c: BackendConn = {
+      sock,
+      get raw() {
+        return buf.all;
+      },
+      user: null,
+      pass: null,
+      commands: [],
+      proxy: null,
+    };
     this.conns.push(c);
     sock.on("error", () => {});
     if (o.noGreeting) return;
@@ -88,7 +100,6 @@ export class MockImap {
       sock.end();
       return;
     }
-    let buf = Buffer.alloc(0);
     let literal: { n: number; then: (b: Buffer) => void } | null = null;
     let loggedIn = false;
     const reply = (s: string) => {
@@ -172,23 +183,18 @@ export class MockImap {
     let streamLiteral: { left: number; feed: (b: Buffer) => void; done: () => void } | null = null;
     let first = true;
     sock.on("data", (d: Buffer) => {
-      c.raw = Buffer.concat([c.raw, d]);
-      buf = Buffer.concat([buf, d]);
+      buf.push(d);
       if (first) {
         // A PROXY header arrives in the proxy's first write: keep it aside.
         first = false;
-        const n = proxyHeaderLength(buf);
-        if (n > 0) {
-          c.proxy = Buffer.from(buf.subarray(0, n));
-          buf = buf.subarray(n);
-        }
+        const n = proxyHeaderLength(buf.peek());
+        if (n > 0) c.proxy = Buffer.from(buf.take(n));
       }
       for (let guard = 0; guard < 100000; guard++) {
         if (streamLiteral) {
-          const take = Math.min(streamLiteral.left, buf.length);
+          const take = Math.min(streamLiteral.left, buf.unread);
           if (take > 0) {
-            streamLiteral.feed(buf.subarray(0, take));
-            buf = buf.subarray(take);
+            streamLiteral.feed(buf.take(take));
             streamLiteral.left -= take;
           }
           if (streamLiteral.left > 0) return;
@@ -198,18 +204,16 @@ export class MockImap {
           continue;
         }
         if (literal) {
-          if (buf.length < literal.n) return;
-          const lit = buf.subarray(0, literal.n);
-          buf = buf.subarray(literal.n);
+          if (buf.unread < literal.n) return;
+          const lit = buf.take(literal.n);
           const l = literal;
           literal = null;
           l.then(Buffer.from(lit));
           continue;
         }
-        const i = buf.indexOf(10);
-        if (i < 0) return;
-        let line = buf.subarray(0, i).toString("latin1");
-        buf = buf.subarray(i + 1);
+        const lb = buf.line();
+        if (!lb) return;
+        let line = lb.subarray(0, lb.length - 1).toString("latin1");
         if (line.endsWith("\r")) line = line.slice(0, -1);
         if (skipCrlf && line === "") {
           skipCrlf = false;

@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { pattern } from "./mock_imap.ts";
+import { ByteLog } from "./byte_log.ts";
 
 export interface MockPop3Options {
   greeting?: string;
@@ -18,7 +19,8 @@ export interface MockPop3Options {
 
 export interface Pop3Conn {
   sock: Socket;
-  raw: Buffer;
+  /** All bytes received on this connection (a view). */
+  readonly raw: Buffer;
   user: string | null;
   pass: string | null;
   lines: string[];
@@ -41,31 +43,37 @@ export class MockPop3 {
   }
 
   #onConn(sock: Socket) {
-    const c: Pop3Conn = { sock, raw: Buffer.alloc(0), user: null, pass: null, lines: [] };
+    // One log holds the raw input and, past its read cursor, what is still to parse.
+    const buf = new ByteLog();
+    const c: Pop3Conn = {
+      sock,
+      get raw() {
+        return buf.all;
+      },
+      user: null,
+      pass: null,
+      lines: [],
+    };
     this.conns.push(c);
     sock.on("error", () => {});
     sock.write(this.opts.greeting ?? "+OK mock POP3 ready\r\n");
-    let buf = Buffer.alloc(0);
     let loggedIn = false;
     let upload: { left: number; h: ReturnType<typeof createHash>; n: number } | null = null;
     sock.on("data", (d: Buffer) => {
-      c.raw = Buffer.concat([c.raw, d]);
-      buf = Buffer.concat([buf, d]);
+      buf.push(d);
       for (let guard = 0; guard < 100000; guard++) {
         if (upload) {
-          const take = Math.min(upload.left, buf.length);
-          upload.h.update(buf.subarray(0, take));
-          buf = buf.subarray(take);
+          const take = Math.min(upload.left, buf.unread);
+          upload.h.update(buf.take(take));
           upload.left -= take;
           if (upload.left > 0) return;
           sock.write(`+OK ${upload.n} ${upload.h.digest("hex")}\r\n`);
           upload = null;
           continue;
         }
-        const i = buf.indexOf(10);
-        if (i < 0) return;
-        const line = buf.subarray(0, i).toString("latin1").replace(/\r$/, "");
-        buf = buf.subarray(i + 1);
+        const lb = buf.line();
+        if (!lb) return;
+        const line = lb.subarray(0, lb.length - 1).toString("latin1").replace(/\r$/, "");
         c.lines.push(line);
         const [cmd0, ...args] = line.split(" ");
         const cmd = cmd0.toUpperCase();

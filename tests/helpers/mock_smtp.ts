@@ -9,6 +9,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { ByteLog } from "./byte_log.ts";
 
 export interface MockSmtpOptions {
   /** Advertise XCLIENT in the EHLO reply (default true). */
@@ -57,36 +58,29 @@ export class MockSmtp {
     };
     // Greet at once unless a PROXY header may come first; it arrives in the first packet.
     const t = setTimeout(greet, 30);
-    let buf = Buffer.alloc(0);
-    let data: Buffer[] | null = null;
-    let dataTail = Buffer.alloc(0);
+    const buf = new ByteLog(false);
+    /** In DATA: unread bytes before this offset hold no complete CRLF.CRLF (each byte is searched about once). */
+    let dataScan = -1;
     sock.on("data", (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
+      buf.push(d);
       for (let guard = 0; guard < 100000; guard++) {
-        if (data) {
-          // Look for CRLF.CRLF across chunk boundaries.
-          const joined = Buffer.concat([dataTail, buf]);
-          const i = joined.indexOf(END);
+        if (dataScan >= 0) {
+          // The message stays unread in the log until its terminator arrives.
+          const i = buf.peek().indexOf(END, Math.max(0, dataScan - (END.length - 1)));
           if (i < 0) {
-            const keep = Math.max(0, joined.length - 4);
-            data.push(joined.subarray(0, keep));
-            dataTail = Buffer.from(joined.subarray(keep));
-            buf = Buffer.alloc(0);
+            dataScan = buf.unread;
             return;
           }
-          data.push(joined.subarray(0, i));
-          buf = Buffer.from(joined.subarray(i + END.length));
-          const msg = Buffer.concat(data);
+          const msg = Buffer.from(buf.take(i));
+          buf.take(END.length);
           c.messages.push(msg);
-          data = null;
-          dataTail = Buffer.alloc(0);
+          dataScan = -1;
           sock.write(`250 2.0.0 queued ${msg.length} ${createHash("sha256").update(msg).digest("hex")}\r\n`);
           continue;
         }
-        const i = buf.indexOf(10);
-        if (i < 0) return;
-        const line = buf.subarray(0, i).toString("latin1").replace(/\r$/, "");
-        buf = buf.subarray(i + 1);
+        const lb = buf.line();
+        if (!lb) return;
+        const line = lb.subarray(0, lb.length - 1).toString("latin1").replace(/\r$/, "");
         if (!greeted && line.startsWith("PROXY ")) {
           c.proxyLine = line;
           clearTimeout(t);
@@ -112,7 +106,7 @@ export class MockSmtp {
           sock.end();
           return;
         } else if (cmd === "DATA") {
-          data = [];
+          dataScan = 0;
           sock.write("354 go ahead\r\n");
         } else if (cmd === "XPROXY") sock.write(`211 ${c.proxyLine ?? "none"}\r\n`);
         else sock.write("502 5.5.2 mock: unknown\r\n");

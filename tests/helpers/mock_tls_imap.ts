@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
+import { ByteLog } from "./byte_log.ts";
 
 export interface MockTlsImapOptions {
   mode: "implicit" | "starttls";
@@ -58,18 +59,17 @@ export class MockTlsImap {
     const cmds: string[] = [];
     this.commands.push(cmds);
     sock.write("* OK mock TLS IMAP ready\r\n");
-    let buf = Buffer.alloc(0);
+    let buf = new ByteLog(false);
     // LOGIN {u} -> "+", u bytes (stage user) -> " {p}" line (stage userEnd) -> "+",
     // p bytes (stage pass) -> "" line (stage passEnd) -> tagged reply.
     let login: { tag: string; user?: string; need: number; stage: "user" | "userEnd" | "pass" | "passEnd" } | null =
       null;
     const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
+      buf.push(d);
       for (let guard = 0; guard < 10000; guard++) {
         if (login && (login.stage === "user" || login.stage === "pass")) {
-          if (buf.length < login.need) return;
-          const lit = buf.subarray(0, login.need).toString("latin1");
-          buf = buf.subarray(login.need);
+          if (buf.unread < login.need) return;
+          const lit = buf.take(login.need).toString("latin1");
           if (login.stage === "user") {
             login.user = lit;
             login.stage = "userEnd";
@@ -79,10 +79,9 @@ export class MockTlsImap {
           }
           continue;
         }
-        const i = buf.indexOf(10);
-        if (i < 0) return;
-        const line = buf.subarray(0, i).toString("latin1").replace(/\r$/, "");
-        buf = buf.subarray(i + 1);
+        const lb = buf.line();
+        if (!lb) return;
+        const line = lb.subarray(0, lb.length - 1).toString("latin1").replace(/\r$/, "");
         if (login && login.stage === "userEnd") {
           const m = /^ \{(\d+)\}$/.exec(line);
           login.need = Number(m?.[1] ?? 0);
@@ -113,7 +112,7 @@ export class MockTlsImap {
             tls = true;
             servername = (t as unknown as { servername?: string }).servername || null;
           });
-          buf = Buffer.alloc(0);
+          buf = new ByteLog(false);
           t.on("data", onData);
           sock = t;
           this.#socks.add(t);
