@@ -3,14 +3,13 @@
 // starts the servers. Everything else lives in lib/.
 
 import type { Runtime } from "./lib/runtime/types.ts";
+import { loadRuntime } from "./lib/runtime/select.ts";
 import { CliError, parseCli, usage } from "./lib/cli.ts";
 import { NAME, VERSION } from "./lib/version.ts";
 import { run } from "./lib/app.ts";
 
-const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-const runtime: Runtime = isBun
-  ? (await import("./lib/runtime/bun/mod.ts")).runtime
-  : (await import("./lib/runtime/deno/mod.ts")).runtime;
+// Annotated: runtime.exit() narrows `opts` only through a declared type.
+const runtime: Runtime = await loadRuntime();
 
 let opts;
 try {

@@ -89,7 +89,7 @@ export async function run(runtime: Runtime, opts: CliOptions): Promise<number> {
 
   const load = { file, prefix, globals: opts.globals ?? undefined };
   if (isWorker()) return await serveProxy(runtime, config, load, startup, true);
-  for (const w of runtimeWarnings(config)) startup.write("warn", warningText(w));
+  for (const w of runtimeWarnings(config, runtime)) startup.write("warn", warningText(w));
   if (workerCount(config) > 1) return await serveMaster(runtime, config, load, startup);
   return await serveProxy(runtime, config, load, startup, false);
 }

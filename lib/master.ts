@@ -7,16 +7,13 @@
 // the master it is serving by writing "ready\n" on stdout, and stops fast
 // when the master is gone.
 
-import type { ChildProcess } from "node:child_process";
-import { nodeChildProcess } from "./core/builtins.ts";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { ConfigError, formatConfigError, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
 import { PidFile } from "./pid_file.ts";
-import { selfCommand } from "./runtime/shared/self_command.ts";
-import type { Runtime, SignalName } from "./runtime/types.ts";
+import type { ChildHandle, Runtime, SignalName } from "./runtime/types.ts";
 import type { LoadArgs, StartupLog } from "./serve.ts";
 import { NAME, VERSION } from "./version.ts";
 
@@ -40,7 +37,7 @@ export function isWorker(): boolean {
 
 interface Worker {
   slot: number;
-  proc: ChildProcess;
+  proc: ChildHandle;
   startedAt: number;
   ready: boolean;
 }
@@ -80,29 +77,28 @@ export class Master {
   }
 
   #spawn(slot: number): Promise<void> {
-    const [cmd, ...pre] = selfCommand();
-    const proc = nodeChildProcess().spawn(cmd, [...pre, ...this.#args], {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, [WORKER_ENV]: String(slot) },
-    });
-    const w: Worker = { slot, proc, startedAt: Date.now(), ready: false };
-    this.#workers.set(slot, w);
-    this.#log.notice(`start worker process ${proc.pid}`);
     return new Promise<void>((resolve, reject) => {
+      let out = "";
+      const decoder = new TextDecoder();
+      const proc = this.#runtime.spawnSelf(this.#args, { [WORKER_ENV]: String(slot) }, {
+        stdout: (d) => {
+          if (w.ready) return;
+          out += decoder.decode(d, { stream: true });
+          if (out.includes("ready\n")) {
+            w.ready = true;
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+        exit: (code, sig) => exited(code, sig),
+      });
+      const w: Worker = { slot, proc, startedAt: Date.now(), ready: false };
+      this.#workers.set(slot, w);
+      this.#log.notice(`start worker process ${proc.pid}`);
       const timer = setTimeout(() => {
         if (!w.ready) reject(new Error(`worker process ${proc.pid} did not start within ${READY_TIMEOUT_MS / 1000}s`));
       }, READY_TIMEOUT_MS);
-      let out = "";
-      proc.stdout!.on("data", (d) => {
-        if (w.ready) return;
-        out += d;
-        if (out.includes("ready\n")) {
-          w.ready = true;
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      proc.on("exit", (code, sig) => {
+      const exited = (code: number | null, sig: string | null) => {
         clearTimeout(timer);
         this.#workers.delete(slot);
         const how = sig ? `on signal ${sig}` : `with code ${code}`;
@@ -118,7 +114,7 @@ export class Master {
         }
         this.#log.log("alert", `worker process ${proc.pid} exited ${how}, restarting`);
         this.#restart(slot, Date.now() - w.startedAt);
-      });
+      };
     });
   }
 
@@ -135,11 +131,7 @@ export class Master {
   /** Sends a signal to every worker. */
   signal(sig: SignalName): void {
     if (sig === "SIGTERM" || sig === "SIGINT" || sig === "SIGQUIT") this.#stopping = true;
-    for (const w of this.#workers.values()) {
-      try {
-        w.proc.kill(sig);
-      } catch { /* already gone */ }
-    }
+    for (const w of this.#workers.values()) w.proc.kill(sig);
   }
 
   /** A reload may change the number of workers: start the missing, stop the extra gracefully. */
@@ -163,7 +155,7 @@ export class Master {
   }
 
   pids(): number[] {
-    return [...this.#workers.values()].map((w) => w.proc.pid!).filter((p) => p !== undefined);
+    return [...this.#workers.values()].map((w) => w.proc.pid).filter((p) => p !== 0);
   }
 
   get runtime(): Runtime {
@@ -200,7 +192,7 @@ export async function serveMaster(
   load: LoadArgs,
   startup: StartupLog,
 ): Promise<number> {
-  let log = new ErrorLog(config.errorLogs, runtime.pid);
+  let log = new ErrorLog(config.errorLogs, runtime.pid, runtime);
   const pid = new PidFile();
   const count = workerCount(config);
   const master = new Master(runtime, runtime.args(), count, log);
@@ -234,7 +226,7 @@ export async function serveMaster(
     try {
       // The master checks the new configuration first: workers only reload one that loads.
       const next = await loadConfig(load);
-      const nextLog = new ErrorLog(next.errorLogs, runtime.pid);
+      const nextLog = new ErrorLog(next.errorLogs, runtime.pid, runtime);
       pid.set(next.pid, runtime.pid);
       log = nextLog;
       master.log = nextLog;

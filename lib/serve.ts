@@ -38,7 +38,7 @@ export async function serveProxy(
   const proxy = new MailProxy(runtime, config.workerConnections, worker);
   const pid = new PidFile();
   try {
-    mainLog = new ErrorLog(config.errorLogs, runtime.pid);
+    mainLog = new ErrorLog(config.errorLogs, runtime.pid, runtime);
     await proxy.apply(await buildServerRuntimes(config, runtime, mainLog));
     if (!worker) pid.set(config.pid, runtime.pid);
   } catch (e) {
@@ -84,12 +84,12 @@ export async function serveProxy(
     mainLog.notice("signal SIGHUP received, reconfiguring");
     try {
       const next = await loadConfig(load);
-      const nextLog = new ErrorLog(next.errorLogs, runtime.pid);
+      const nextLog = new ErrorLog(next.errorLogs, runtime.pid, runtime);
       await proxy.apply(await buildServerRuntimes(next, runtime, nextLog), next.workerConnections);
       if (!worker) pid.set(next.pid, runtime.pid);
       mainLog = nextLog;
       config = next;
-      for (const w of [...next.warnings, ...runtimeWarnings(next)]) mainLog.warn(formatConfigWarning(w));
+      for (const w of [...next.warnings, ...runtimeWarnings(next, runtime)]) mainLog.warn(formatConfigWarning(w));
       mainLog.notice("reconfiguring done");
     } catch (e) {
       mainLog.log("emerg", e instanceof ConfigError ? formatConfigError(e) : (e as Error).message);

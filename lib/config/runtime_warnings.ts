@@ -2,21 +2,25 @@
 // will not do, each with the FILE:LINE of its directive, so nothing in a
 // configuration is ever silently ignored: listen parameters and ssl_*
 // settings the running runtime's socket or TLS stack cannot apply
-// (runtime/capabilities.ts says which).
+// (the running Runtime's `support`, runtime/capabilities.ts, says which).
 
 import type { Config, ConfigWarning, ListenConfig } from "./types.ts";
 import {
   RUNTIME_SUPPORT,
-  runningRuntime,
   type RuntimeName,
+  type RuntimeSupport,
   type TlsSupport,
 } from "../runtime/capabilities.ts";
 
-/**
- * [warn] lines for the settings in `config` that `runtime` (default: the
- * one running) cannot apply.
- */
-export function runtimeWarnings(config: Config, runtime: RuntimeName = runningRuntime()): ConfigWarning[] {
+/** A runtime as far as warnings go: the running Runtime object, or a name (tests, README table). */
+export type WarnedRuntime = RuntimeName | { readonly name: RuntimeName; readonly support: RuntimeSupport };
+
+function resolve(rt: WarnedRuntime): { name: RuntimeName; support: RuntimeSupport } {
+  return typeof rt === "string" ? { name: rt, support: RUNTIME_SUPPORT[rt] } : rt;
+}
+
+/** [warn] lines for the settings in `config` that `runtime` cannot apply. */
+export function runtimeWarnings(config: Config, runtime: WarnedRuntime): ConfigWarning[] {
   return dedupe([...listenWarnings(config, runtime), ...tlsWarnings(config, runtime)]);
 }
 
@@ -41,8 +45,9 @@ const unsupported = (what: string, runtime: RuntimeName) =>
  * connections there), so_keepalive on/off and its idle time (both).
  * multipath is already reported by the loader (listen.ts).
  */
-export function listenWarnings(config: Config, runtime: RuntimeName): ConfigWarning[] {
-  const caps = RUNTIME_SUPPORT[runtime].listen;
+export function listenWarnings(config: Config, rt: WarnedRuntime): ConfigWarning[] {
+  const { name: runtime, support } = resolve(rt);
+  const caps = support.listen;
   const out: ConfigWarning[] = [];
   const warn = (message: string, l: ListenConfig) => out.push({ message, loc: l.loc });
   for (const s of config.mail?.servers ?? []) {
@@ -134,11 +139,12 @@ export function tlsDirectiveProblem(
 }
 
 /** ssl_* settings the runtime's TLS stack cannot apply, one line per directive written. */
-export function tlsWarnings(config: Config, runtime: RuntimeName): ConfigWarning[] {
+export function tlsWarnings(config: Config, rt: WarnedRuntime): ConfigWarning[] {
+  const { name: runtime, support } = resolve(rt);
   const out: ConfigWarning[] = [];
   for (const d of config.seen) {
     if (!d.name.startsWith("ssl_")) continue;
-    const problem = tlsDirectiveProblem(d.name, d.args, runtime);
+    const problem = tlsDirectiveProblem(d.name, d.args, runtime, support.tls);
     if (problem !== null) out.push({ message: problem, loc: d.loc });
   }
   return out;

@@ -5,7 +5,7 @@
 // line that explains it. Passwords are never handed to this module.
 
 import type { LogLevel, LogTarget } from "../config/types.ts";
-import { sendSyslog } from "./syslog.ts";
+import { sendSyslog, type SyslogTransport } from "./syslog.ts";
 import { openLogFile, writeSafe } from "./files.ts";
 
 export { reopenLogFiles } from "./files.ts";
@@ -80,9 +80,10 @@ export class ErrorLog {
   /** Most verbose level any sink wants; cheap early-out before formatting. */
   readonly #max: number;
 
-  constructor(targets: LogTarget[], pid: number) {
+  /** `transport`: the runtime's UDP sockets, needed when a target is syslog. */
+  constructor(targets: LogTarget[], pid: number, transport: SyslogTransport | null = null) {
     this.#pid = pid;
-    this.#sinks = targets.map((t) => makeSink(t));
+    this.#sinks = targets.map((t) => makeSink(t, transport));
     this.#max = this.#sinks.reduce((m, s) => Math.max(m, s.level), -1);
   }
 
@@ -116,14 +117,15 @@ export class ErrorLog {
   }
 }
 
-function makeSink(t: LogTarget): Sink {
+function makeSink(t: LogTarget, transport: SyslogTransport | null): Sink {
   const level = levelIndex(t.level);
   if (t.target === "stderr") {
     return { level, write: (line) => writeSafe(2, line + "\n") };
   }
   if (t.target.startsWith("syslog:")) {
     const spec = t.target;
-    return { level, write: (line, li) => sendSyslog(spec, li, line) };
+    if (!transport) throw new Error(`error log "${spec}" made without the runtime's UDP sockets`);
+    return { level, write: (line, li) => sendSyslog(transport, spec, li, line) };
   }
   if (t.target.startsWith("memory:")) {
     // nginx's memory log exists in debug builds only; accepted, discarded.

@@ -3,10 +3,11 @@
 //   <PRI>Mmm dd hh:mm:ss hostname tag: [level] pid#0: message
 // (the error log's own date is dropped: the syslog header carries the time).
 
-import type { Socket } from "node:dgram";
-// Loaded when the first line is sent, not at start-up: most configurations log to files.
-import { nodeDgram } from "../core/builtins.ts";
 import { hostname } from "node:os";
+import type { DatagramSocket, Runtime } from "../runtime/types.ts";
+
+/** What syslog needs of the runtime: UDP sockets, made when the first line is sent. */
+export type SyslogTransport = Pick<Runtime, "datagram">;
 
 const FACILITIES = [
   "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp", "clock",
@@ -65,18 +66,25 @@ export function parseSyslogSpec(spec: string): SyslogSpec | string {
 }
 
 const parsed = new Map<string, SyslogSpec | null>();
-let socket4: Socket | null = null;
-let socket6: Socket | null = null;
+// One socket per address family for the whole process (every error log and
+// every reload shares them), as nginx keeps one per syslog target. They
+// never keep the process alive.
+let socket4: DatagramSocket | null = null;
+let socket6: DatagramSocket | null = null;
 const host = hostname().toLowerCase();
 
-function sock(v6: boolean): Socket {
+function sock(transport: SyslogTransport, v6: boolean): DatagramSocket {
   if (v6) {
-    socket6 ??= nodeDgram().createSocket("udp6");
-    socket6.unref?.();
+    if (!socket6) {
+      socket6 = transport.datagram({ family: 6 });
+      socket6.unref();
+    }
     return socket6;
   }
-  socket4 ??= nodeDgram().createSocket("udp4");
-  socket4.unref?.();
+  if (!socket4) {
+    socket4 = transport.datagram({ family: 4 });
+    socket4.unref();
+  }
   return socket4;
 }
 
@@ -91,7 +99,7 @@ export function syslogHeader(s: SyslogSpec, level: number, now = new Date()): st
 }
 
 /** Sends one error-log line (with its leading date) to the syslog target. */
-export function sendSyslog(spec: string, level: number, line: string): void {
+export function sendSyslog(transport: SyslogTransport, spec: string, level: number, line: string): void {
   let s = parsed.get(spec);
   if (s === undefined) {
     const r = parseSyslogSpec(spec);
@@ -100,9 +108,14 @@ export function sendSyslog(spec: string, level: number, line: string): void {
   }
   if (!s) return;
   const msg = syslogHeader(s, level) + line.slice(20);
+  const v6 = s.host.includes(":");
+  const socket = sock(transport, v6);
   try {
-    sock(s.host.includes(":")).send(msg, s.port, s.host);
+    socket.send(msg, s.port, s.host);
   } catch {
-    // syslog is best effort, as in nginx.
+    // syslog is best effort, as in nginx; a dead socket is replaced on the next line.
+    socket.close();
+    if (v6) socket6 = null;
+    else socket4 = null;
   }
 }

@@ -28,16 +28,42 @@ import { createResolver, type Resolver } from "../resolver/resolver.ts";
  * working resolver.
  */
 const resolvers = new Map<string, Resolver>();
+/**
+ * Users of each resolver: proxies whose applied configuration has it, plus
+ * sessions running with it. A resolver no configuration uses any more is
+ * closed (sockets, timers, cache) once its last session is done.
+ */
+const resolverUsers = new Map<Resolver, number>();
 
-function sharedResolver(server: ServerConfig): Resolver {
+function sharedResolver(server: ServerConfig, runtime: Runtime): Resolver {
   const r = server.resolver!;
   const key = JSON.stringify([r.servers, r.validMs, r.ipv4, r.ipv6, server.resolverTimeoutMs]);
   let res = resolvers.get(key);
   if (!res) {
-    res = createResolver(r, server.resolverTimeoutMs);
+    res = createResolver(runtime, r, server.resolverTimeoutMs);
     resolvers.set(key, res);
   }
   return res;
+}
+
+function useResolver(r: Resolver): void {
+  resolverUsers.set(r, (resolverUsers.get(r) ?? 0) + 1);
+}
+
+function releaseResolver(r: Resolver): void {
+  const n = (resolverUsers.get(r) ?? 1) - 1;
+  if (n > 0) resolverUsers.set(r, n);
+  else resolverUsers.delete(r);
+  pruneResolvers();
+}
+
+/** Closes the resolvers nobody uses: released ones, and ones built for a reload that failed. */
+function pruneResolvers(): void {
+  for (const [key, r] of resolvers) {
+    if (resolverUsers.has(r)) continue;
+    resolvers.delete(key);
+    r.close();
+  }
 }
 import { PROTOCOLS, type ProtocolModule } from "./protocols.ts";
 import { Session } from "./session.ts";
@@ -153,12 +179,12 @@ export async function buildServerRuntimes(
     out.push({
       server,
       protocol,
-      log: server.errorLogs ? new ErrorLog(server.errorLogs, runtime.pid) : mainLog,
+      log: server.errorLogs ? new ErrorLog(server.errorLogs, runtime.pid, runtime) : mainLog,
       auth: await createAuthService(server, runtime),
       tls: serverTlsOptions(server, server.protocol),
       accessLog: server.accessLog ? new AccessLog(server.accessLog) : null,
       backendTls: makeBackendTls(server.proxySsl),
-      resolver: server.protocol === "smtp" && server.resolver ? sharedResolver(server) : null,
+      resolver: server.protocol === "smtp" && server.resolver ? sharedResolver(server, runtime) : null,
     });
   }
   return out;
@@ -170,6 +196,8 @@ export class MailProxy {
   #sockets = new Map<string, Socket>();
   #maxConnections: number;
   #idleWaiters: (() => void)[] = [];
+  /** Resolvers of the applied configuration (one use each, see resolverUsers). */
+  #resolvers = new Set<Resolver>();
 
   #reusePort: boolean;
 
@@ -221,6 +249,13 @@ export class MailProxy {
     for (const auth of before) auth.close?.();
     for (const [key, s] of this.#sockets) if (!next.has(key)) closeSocket(s);
     this.#sockets = next;
+    // New uses first, so a resolver kept across the reload never drops to none.
+    const resolversNow = new Set<Resolver>();
+    for (const srv of servers) if (srv.resolver) resolversNow.add(srv.resolver);
+    for (const r of resolversNow) useResolver(r);
+    for (const r of this.#resolvers) releaseResolver(r);
+    this.#resolvers = resolversNow;
+    pruneResolvers();
     this.#maxConnections = maxConnections;
   }
 
@@ -236,6 +271,8 @@ export class MailProxy {
       conn.destroy();
       return;
     }
+    const resolver = e.srv.resolver;
+    if (resolver) useResolver(resolver);
     const session = new Session({
       runtime: this.#runtime,
       server: e.srv.server,
@@ -248,7 +285,7 @@ export class MailProxy {
       resolver: e.srv.resolver,
       tls: e.srv.tls,
       onDone: (s) => {
-        this.sessions.delete(s);
+        if (this.sessions.delete(s) && resolver) releaseResolver(resolver);
         if (this.sessions.size === 0) {
           const w = this.#idleWaiters;
           this.#idleWaiters = [];

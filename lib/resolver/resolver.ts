@@ -12,11 +12,8 @@
 // query. Malformed or unusable answers fail the lookup at once (nginx
 // ignores them and times out later; the outcome, TEMPUNAVAIL, is the same).
 
-import type { RemoteInfo, Socket as UdpSocket } from "node:dgram";
-import type { Socket } from "node:net";
-// Loaded on first query, not at start-up: most configurations have no resolver.
-import { nodeDgram, nodeNet } from "../core/builtins.ts";
-import { parseIPv4, parseIPv6 } from "../config/inet.ts";
+import type { Conn, DatagramSocket, DatagramSource, Runtime } from "../runtime/types.ts";
+import { parseIPv4, parseIPv6 } from "../core/ip.ts";
 import type { ResolverConfig } from "../config/types.ts";
 import {
   type Answer,
@@ -56,6 +53,9 @@ export const MAX_CNAME_HOPS = 8;
 const TIMER_SLACK_MS = 1;
 const MAX_ID_TRIES = 32;
 
+/** What the resolver needs of the runtime: UDP sockets, and TCP for truncated answers. */
+export type DnsTransport = Pick<Runtime, "datagram" | "connect">;
+
 export interface Resolver {
   lookupClientHost(ip: string): Promise<ClientHostResult>;
   /** Fails lookups in progress (TEMPUNAVAIL, no log), closes sockets, clears timers. */
@@ -71,11 +71,12 @@ export interface ResolverOptions {
 }
 
 export function createResolver(
+  transport: DnsTransport,
   config: ResolverConfig,
   timeoutMs: number,
   options: ResolverOptions = {},
 ): Resolver {
-  const client = new DnsClient(config, timeoutMs, options);
+  const client = new DnsClient(transport, config, timeoutMs, options);
   const lookup = (name: string, type: number) => client.lookup(name, type);
   const opts = { ipv4: config.ipv4, ipv6: config.ipv6 };
   return {
@@ -113,7 +114,8 @@ interface Query {
   sentTo: Set<string>;
   /** Index of the server last asked; -1 before the first send. */
   server: number;
-  tcp: Socket | null;
+  /** The TCP exchange for a truncated answer, once connected; "connecting" before. */
+  tcp: Conn | "connecting" | null;
 }
 
 function canonicalAddress(host: string): { family: 4 | 6; text: string } | null {
@@ -128,6 +130,7 @@ function randomId(): number {
 }
 
 class DnsClient {
+  readonly #transport: DnsTransport;
   readonly #servers: Server[] = [];
   readonly #timeoutMs: number;
   readonly #resendMs: number;
@@ -137,12 +140,13 @@ class DnsClient {
   readonly #cache = new Map<string, { expires: number; outcome: Outcome }>();
   readonly #byKey = new Map<string, Query>();
   readonly #byId = new Map<number, Query>();
-  #udp4: UdpSocket | null = null;
-  #udp6: UdpSocket | null = null;
+  #udp4: DatagramSocket | null = null;
+  #udp6: DatagramSocket | null = null;
   #next = 0;
   #closed = false;
 
-  constructor(config: ResolverConfig, timeoutMs: number, options: ResolverOptions) {
+  constructor(transport: DnsTransport, config: ResolverConfig, timeoutMs: number, options: ResolverOptions) {
+    this.#transport = transport;
     for (const s of config.servers) {
       // The configuration holds IP literals only (names are looked up there).
       const a = canonicalAddress(s.host);
@@ -192,13 +196,8 @@ class DnsClient {
       this.#finish(q, { kind: "error", code: RESOLVE_CLOSED }, null);
     }
     this.#cache.clear();
-    for (const s of [this.#udp4, this.#udp6]) {
-      try {
-        s?.close();
-      } catch {
-        // already closed
-      }
-    }
+    this.#udp4?.close();
+    this.#udp6?.close();
     this.#udp4 = this.#udp6 = null;
   }
 
@@ -269,13 +268,12 @@ class DnsClient {
 
   // ------------------------------------------------------------ sending
 
-  #udp(family: 4 | 6): UdpSocket {
+  #udp(family: 4 | 6): DatagramSocket {
     const existing = family === 4 ? this.#udp4 : this.#udp6;
     if (existing) return existing;
     // Bound implicitly by the first send: a fresh ephemeral port per resolver.
-    const s = nodeDgram().createSocket(family === 4 ? "udp4" : "udp6");
-    s.on("message", (msg: Uint8Array, rinfo: RemoteInfo) => this.#onDatagram(msg, rinfo));
-    s.on("error", () => {}); // ICMP errors and the like: the resend timer moves on
+    // Lost datagrams and ICMP errors are dropped: the resend timer moves on.
+    const s = this.#transport.datagram({ family, onMessage: (msg, from) => this.#onDatagram(msg, from) });
     if (family === 4) this.#udp4 = s;
     else this.#udp6 = s;
     return s;
@@ -294,16 +292,12 @@ class DnsClient {
     const s = this.#udp(server.family);
     try {
       s.ref();
-      s.send(q.packet, server.port, server.host, () => {});
+      s.send(q.packet, server.port, server.host);
     } catch {
       // The socket died under us: forget it, the next send makes a new one.
       if (this.#udp4 === s) this.#udp4 = null;
       if (this.#udp6 === s) this.#udp6 = null;
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
+      s.close();
     }
   }
 
@@ -328,44 +322,63 @@ class DnsClient {
   }
 
   #startTcp(q: Query, server: Server): void {
-    const sock = nodeNet().createConnection({ host: server.host, port: server.port });
-    q.tcp = sock;
+    q.tcp = "connecting";
+    // Connecting counts against the query's own deadline, like the rest.
+    const timeoutMs = Math.max(1, q.deadline - this.#now());
+    this.#transport.connect({ kind: "tcp", host: server.host, port: server.port, timeoutMs }).then(
+      (conn) => this.#tcpExchange(q, conn),
+      // No answer over TCP: UDP re-sends resume at the next tick.
+      () => {
+        if (q.tcp === "connecting") q.tcp = null;
+      },
+    );
+  }
+
+  #tcpExchange(q: Query, conn: Conn): void {
+    // The query was settled (answered, timed out, closed) while connecting.
+    if (q.tcp !== "connecting" || this.#byId.get(q.id) !== q) {
+      conn.destroy();
+      return;
+    }
+    q.tcp = conn;
     const chunks: Uint8Array[] = [];
     let got = 0;
-    sock.on("connect", () => {
-      const framed = new Uint8Array(2 + q.packet.length);
-      framed[0] = q.packet.length >> 8;
-      framed[1] = q.packet.length & 0xff;
-      framed.set(q.packet, 2);
-      sock.write(framed);
+    conn.attach({
+      // Two length bytes, then the message (at most 65535 bytes, so bounded).
+      // The chunk is only valid during the call (ConnEvents.data): copied.
+      data: (d) => {
+        chunks.push(d.slice());
+        got += d.length;
+        if (got < 2) return;
+        const all = chunks.length === 1 ? chunks[0] : concat(chunks, got);
+        chunks.length = 0;
+        chunks.push(all);
+        const len = (all[0] << 8) | all[1];
+        if (got < 2 + len) return;
+        conn.destroy();
+        if (q.tcp === conn) q.tcp = null;
+        this.#onResponse(all.subarray(2, 2 + len), q, null);
+      },
+      drain: () => {},
+      end: () => {},
+      close: () => {
+        // No answer over TCP: UDP re-sends resume at the next tick.
+        if (q.tcp === conn) q.tcp = null;
+      },
     });
-    // Two length bytes, then the message (at most 65535 bytes, so bounded).
-    sock.on("data", (d: Uint8Array) => {
-      chunks.push(d);
-      got += d.length;
-      if (got < 2) return;
-      const all = chunks.length === 1 ? chunks[0] : concat(chunks, got);
-      chunks.length = 0;
-      chunks.push(all);
-      const len = (all[0] << 8) | all[1];
-      if (got < 2 + len) return;
-      sock.destroy();
-      if (q.tcp === sock) q.tcp = null;
-      this.#onResponse(all.subarray(2, 2 + len), q, null);
-    });
-    sock.on("error", () => {});
-    sock.on("close", () => {
-      // No answer over TCP: UDP re-sends resume at the next tick.
-      if (q.tcp === sock) q.tcp = null;
-    });
+    const framed = new Uint8Array(2 + q.packet.length);
+    framed[0] = q.packet.length >> 8;
+    framed[1] = q.packet.length & 0xff;
+    framed.set(q.packet, 2);
+    conn.write(framed);
   }
 
   // ------------------------------------------------------------ receiving
 
-  #onDatagram(msg: Uint8Array, rinfo: RemoteInfo): void {
-    const from = canonicalAddress(rinfo.address);
+  #onDatagram(msg: Uint8Array, source: DatagramSource): void {
+    const from = canonicalAddress(source.address);
     if (!from) return;
-    const key = `${from.text} ${rinfo.port}`;
+    const key = `${from.text} ${source.port}`;
     const server = this.#servers.find((s) => s.key === key);
     if (server) this.#onResponse(msg, null, server);
   }
@@ -419,7 +432,7 @@ class DnsClient {
     this.#byKey.delete(q.key);
     if (q.timer !== null) clearTimeout(q.timer);
     q.timer = null;
-    q.tcp?.destroy();
+    if (q.tcp !== null && q.tcp !== "connecting") q.tcp.destroy();
     q.tcp = null;
     if (ttlSec !== null && !this.#closed) this.#cachePut(q.key, outcome, ttlSec);
     if (this.#byId.size === 0) {

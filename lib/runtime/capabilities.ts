@@ -1,8 +1,9 @@
 // What each runtime's socket and TLS stack can do with nginx's listen
 // parameters and ssl_* settings, as measured (platform-notes Q1/Q2 and the
 // probes behind tests/unit/runtime_test.ts). The adapters implement exactly
-// this; start-up warnings (config/runtime_warnings.ts) and the README table read it.
-// Pure data: no runtime API is called here except the one-line detection.
+// this; each adapter's Runtime object carries its row (Runtime.support), which
+// start-up warnings (config/runtime_warnings.ts) read; so does the README table.
+// Pure data: no runtime API is called here.
 
 export type RuntimeName = "deno" | "bun";
 
@@ -89,8 +90,3 @@ export const RUNTIME_SUPPORT: Record<RuntimeName, RuntimeSupport> = {
     },
   },
 };
-
-/** The runtime this process runs on. */
-export function runningRuntime(): RuntimeName {
-  return typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno";
-}

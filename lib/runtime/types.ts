@@ -1,8 +1,14 @@
 // The one boundary between mailgate and its runtime. Everything above this file
-// (protocol machines, auth, sessions, relay) sees only these interfaces; the
-// adapters in this folder implement them: bun.ts over Bun's own socket API
-// (node:tls only for what it lacks), deno.ts over Deno's node:net and
-// node:tls (Deno's own sockets starve under load and lack server TLS).
+// (protocol machines, auth, sessions, relay, the DNS resolver, syslog, the
+// master process) sees only these interfaces; the adapters in this folder
+// implement them: bun/ over Bun's own socket API (node:tls only for what it
+// lacks), deno/ over Deno's node:net and node:tls (Deno's own sockets starve
+// under load and lack server TLS), shared/ for what both do the same way
+// (UDP and child processes through node:dgram and node:child_process).
+// tools/check_boundary.ts fails any file outside this folder that imports a
+// socket or process builtin or calls Deno.* / Bun.*.
+
+import type { RuntimeName, RuntimeSupport } from "./capabilities.ts";
 
 /** A socket address as mailgate reports it (logs, Client-IP, PROXY headers). */
 export type SockAddr =
@@ -200,14 +206,69 @@ export interface Listener {
 
 export type SignalName = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2" | "SIGWINCH";
 
+/** Where a datagram came from: an IP literal as the socket reports it, and a port. */
+export interface DatagramSource {
+  address: string;
+  port: number;
+}
+
+/**
+ * One UDP socket (DNS queries, syslog lines). It is bound to an ephemeral
+ * port by its first send and keeps the process alive until unref() or
+ * close().
+ */
+export interface DatagramSocket {
+  /**
+   * Queues one datagram. Delivery is best effort: a send that fails later
+   * (no route, ICMP error) is dropped silently. Throws only when the socket
+   * itself is unusable (closed), so the caller can make a new one.
+   */
+  send(data: Uint8Array | string, port: number, host: string): void;
+  /** Let this socket keep the process alive (a reply is awaited) or not. */
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+export interface DatagramOptions {
+  family: 4 | 6;
+  /** Datagrams received; the buffer is the caller's to keep. */
+  onMessage?: (msg: Uint8Array, from: DatagramSource) => void;
+}
+
+/** Events of a child process started by spawnSelf. */
+export interface ChildEvents {
+  /** Bytes the child wrote on its stdout. */
+  stdout(chunk: Uint8Array): void;
+  /** The child is gone: its exit code, or the signal that ended it. Called once. */
+  exit(code: number | null, signal: string | null): void;
+}
+
+export interface ChildHandle {
+  /** 0 when the process could not be started (exit() follows). */
+  readonly pid: number;
+  /** Sends a signal; a child already gone is ignored. */
+  kill(signal: SignalName): void;
+}
+
 /** Process-level services that differ per runtime. */
 export interface Runtime {
-  readonly name: "deno" | "bun";
+  readonly name: RuntimeName;
   /** Runtime version string, e.g. "2.9.6". */
   readonly version: string;
+  /** What this runtime's socket and TLS stack can apply (start-up warnings read it). */
+  readonly support: RuntimeSupport;
   listen(spec: ListenSpec, onAccept: (conn: Conn) => void): Promise<Listener>;
   /** Resolves once connected (and the TLS handshake done, if asked). */
   connect(spec: ConnectSpec): Promise<Conn>;
+  /** A UDP socket of the given address family. */
+  datagram(options: DatagramOptions): DatagramSocket;
+  /**
+   * Starts this same program again (a worker process) with `args` and the
+   * current environment plus `env`. Its stdin is closed, its stderr is this
+   * process's stderr, its stdout comes through `events.stdout`.
+   */
+  spawnSelf(args: string[], env: Record<string, string>, events: ChildEvents): ChildHandle;
   onSignal(signal: SignalName, handler: () => void): void;
   /** argv after the program (and script) name. */
   args(): string[];

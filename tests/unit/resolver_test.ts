@@ -34,6 +34,9 @@ import {
   SERVFAIL,
   zone,
 } from "../helpers/fake_dns.ts";
+import { loadRuntime } from "../../lib/runtime/select.ts";
+
+const runtime = await loadRuntime();
 
 const IP = "192.0.2.1";
 const PTR_NAME = "1.2.0.192.in-addr.arpa";
@@ -72,7 +75,7 @@ async function withDns(
   let r: Resolver | null = null;
   try {
     for (const h of handlers) dns.push(await FakeDns.start(h));
-    r = createResolver(config(dns, extra), timeoutMs, options);
+    r = createResolver(runtime, config(dns, extra), timeoutMs, options);
     await body(r, dns);
   } finally {
     r?.close();

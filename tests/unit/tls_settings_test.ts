@@ -13,11 +13,8 @@ import { loadConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/types.ts";
 import { runtimeWarnings, tlsDirectiveProblem, tlsWarnings } from "../../lib/config/runtime_warnings.ts";
 import { formatConfigWarning } from "../../lib/config/errors.ts";
-import {
-  runningRuntime,
-  RUNTIME_SUPPORT,
-  type RuntimeName,
-} from "../../lib/runtime/capabilities.ts";
+import { RUNTIME_SUPPORT, type RuntimeName } from "../../lib/runtime/capabilities.ts";
+import { loadRuntime } from "../../lib/runtime/select.ts";
 import { serverTlsOptions } from "../../lib/proxy/tls_options.ts";
 import { bunContextOptions } from "../../lib/runtime/bun/tls_options.ts";
 import { clientVerifyPolicy } from "../../lib/runtime/node_tls/node_tls.ts";
@@ -147,7 +144,8 @@ mail {
     ]);
   });
 
-  test("runtimeWarnings defaults to the running runtime and no longer reports TLS session settings as not built", async () => {
+  test("runtimeWarnings reads the running runtime's support and no longer reports TLS session settings as not built", async () => {
+    const runtime = await loadRuntime();
     const { config } = await load(`events {}
 mail {
   auth_http 127.0.0.1:9000; ${CERTS}
@@ -156,13 +154,13 @@ mail {
   server { listen 127.0.0.1:1143 ssl; protocol imap; }
 }
 `);
-    const all = runtimeWarnings(config).map((w) => w.message);
-    assert.deepEqual(all, runtimeWarnings(config, runningRuntime()).map((w) => w.message));
+    const all = runtimeWarnings(config, runtime).map((w) => w.message);
+    assert.deepEqual(all, runtimeWarnings(config, runtime.name).map((w) => w.message));
     assert.ok(!all.some((m) => /not implemented yet/.test(m)), all.join("\n"));
     assert.equal(all.filter((m) => m.startsWith(`"ssl_session_cache builtin"`)).length, 1);
     assert.equal(
       all.some((m) => m.startsWith(`"ssl_session_timeout"`)),
-      runningRuntime() === "deno",
+      runtime.name === "deno",
     );
   });
 });

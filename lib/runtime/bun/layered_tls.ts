@@ -9,7 +9,7 @@
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import type * as tls from "node:tls";
-import { nodeStream, nodeTls } from "../../core/builtins.ts";
+import { nodeStream, nodeTls } from "../builtins.ts";
 import type { ConnEvents, TlsInfo, TlsServerOptions } from "../types.ts";
 import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource } from "../node_tls/node_tls.ts";
 import { toError, WRITE_HIGH_WATER } from "../shared/conn_shared.ts";

@@ -33,10 +33,13 @@ import { bunApi, type BunSocket, type BunSocketHandlers, type BunTlsOptions } fr
 import { clientVerifyPolicy, tlsInfoFromSocket, type VerifySource, verifyNameOf } from "../node_tls/node_tls.ts";
 import { bareHost, ipAddr, isWildcard, unixAddr } from "../shared/sock_addr.ts";
 import { keepaliveCall } from "../shared/keepalive.ts";
+import { datagram } from "../shared/datagram.ts";
+import { spawnSelf } from "../shared/spawn_self.ts";
+import { RUNTIME_SUPPORT } from "../capabilities.ts";
 import { alpnWire, bunContextOptions } from "./tls_options.ts";
 import { LayeredTls } from "./layered_tls.ts";
 import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "../shared/conn_shared.ts";
-import { nodeTls } from "../../core/builtins.ts";
+import { nodeTls } from "../builtins.ts";
 
 /** Bound on cached per-server TLS option objects. */
 const TLS_CACHE_MAX = 64;
@@ -700,9 +703,12 @@ async function connect(spec: ConnectSpec): Promise<Conn> {
 
 export const runtime: Runtime = {
   name: "bun",
+  support: RUNTIME_SUPPORT.bun,
   version: bunApi().version,
   listen,
   connect,
+  datagram,
+  spawnSelf,
   onSignal(signal: SignalName, handler: () => void): void {
     process.on(signal, handler);
   },

@@ -15,10 +15,13 @@
 import type * as net from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
 import type { Conn, ConnectSpec, Listener, ListenSpec, Runtime, SignalName, SockAddr } from "../types.ts";
-import { nodeNet } from "../../core/builtins.ts";
+import { nodeNet } from "../builtins.ts";
 import { NetConn } from "./net_conn.ts";
 import { bareHost, ipAddr, isWildcard, unixAddr } from "../shared/sock_addr.ts";
 import { keepaliveCall } from "../shared/keepalive.ts";
+import { datagram } from "../shared/datagram.ts";
+import { spawnSelf } from "../shared/spawn_self.ts";
+import { RUNTIME_SUPPORT } from "../capabilities.ts";
 
 // ---- listeners
 
@@ -414,9 +417,12 @@ async function connect(spec: ConnectSpec): Promise<Conn> {
 
 export const runtime: Runtime = {
   name: "deno",
+  support: RUNTIME_SUPPORT.deno,
   version: Deno.version.deno,
   listen,
   connect,
+  datagram,
+  spawnSelf,
   onSignal(signal: SignalName, handler: () => void): void {
     // Note: on Deno, SIGUSR1 also starts the V8 inspector (platform-notes Q5).
     Deno.addSignalListener(signal, handler);

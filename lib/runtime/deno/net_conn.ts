@@ -28,7 +28,7 @@ import type {
   TlsServerOptions,
 } from "../types.ts";
 import { type RawDuplex, rawDuplex } from "./raw_duplex.ts";
-import { nodeTls } from "../../core/builtins.ts";
+import { nodeTls } from "../builtins.ts";
 import { chooseCertIndex, HELLO_SNIFF_MAX, helloSignatureSchemes } from "../../tls/client_hello.ts";
 import {
   certKeyTypes,

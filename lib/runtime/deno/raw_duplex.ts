@@ -9,7 +9,7 @@
 // loaded only when a connection starts TLS (builtins.ts).
 
 import type { Duplex } from "node:stream";
-import { nodeStream } from "../../core/builtins.ts";
+import { nodeStream } from "../builtins.ts";
 
 export interface RawSide {
   /** The TLS layer wants more ciphertext (push() returned false earlier). */

@@ -5,7 +5,8 @@
 // (both adapters), with the client-certificate verification policy.
 
 import type * as tls from "node:tls";
-import { nodeCrypto, nodeTls } from "../../core/builtins.ts";
+import { nodeCrypto } from "../../core/builtins.ts";
+import { nodeTls } from "../builtins.ts";
 import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "../types.ts";
 import {
   checkVerifiedLeaf,

@@ -1,0 +1,45 @@
+// Node builtins that open sockets or processes, loaded on first use instead
+// of at start-up. Only the runtime adapters (this folder) may use them:
+// tools/check_boundary.ts fails a file elsewhere that imports these modules.
+// Measured (marginal cost on top of node:fs, path, process, os and buffer,
+// which every start loads): under Bun node:tls with what it pulls in
+// 10-15 ms, node:stream 6-12, node:net ~6, node:dgram ~1.5; under Deno
+// node:tls 5-9, node:dgram ~4. A configuration without TLS, a resolver or
+// syslog should not pay for them. process.getBuiltinModule loads a builtin
+// synchronously, in both runtimes, so callers stay synchronous (the TLS code
+// paths must not yield before they take over a socket's bytes).
+// The runtime-neutral ones (node:crypto, node:dns) are in core/builtins.ts.
+
+import process from "node:process";
+
+type Tls = typeof import("node:tls");
+type Stream = typeof import("node:stream");
+type Net = typeof import("node:net");
+type Dgram = typeof import("node:dgram");
+type ChildProcess = typeof import("node:child_process");
+
+let tls: Tls | undefined;
+let stream: Stream | undefined;
+let net: Net | undefined;
+let dgram: Dgram | undefined;
+let childProcess: ChildProcess | undefined;
+
+export function nodeTls(): Tls {
+  return tls ??= process.getBuiltinModule("node:tls") as Tls;
+}
+
+export function nodeStream(): Stream {
+  return stream ??= process.getBuiltinModule("node:stream") as Stream;
+}
+
+export function nodeNet(): Net {
+  return net ??= process.getBuiltinModule("node:net") as Net;
+}
+
+export function nodeDgram(): Dgram {
+  return dgram ??= process.getBuiltinModule("node:dgram") as Dgram;
+}
+
+export function nodeChildProcess(): ChildProcess {
+  return childProcess ??= process.getBuiltinModule("node:child_process") as ChildProcess;
+}
