@@ -8,6 +8,7 @@
 // offset, so feeding it costs no per-byte allocation.
 
 import { bytesToBinary } from "../core/bytes.ts";
+import { parseNginxAddr } from "../core/ip.ts";
 import type { AuthRequest, AuthResult } from "./types.ts";
 
 /**
@@ -442,7 +443,7 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
   if (pass === null && req.protocol !== "smtp") {
     return { kind: "error", log: AUTH_LOG.noPassword(server) };
   }
-  const addr = parseIpLiteral(h.server);
+  const addr = parseNginxAddr(h.server);
   if (addr === null) return { kind: "error", log: AUTH_LOG.badAddress(server, h.server) };
   const port = parseDecimal(h.port);
   if (port === null || port < 1 || port > 65535) {
@@ -450,70 +451,4 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
   }
   const user = h.user ?? req.waitUser ?? (req.creds.method === "none" ? "" : req.creds.user);
   return { kind: "ok", addr, port, user, pass, backendName: `${h.server}:${h.port}` };
-}
-
-/**
- * An IPv4 or IPv6 literal (no brackets, no port, no zone) as nginx's
- * ngx_parse_addr accepts it; returns the address to connect to, or null.
- * IPv4 follows ngx_inet_addr, which is lax (`010.1..2` is 10.1.0.2), so the
- * result is the canonical dotted quad; IPv6 is checked strictly and
- * returned as given.
- */
-export function parseIpLiteral(s: string): string | null {
-  const v4 = nginxInetAddr(s);
-  if (v4 !== null) return v4;
-  return isIpv6(s) ? s : null;
-}
-
-/** ngx_inet_addr: exactly three dots, decimal octets <= 255 (empty = 0); 255.255.255.255 is "none". */
-function nginxInetAddr(s: string): string | null {
-  const parts: number[] = [0];
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x30 && c <= 0x39) {
-      const o = parts[parts.length - 1] * 10 + (c - 0x30);
-      if (o > 255) return null;
-      parts[parts.length - 1] = o;
-    } else if (c === 0x2e) {
-      if (parts.length === 4) return null;
-      parts.push(0);
-    } else {
-      return null;
-    }
-  }
-  if (parts.length !== 4) return null;
-  const text = parts.join(".");
-  return text === "255.255.255.255" ? null : text;
-}
-
-/** Dotted-quad IPv4: four decimal octets of 1-3 digits, each <= 255. */
-export function isStrictIpv4(s: string): boolean {
-  const parts = s.split(".");
-  return parts.length === 4 &&
-    parts.every((p) => /^[0-9]{1,3}$/.test(p) && Number(p) <= 255);
-}
-
-/** RFC 4291 text form: hex groups, at most one "::", optional dotted IPv4 tail. */
-export function isIpv6(s: string): boolean {
-  if (s.length < 2 || s.length > 45) return false;
-  const halves = s.split("::");
-  if (halves.length > 2) return false;
-  const groups = (h: string): string[] | null => (h === "" ? [] : h.split(":"));
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (head === null || tail === null) return false;
-  const all = [...head, ...tail];
-  let count = 0;
-  for (let i = 0; i < all.length; i++) {
-    const g = all[i];
-    if (i === all.length - 1 && g.includes(".")) {
-      if (!isStrictIpv4(g)) return false;
-      count += 2;
-    } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
-      count += 1;
-    } else {
-      return false;
-    }
-  }
-  return halves.length === 2 ? count <= 7 : count === 8;
 }

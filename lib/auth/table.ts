@@ -46,7 +46,8 @@
 
 import { readFile } from "node:fs/promises";
 import { bytesToBinary, textBytes } from "../core/bytes.ts";
-import { isIpv6, isStrictIpv4, parseDecimal } from "./http_response.ts";
+import { isStrictIpv4, isStrictIpv6 } from "../core/ip.ts";
+import { parseDecimal } from "./http_response.ts";
 import {
   apopDigest,
   cramMd5Digest,
@@ -124,7 +125,7 @@ function parseBackend(v: string): { host: string; port: number } | null {
     if (close < 0 || v[close + 1] !== ":") return null;
     host = v.slice(1, close);
     portText = v.slice(close + 2);
-    if (!isIpv6(host)) return null;
+    if (!isStrictIpv6(host)) return null;
   } else {
     const colon = v.lastIndexOf(":");
     if (colon < 0) return null;

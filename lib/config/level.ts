@@ -4,7 +4,7 @@
 // ("is duplicate"); list slots append.
 
 import { ConfigError } from "./errors.ts";
-import type { Cidr } from "./inet.ts";
+import type { Cidr } from "../core/ip.ts";
 import type {
   AuthHttpUrl,
   ListenConfig,

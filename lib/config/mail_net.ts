@@ -3,7 +3,7 @@
 // at load time, as nginx does.
 
 import { type Directive, fail, level, type LoadState, warn } from "./directive.ts";
-import { parseCidr } from "./inet.ts";
+import { parseCidr } from "../core/ip.ts";
 import type { RealIpFrom } from "./level.ts";
 import type { AuthHttpUrl, ResolverConfig } from "./types.ts";
 import { parseSec } from "./units.ts";

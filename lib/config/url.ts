@@ -4,7 +4,7 @@
 // are not IP literals.
 
 import { nodeDns } from "../core/builtins.ts";
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./inet.ts";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../core/ip.ts";
 
 /** sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL. */
 export const UNIX_PATH_MAX = 108;

@@ -15,7 +15,7 @@
 // Like ssl_certificate, a value starting with "data:" is the PEM text itself.
 
 import { readFileSync } from "node:fs";
-import { parseIPv4, parseIPv6 } from "../config/inet.ts";
+import { parseIPv4, parseIPv6 } from "../core/ip.ts";
 import type { ProxySslConfig } from "../config/types.ts";
 import type { TlsClientOptions } from "../runtime/types.ts";
 import { openKey } from "./tls_options.ts";

@@ -9,7 +9,7 @@
 // wait), so every byte is checked as it arrives: garbage fails at its first
 // wrong byte, not at the size limit.
 
-import { formatIPv6 } from "../config/inet.ts";
+import { formatIPv6 } from "../core/ip.ts";
 
 /** Largest header accepted, v1 or v2 (nginx 1.23.3+ NGX_PROXY_PROTOCOL_MAX_HEADER). */
 export const PROXY_HEADER_MAX = 4096;

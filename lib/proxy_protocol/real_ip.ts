@@ -3,7 +3,7 @@
 
 import type { ServerConfig } from "../config/types.ts";
 import type { SockAddr } from "../runtime/types.ts";
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../config/inet.ts";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../core/ip.ts";
 import type { ProxyHeader } from "./reader.ts";
 
 type RealIpEntry = ServerConfig["setRealIpFrom"][number];

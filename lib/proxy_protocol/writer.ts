@@ -3,7 +3,7 @@
 // destination = the local address that accepted the client.
 
 import type { SockAddr, TlsInfo } from "../runtime/types.ts";
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../config/inet.ts";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../core/ip.ts";
 import { binaryToBytes, textBytes } from "../core/bytes.ts";
 import { crc32c } from "./crc32c.ts";
 

@@ -3,7 +3,7 @@
 // No sockets or timers here: the lookups go through the `Lookup` function
 // the resolver supplies, so this logic is tested with scripted outcomes too.
 
-import { parseIPv4, parseIPv6 } from "../config/inet.ts";
+import { parseIPv4, parseIPv6 } from "../core/ip.ts";
 import { formatAddress, TYPE_A, TYPE_AAAA, TYPE_PTR } from "./dns_message.ts";
 
 export const HOST_UNAVAILABLE = "[UNAVAILABLE]";

@@ -11,7 +11,6 @@ import {
   parseSec,
   parseSize,
 } from "../../lib/config/units.ts";
-import { formatIPv6, parseCidr, parseIPv4, parseIPv6 } from "../../lib/config/inet.ts";
 import { componentRegExp } from "../../lib/config/glob.ts";
 import { type ParsedUrl, parseUrl } from "../../lib/config/url.ts";
 
@@ -112,52 +111,6 @@ describe("flag", () => {
     ["1", null],
   ];
   for (const [v, want] of cases) test(v, () => assert.equal(parseFlag(v), want));
-});
-
-describe("IP literals", () => {
-  test("IPv4", () => {
-    assert.deepEqual(parseIPv4("192.0.2.1"), new Uint8Array([192, 0, 2, 1]));
-    for (const bad of ["256.0.0.1", "1.2.3", "1.2.3.4.5", "a.b.c.d", "", "1.2.3.4 "]) {
-      assert.equal(parseIPv4(bad), null, bad);
-    }
-  });
-  const v6: [string, string | null][] = [
-    ["::", "::"],
-    ["::1", "::1"],
-    ["0:0::1", "::1"],
-    ["2001:DB8::1", "2001:db8::1"],
-    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
-    ["1:0:2:3:4:5:6:7", "1:0:2:3:4:5:6:7"],
-    ["::ffff:192.0.2.1", "::ffff:192.0.2.1"],
-    ["fe80::", "fe80::"],
-    [":::", null],
-    ["1::2::3", null],
-    ["12345::", null],
-    ["::g", null],
-    ["1:2:3:4:5:6:7:8:9", null],
-    ["1:2:3:4:5:6:7", null],
-  ];
-  for (const [text, want] of v6) {
-    test(`IPv6 ${text}`, () => {
-      const b = parseIPv6(text);
-      assert.equal(b === null ? null : formatIPv6(b), want);
-    });
-  }
-  test("CIDR", () => {
-    const a = parseCidr("10.1.2.3/8")!;
-    assert.equal(a.hostBits, true);
-    assert.deepEqual([...a.cidr.bytes], [10, 0, 0, 0]);
-    assert.equal(a.cidr.prefix, 8);
-    const b = parseCidr("192.0.2.0/24")!;
-    assert.equal(b.hostBits, false);
-    const c = parseCidr("2001:db8::/32")!;
-    assert.equal(c.cidr.family, 6);
-    assert.equal(c.cidr.prefix, 32);
-    assert.equal(parseCidr("192.0.2.1")!.cidr.prefix, 32);
-    assert.equal(parseCidr("10.0.0.0/33"), null);
-    assert.equal(parseCidr("::/129"), null);
-    assert.equal(parseCidr("10.0.0.0/x"), null);
-  });
 });
 
 describe("URL forms", () => {

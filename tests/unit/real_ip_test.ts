@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { proxyHeaderToAddr, realIpTrusted } from "../../lib/proxy_protocol/real_ip.ts";
-import { parseCidr } from "../../lib/config/inet.ts";
+import { parseCidr } from "../../lib/core/ip.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import type { SockAddr } from "../../lib/runtime/types.ts";
 
