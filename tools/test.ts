@@ -1,5 +1,6 @@
 // The whole test suite, as the README's test command runs it:
-//   1. type-check everything (deno check)
+//   1. type-check everything (deno check), and check the runtime boundary
+//      (tools/check_boundary.ts: nothing outside lib/runtime/ reaches a runtime)
 //   2. build the Bun single executable (build/mailgate)
 //   3. unit tests under Deno and under Bun
 //   4. integration tests (each scenario against Deno, Bun and the executable)
@@ -18,6 +19,7 @@ const bun = join(BIN, "bun");
 
 const steps: [string, string, string[]][] = [
   ["check", deno, ["check", "main.ts", "lib/", "tests/", "tools/"]],
+  ["check", deno, ["run", "--allow-read", "tools/check_boundary.ts"]],
   ["build", bun, ["build", "--compile", "--bytecode", "--format=esm", "main.ts", "--outfile", "build/mailgate"]],
   ["unit", deno, ["test", "-A", "--unstable-net", "--no-check", "tests/unit/"]],
   ["unit", bun, ["test", "--timeout", "60000", "tests/unit/"]],
