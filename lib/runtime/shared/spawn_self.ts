@@ -26,11 +26,18 @@ export function spawnSelf(args: string[], env: Record<string, string>, events: C
   proc.on("error", () => {
     if (proc.pid === undefined) exit(127, null);
   });
+  const pid = proc.pid ?? 0;
   return {
-    pid: proc.pid ?? 0,
+    pid,
+    // Not proc.kill(): Deno's ChildProcess.kill() sends only its first
+    // signal (it returns early once `killed` is set) and closes the child's
+    // pipes, so after a reload (HUP) the master's QUIT, TERM and USR2 never
+    // reached the workers: they kept serving and never exited (issue 13).
+    // Until the exit event the child is not reaped, so its pid is still ours.
     kill(signal: SignalName): void {
+      if (exited || pid === 0) return;
       try {
-        proc.kill(signal);
+        process.kill(pid, signal);
       } catch {
         // already gone
       }
