@@ -75,6 +75,10 @@ export async function run(runtime: Runtime, opts: CliOptions): Promise<number> {
   if (!isWorker()) for (const w of config.warnings) startup.write("warn", warningText(w));
 
   if (opts.signal) return sendSignal(config, opts.signal, startup);
+  // What this runtime will not apply: said by a start and by -t alike (the
+  // README's migration steps rely on -t reporting it; nginx -t prints every
+  // [warn] of a start, with -q too). Workers: the master said it.
+  if (!isWorker()) for (const w of runtimeWarnings(config, runtime)) startup.write("warn", warningText(w));
 
   if (opts.test) {
     if (!opts.quiet) {
@@ -89,7 +93,6 @@ export async function run(runtime: Runtime, opts: CliOptions): Promise<number> {
 
   const load = { file, prefix, globals: opts.globals ?? undefined };
   if (isWorker()) return await serveProxy(runtime, config, load, startup, true);
-  for (const w of runtimeWarnings(config, runtime)) startup.write("warn", warningText(w));
   if (workerCount(config) > 1) return await serveMaster(runtime, config, load, startup);
   return await serveProxy(runtime, config, load, startup, false);
 }

@@ -46,6 +46,7 @@ export interface Singles {
   smtp_client_buffer: number;
   smtp_greeting_delay: number;
   starttls: "off" | "on" | "only";
+  ssl: boolean;
   ssl_password_file: string;
   ssl_ciphers: string;
   ssl_prefer_server_ciphers: boolean;

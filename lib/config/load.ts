@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import type { Ctx, Directive, DirectiveSpec, LoadState } from "./directive.ts";
 import { argsFit, fail, once, warn } from "./directive.ts";
 import { COMMAND_LINE_LOC, ConfigError, sysErrorText } from "./errors.ts";
+import { FOREIGN_DIRECTIVES, notAllowedHere } from "./foreign_directives.ts";
 import { expandGlob, hasGlobChars } from "./glob.ts";
 import { Level, ServerLevel } from "./level.ts";
 import { Lexer } from "./lexer.ts";
@@ -114,8 +115,8 @@ class Loader {
   async dispatch(d: Directive, end: ";" | "{", lx: Lexer): Promise<void> {
     this.seen.push({ name: d.name, args: d.args, loc: d.loc });
     const spec = Object.hasOwn(DIRECTIVES, d.name) ? DIRECTIVES[d.name] : undefined;
-    if (!spec) fail(d, `unknown directive "${d.name}"`);
-    if (!spec.contexts.includes(d.ctx)) fail(d, `"${d.name}" directive is not allowed here`);
+    if (!spec) fail(d, FOREIGN_DIRECTIVES.has(d.name) ? notAllowedHere(d.name) : `unknown directive "${d.name}"`);
+    if (!spec.contexts.includes(d.ctx)) fail(d, notAllowedHere(d.name));
     if (!spec.block && end !== ";") fail(d, `directive "${d.name}" is not terminated by ";"`);
     if (spec.block && end !== "{") fail(d, `directive "${d.name}" has no opening "{"`);
     if (!argsFit(spec.args, d.args.length)) {

@@ -8,6 +8,7 @@ import type { LoadState } from "./directive.ts";
 import type { Level } from "./level.ts";
 import { PROXY_SSL_CONFLICT } from "./mail_directives.ts";
 import { buildServer, Effective } from "./merge.ts";
+import { loadBackendPem } from "./pem_files.ts";
 import { checkServerTls } from "./tls_check.ts";
 import type { Loc, MailConfig } from "./types.ts";
 
@@ -39,6 +40,23 @@ export function finishMail(st: LoadState, mail: Level, hostname: string): MailCo
 }
 
 function checkBackendTls(e: Effective, p: MailConfigServer["proxySsl"]): void {
+  checkBackendSettings(e, p);
+  if (!p.ssl && !p.starttls) return;
+  // Read once per (re)load, here, so -t finds unreadable files too.
+  try {
+    p.pem = loadBackendPem(p);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || err.loc !== null) throw err;
+    const where = /"proxy_ssl_trusted_certificate"/.test(err.message)
+      ? e.slot("proxy_ssl_trusted_certificate")
+      : /"proxy_ssl_certificate"/.test(err.message)
+      ? e.slot("proxy_ssl_certificate")
+      : e.slot("proxy_ssl_certificate_key");
+    throw new ConfigError(err.message, where?.loc ?? e.srv.loc);
+  }
+}
+
+function checkBackendSettings(e: Effective, p: MailConfigServer["proxySsl"]): void {
   if (p.ssl && p.starttls) {
     const a = e.slot("proxy_ssl")!.loc;
     const b = e.slot("proxy_starttls")!.loc;

@@ -97,7 +97,9 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     loc: srv.loc,
     // Checked non-null by the end-of-mail checks before anyone reads it.
     protocol: (srv.protocol ?? srv.detectedProtocol)!,
-    listens: srv.listens,
+    // nginx ≤ 1.24's `ssl on` (mail or server level): TLS from the first
+    // byte on every listen of the server, as `listen ... ssl` does.
+    listens: e.get("ssl", false) ? srv.listens.map((l) => ({ ...l, ssl: true })) : srv.listens,
     serverName: e.get("server_name", hostname),
     timeoutMs: e.get("timeout", DEFAULTS.timeoutMs),
     resolver: e.get("resolver", null),

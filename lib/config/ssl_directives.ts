@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import {
   appendMethods,
   argEnum,
+  argFlag,
   confPath,
   confPathSlot,
   type DirectiveSpec,
@@ -16,6 +17,7 @@ import {
   mailSpec,
   numSlot,
   strSlot,
+  warn,
 } from "./directive.ts";
 import { sysErrorText } from "./errors.ts";
 import type { SessionCache } from "./types.ts";
@@ -37,10 +39,31 @@ export function splitPasswords(text: string): string[] {
   return lines;
 }
 
+/** nginx 1.15.0–1.25.0 said this for `ssl`; 1.25.1 removed the directive. */
+export const SSL_DEPRECATED = `the "ssl" directive is deprecated, use the "listen ... ssl" directive instead`;
+/** `ssl on` then `starttls on|only` at one level (ngx_mail_ssl_starttls). */
+export const SSL_CONFLICTS_WITH_STARTTLS = `"ssl" directive conflicts with "starttls"`;
+/** `starttls on|only` then `ssl on` at one level (ngx_mail_ssl_enable). */
+export const STARTTLS_CONFLICTS_WITH_SSL = `"starttls" directive conflicts with "ssl on"`;
+
 export const SSL_DIRECTIVES: Record<string, DirectiveSpec> = {
   starttls: mailSpec("take1", (d, st) => {
     const lv = level(st);
     lv.setWith("starttls", d.loc, () => argEnum(d, STARTTLS_VALUES));
+    if (lv.singles.ssl?.value === true && lv.singles.starttls?.value !== "off") fail(d, SSL_CONFLICTS_WITH_STARTTLS);
+    if (!lv.hasListenSsl) lv.sslModeLoc = d.loc;
+  }),
+  // nginx ≤ 1.24's `ssl on`: every listen of the server is `listen ... ssl`
+  // (merge.ts). Accepted as those versions do, with their warning; the
+  // conflict checks only see one level, as nginx's do.
+  ssl: mailSpec("flag", (d, st) => {
+    const lv = level(st);
+    lv.setWith("ssl", d.loc, () => argFlag(d));
+    warn(st, SSL_DEPRECATED, d.loc);
+    const starttls = lv.singles.starttls?.value;
+    if (lv.singles.ssl?.value === true && starttls !== undefined && starttls !== "off") {
+      fail(d, STARTTLS_CONFLICTS_WITH_SSL);
+    }
     if (!lv.hasListenSsl) lv.sslModeLoc = d.loc;
   }),
   // Raw values: the "no key for certificate" message quotes them as written.

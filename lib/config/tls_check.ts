@@ -1,62 +1,24 @@
 // End-of-mail check 2 (directives.md §11): a server that uses TLS
-// (`listen ... ssl` or `starttls on|only`) must name certificates and keys
-// that can be read and parsed. Messages follow nginx's shapes; the OpenSSL
-// reason part is whatever node:crypto reports.
+// (`listen ... ssl`, `ssl on` or `starttls on|only`) must name certificates
+// and keys that can be read and parsed. Messages follow nginx's shapes; the
+// OpenSSL reason part is whatever node:crypto reports. What is read here is
+// kept (ServerConfig.ssl.pem): the files are read once per (re)load.
 
 import type { KeyObject, X509Certificate } from "node:crypto";
 import { nodeCrypto } from "../core/builtins.ts";
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
+import { certificatesOf, crlsOf, dhParamsOf } from "../tls/pem.ts";
 import { ConfigError, sysErrorText } from "./errors.ts";
 import type { Effective } from "./merge.ts";
-import type { Loc, ServerConfig } from "./types.ts";
-
-function readPem(path: string, what: string): string {
-  if (path.startsWith("data:")) return path.slice(5);
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new ConfigError(`${what} "${path}": BIO_new_file() failed ${sysErrorText(e)}`, null);
-  }
-}
-
-function reason(e: unknown): string {
-  return (e as Error)?.message ?? String(e);
-}
-
-export function loadCertificate(path: string): X509Certificate {
-  const what = "cannot load certificate";
-  const pem = readPem(path, what);
-  try {
-    return new (nodeCrypto().X509Certificate)(pem);
-  } catch (e) {
-    throw new ConfigError(
-      `${what} "${path}": PEM_read_bio_X509_AUX() failed (SSL: ${reason(e)})`,
-      null,
-    );
-  }
-}
-
-/** Tries the pass phrases in order, as nginx does; none given = unencrypted key. */
-export function loadPrivateKey(path: string, passwords: string[] | null): KeyObject {
-  const what = "cannot load certificate key";
-  const pem = readPem(path, what);
-  const tries: (string | undefined)[] = passwords && passwords.length > 0 ? passwords : [undefined];
-  let last: unknown;
-  for (const passphrase of tries) {
-    try {
-      return nodeCrypto().createPrivateKey(
-        passphrase === undefined ? pem : { key: pem, format: "pem", passphrase },
-      );
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw new ConfigError(
-    `${what} "${path}": PEM_read_bio_PrivateKey() failed (SSL: ${reason(last)})`,
-    null,
-  );
-}
+import {
+  keyPem,
+  loadCertificateChain,
+  loadPrivateKey,
+  loadVerifyFile,
+  readPemBlocks,
+} from "./pem_files.ts";
+import type { Loc, ServerConfig, ServerPem } from "./types.ts";
 
 function sameKey(cert: X509Certificate, key: KeyObject): boolean {
   try {
@@ -69,17 +31,15 @@ function sameKey(cert: X509Certificate, key: KeyObject): boolean {
   }
 }
 
-function checkReadable(path: string, fn: string): void {
-  if (path.startsWith("data:")) return;
-  try {
-    readFileSync(path);
-  } catch (e) {
-    throw new ConfigError(`${fn}("${path}") failed ${sysErrorText(e)}`, null);
-  }
-}
-
 export function checkServerTls(e: Effective, s: ServerConfig): void {
-  const mode = e.srv.hasListenSsl ? "listen ... ssl" : s.starttls !== "off" ? "starttls" : null;
+  // nginx's order: `listen ... ssl`, then `ssl on`, then `starttls`.
+  const mode = e.srv.hasListenSsl
+    ? "listen ... ssl"
+    : e.get("ssl", false)
+    ? "ssl"
+    : s.starttls !== "off"
+    ? "starttls"
+    : null;
   if (mode === null) return;
   const loc = e.sslModeLoc();
   const certs = e.list("ssl_certificate")?.value;
@@ -112,15 +72,17 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
   const certLoc = e.list("ssl_certificate")?.loc ?? loc;
   const keyLoc = e.list("ssl_certificate_key")?.loc ?? loc;
   const passwords = at(e.slot("ssl_password_file")?.loc ?? keyLoc, () => e.passwords());
+  const pem: ServerPem = { certs: [] };
   for (let i = 0; i < s.ssl.certificates.length; i++) {
-    const cert = at(certLoc, () => loadCertificate(s.ssl.certificates[i]));
+    const { chain, leaf } = at(certLoc, () => loadCertificateChain(s.ssl.certificates[i]));
     const key = at(keyLoc, () => loadPrivateKey(s.ssl.certificateKeys[i], passwords));
-    if (!sameKey(cert, key)) {
+    if (!sameKey(leaf, key)) {
       throw new ConfigError(
         `SSL_CTX_use_PrivateKey("${s.ssl.certificateKeys[i]}") failed (SSL: key values mismatch)`,
         keyLoc,
       );
     }
+    pem.certs.push({ cert: chain, key: keyPem(key) });
   }
 
   const v = s.ssl.verifyClient;
@@ -132,15 +94,24 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
       );
     }
     const ca = s.ssl.clientCertificate, trusted = s.ssl.trustedCertificate;
-    if (ca) at(e.slot("ssl_client_certificate")?.loc ?? loc, () => checkReadable(ca, "SSL_CTX_load_verify_locations"));
+    const verifyLocations = "SSL_CTX_load_verify_locations";
+    if (ca) {
+      pem.ca = at(e.slot("ssl_client_certificate")?.loc ?? loc, () => loadVerifyFile(ca, verifyLocations, certificatesOf));
+    }
     if (trusted) {
-      at(e.slot("ssl_trusted_certificate")?.loc ?? loc, () => checkReadable(trusted, "SSL_CTX_load_verify_locations"));
+      pem.trustedCa = at(
+        e.slot("ssl_trusted_certificate")?.loc ?? loc,
+        () => loadVerifyFile(trusted, verifyLocations, certificatesOf),
+      );
     }
     const crl = s.ssl.crl;
-    if (crl) at(e.slot("ssl_crl")?.loc ?? loc, () => checkReadable(crl, "X509_LOOKUP_load_file"));
+    if (crl) pem.crl = at(e.slot("ssl_crl")?.loc ?? loc, () => loadVerifyFile(crl, "X509_LOOKUP_load_file", crlsOf));
   }
   const dh = s.ssl.dhparam;
-  if (dh) at(e.slot("ssl_dhparam")?.loc ?? loc, () => checkReadable(dh, "BIO_new_file"));
+  if (dh) {
+    const params = at(e.slot("ssl_dhparam")?.loc ?? loc, () => loadDhParams(dh));
+    if (params !== "") pem.dhparam = params;
+  }
   const ticketLoc = e.list("ssl_session_ticket_key")?.loc ?? loc;
   for (const path of s.ssl.sessionTicketKeys) {
     let size: number;
@@ -151,4 +122,14 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
     }
     if (size !== 48 && size !== 80) throw new ConfigError(`"${path}" must be 80 or 48 bytes`, ticketLoc);
   }
+  s.ssl.pem = pem;
+}
+
+/**
+ * ssl_dhparam: its DH PARAMETERS block, "" when it has none. nginx refuses
+ * such a file; neither runtime applies DH parameters (a start-up [warn]
+ * says so, runtime_warnings.ts), so only an unreadable file is refused.
+ */
+function loadDhParams(path: string): string {
+  return dhParamsOf(readPemBlocks(path, null, "BIO_new_file"));
 }

@@ -121,6 +121,31 @@ export interface SslConfig {
   clientCertificate: string | null;
   trustedCertificate: string | null;
   crl: string | null;
+  /** The files above, read and checked once at load; set for servers that use TLS. */
+  pem?: ServerPem;
+}
+
+/**
+ * A TLS server's PEM material, each value only the blocks its consumer
+ * takes from a file that may hold several (lib/tls/pem.ts).
+ */
+export interface ServerPem {
+  /** Per ssl_certificate: its chain (CERTIFICATE blocks) and its key, unencrypted PKCS#8. */
+  certs: { cert: string; key: string }[];
+  /** CERTIFICATE blocks of ssl_client_certificate / ssl_trusted_certificate (verify on only). */
+  ca?: string;
+  trustedCa?: string;
+  /** X509 CRL blocks of ssl_crl (verify on only). */
+  crl?: string;
+  /** The DH PARAMETERS block of ssl_dhparam. */
+  dhparam?: string;
+}
+
+/** Backend TLS PEM material (proxy_ssl_*), read once at load when backend TLS is on. */
+export interface BackendPem {
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 /** mailgate's TLS-to-backend extension (off by default). */
@@ -136,6 +161,8 @@ export interface ProxySslConfig {
   serverName: boolean; // send SNI (proxy_ssl_server_name), default off
   certificate: string | null;
   certificateKey: string | null;
+  /** The files above, read at load when backend TLS is on. */
+  pem?: BackendPem;
 }
 
 export interface ServerConfig {

@@ -11,14 +11,15 @@
 //   proxy_ssl_server_name on|off      also send that name as SNI (default off)
 //   proxy_ssl_certificate(_key) f     client certificate for the backend
 //
-// Files are read once per (re)load by makeBackendTls(), never per connection.
-// Like ssl_certificate, a value starting with "data:" is the PEM text itself.
+// Files are read once per (re)load, by the configuration loader
+// (ProxySslConfig.pem), never per connection; each takes only its blocks
+// from a file that holds several (tls/pem.ts). Like ssl_certificate, a
+// value starting with "data:" is the PEM text itself.
 
-import { readFileSync } from "node:fs";
 import { parseIPv4, parseIPv6 } from "../core/ip.ts";
-import type { ProxySslConfig } from "../config/types.ts";
+import { loadBackendPem } from "../config/pem_files.ts";
+import type { BackendPem, ProxySslConfig } from "../config/types.ts";
 import type { TlsClientOptions } from "../runtime/types.ts";
-import { openKey } from "./tls_options.ts";
 
 /** How a session reaches its backend; BackendContext.backendTls. */
 export type BackendTlsMode = "off" | "ssl" | "starttls";
@@ -35,13 +36,6 @@ export interface BackendTlsOptions extends TlsClientOptions {
   verifyName: string;
 }
 
-/** The PEM texts a server's backend TLS needs, read at (re)load time. */
-interface Pems {
-  ca: string | undefined;
-  cert: string | undefined;
-  key: string | undefined;
-}
-
 export function backendTlsMode(p: ProxySslConfig): BackendTlsMode {
   // The configuration refuses both at once (PROXY_SSL_CONFLICT).
   if (p.ssl) return "ssl";
@@ -53,23 +47,24 @@ export function backendTlsMode(p: ProxySslConfig): BackendTlsMode {
  * sessions use makeBackendTls() instead.
  */
 export function backendTlsOptions(p: ProxySslConfig, backendAddr: string): BackendTlsOptions {
-  return optionsFor(p, readPems(p), backendAddr);
+  return optionsFor(p, loadBackendPem(p), backendAddr);
 }
 
 /**
- * Reads the files once (throws, with the directive named, if one cannot be
- * read) and returns the per-backend-address options maker; null when the
- * server uses no backend TLS.
+ * The per-backend-address options maker, null when the server uses no
+ * backend TLS. Uses the material the loader read; reads the files once
+ * itself (throws, with the directive named, if one cannot be read) for a
+ * ProxySslConfig that did not come from the loader.
  */
 export function makeBackendTls(
   p: ProxySslConfig,
 ): ((backendAddr: string) => BackendTlsOptions) | null {
   if (backendTlsMode(p) === "off") return null;
-  const pems = readPems(p);
+  const pems = p.pem ?? loadBackendPem(p);
   return (backendAddr) => optionsFor(p, pems, backendAddr);
 }
 
-function optionsFor(p: ProxySslConfig, pems: Pems, backendAddr: string): BackendTlsOptions {
+function optionsFor(p: ProxySslConfig, pems: BackendPem, backendAddr: string): BackendTlsOptions {
   const name = hostOnly(p.name ?? backendAddr);
   // RFC 6066 §3: literal IPv4 and IPv6 addresses are not permitted in SNI.
   const sni = p.serverName && name !== "" && parseIPv4(name) === null && parseIPv6(name) === null ? name : null;
@@ -94,31 +89,4 @@ function hostOnly(name: string): string {
   }
   const colon = name.indexOf(":");
   return colon >= 0 && colon === name.lastIndexOf(":") ? name.slice(0, colon) : name;
-}
-
-function readPems(p: ProxySslConfig): Pems {
-  const pems: Pems = { ca: undefined, cert: undefined, key: undefined };
-  if (p.trustedCertificate !== null) {
-    pems.ca = readPem("proxy_ssl_trusted_certificate", p.trustedCertificate);
-  }
-  if (p.certificate !== null) {
-    if (p.certificateKey === null) {
-      throw new Error(
-        `no "proxy_ssl_certificate_key" is defined for certificate "${p.certificate}"`,
-      );
-    }
-    pems.cert = readPem("proxy_ssl_certificate", p.certificate);
-    // Parsed now, so a bad key fails the (re)load rather than every login.
-    pems.key = openKey(p.certificateKey, []);
-  }
-  return pems;
-}
-
-function readPem(directive: string, path: string): string {
-  if (path.startsWith("data:")) return path.slice(5);
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new Error(`cannot load "${directive}" file "${path}": ${(e as Error).message}`);
-  }
 }

@@ -1,37 +1,12 @@
 // Turns a server's ssl_* settings into the runtime-neutral TlsServerOptions
-// the adapters take. Files are read here, once per (re)load, never per
-// connection; encrypted keys are opened with ssl_password_file's pass
-// phrases and handed on decrypted, so adapters never see pass phrases.
+// the adapters take. The PEM material was read and checked by the
+// configuration loader (config/tls_check.ts, ServerConfig.ssl.pem), once per
+// (re)load: keys come decrypted, so adapters never see pass phrases, and
+// every value holds only the blocks of its type, whatever else its file held.
 
-import { nodeCrypto } from "../core/builtins.ts";
 import { readFileSync } from "node:fs";
 import type { Protocol, ServerConfig } from "../config/types.ts";
 import type { TlsServerOptions } from "../runtime/types.ts";
-
-function readPem(path: string): string {
-  return path.startsWith("data:") ? path.slice(5) : readFileSync(path, "utf8");
-}
-
-function passPhrases(file: string | null): string[] {
-  if (!file) return [];
-  return readFileSync(file, "utf8").split("\n").map((l) => l.replace(/\r$/, "")).filter((l) => l !== "");
-}
-
-/** Decrypts a PEM key with the first pass phrase that works. */
-export function openKey(path: string, phrases: string[]): string {
-  const pem = readPem(path);
-  const candidates = [undefined, ...phrases];
-  let lastError: unknown = null;
-  for (const passphrase of candidates) {
-    try {
-      const key = nodeCrypto().createPrivateKey(passphrase === undefined ? { key: pem } : { key: pem, passphrase });
-      return key.export({ type: "pkcs8", format: "pem" }) as string;
-    } catch (e) {
-      lastError = e;
-    }
-  }
-  throw new Error(`cannot load certificate key "${path}": ${(lastError as Error)?.message ?? "unknown error"}`);
-}
 
 const VERSIONS = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const;
 type Version = typeof VERSIONS[number];
@@ -41,11 +16,10 @@ export function serverTlsOptions(server: ServerConfig, protocol: Protocol): TlsS
   const usesTls = server.starttls !== "off" || server.listens.some((l) => l.ssl);
   if (!usesTls) return null;
   const ssl = server.ssl;
-  const phrases = passPhrases(ssl.passwordFile);
-  const certs = ssl.certificates.map((c, i) => ({
-    cert: readPem(c),
-    key: openKey(ssl.certificateKeys[i], phrases),
-  }));
+  const pem = ssl.pem;
+  // The loader checks (and reads) every server that uses TLS.
+  if (pem === undefined) throw new Error(`TLS material of the server at ${server.loc.file}:${server.loc.line} was not loaded`);
+  const certs = pem.certs.map((c) => ({ cert: c.cert, key: c.key }));
   const enabled = VERSIONS.filter((v) => ssl.protocols.includes(v));
   const opts: TlsServerOptions = {
     certs,
@@ -60,7 +34,7 @@ export function serverTlsOptions(server: ServerConfig, protocol: Protocol): TlsS
     opts.maxVersion = enabled[enabled.length - 1] as Version;
   }
   if (ssl.ecdhCurve !== "auto") opts.ecdhCurve = ssl.ecdhCurve;
-  if (ssl.dhparam) opts.dhparam = readPem(ssl.dhparam);
+  if (pem.dhparam !== undefined) opts.dhparam = pem.dhparam;
   opts.sessionTickets = ssl.sessionTickets;
   opts.sessionCache = ssl.sessionCache.kind;
   const ticketKey = firstTicketKey(ssl.sessionTicketKeys);
@@ -68,9 +42,9 @@ export function serverTlsOptions(server: ServerConfig, protocol: Protocol): TlsS
   if (ssl.verifyClient !== "off") {
     opts.requestCert = true;
     // Named in the CertificateRequest / trusted without being named.
-    if (ssl.clientCertificate) opts.ca = readPem(ssl.clientCertificate);
-    if (ssl.trustedCertificate) opts.trustedCa = readPem(ssl.trustedCertificate);
-    if (ssl.crl) opts.crl = readPem(ssl.crl);
+    if (pem.ca !== undefined) opts.ca = pem.ca;
+    if (pem.trustedCa !== undefined) opts.trustedCa = pem.trustedCa;
+    if (pem.crl !== undefined) opts.crl = pem.crl;
     opts.verifyDepth = ssl.verifyDepth;
   }
   return opts;

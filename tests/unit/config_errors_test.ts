@@ -129,7 +129,11 @@ describe("grammar errors (§1.1, §1.5)", () => {
       '"events" directive is duplicate in DIR/nginx.conf:2',
     ],
     ["no events", "daemon off;\n", 'no "events" section in configuration'],
-    ["ssl directive is gone", mail("ssl on;"), 'unknown directive "ssl" in DIR/nginx.conf:4'],
+    [
+      "ssl takes on or off (nginx 1.24's flag)",
+      mail("ssl maybe;"),
+      'invalid value "maybe" in "ssl" directive, it must be "on" or "off" in DIR/nginx.conf:4',
+    ],
     [
       "error line is the terminator's",
       "events {}\npid /a;\npid\n\n  /x\n;\n",

@@ -111,6 +111,11 @@ test("mail level inherited by the IMAP server", async () => {
   assert.equal(imap.smtpClientBuffer, 8192);
   assert.equal(imap.smtpGreetingDelayMs, 1000);
   assert.equal(imap.starttls, "on");
+  // The files are read at load (the key decrypted with the password file).
+  assert.equal(imap.ssl.pem?.certs.length, 1);
+  assert.match(imap.ssl.pem!.certs[0].key, /^-----BEGIN PRIVATE KEY-----\n/);
+  assert.match(imap.ssl.pem!.ca!, /^-----BEGIN CERTIFICATE-----\n/);
+  delete imap.ssl.pem;
   assert.deepEqual(imap.ssl, {
     certificates: [join(TLS, "server.pem")],
     certificateKeys: [join(TLS, "server_enc.key")],
@@ -135,6 +140,8 @@ test("mail level inherited by the IMAP server", async () => {
   });
   assert.equal(imap.setRealIpFrom.length, 3);
   assert.equal(imap.accessLog, join(prefix, "logs/access.log"));
+  assert.ok(imap.proxySsl.pem?.cert);
+  delete imap.proxySsl.pem;
   assert.deepEqual(imap.proxySsl, {
     ssl: false,
     starttls: true,

@@ -5,7 +5,7 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { loadConfig } from "../../lib/config/load.ts";
@@ -413,12 +413,18 @@ describe("mailgate extensions", () => {
     assert.equal(cfg.mail!.servers[1].accessLog, null);
   });
   test("backend TLS settings", async () => {
+    const tls = (f: string) => readFileSync(join(import.meta.dirname!, "../fixtures/tls", f), "utf8");
     const { dir, cfg } = await load(
       "events {}\nmail {\nauth_http 127.0.0.1:1;\nproxy_ssl_verify on; proxy_ssl_trusted_certificate ca.pem; proxy_ssl_name b.test;\n" +
         "proxy_ssl_server_name on; proxy_ssl_certificate c.pem; proxy_ssl_certificate_key c.key;\n" +
         "server { listen 127.0.0.1:10143; protocol imap; proxy_ssl on; }\nserver { listen 127.0.0.1:10144; protocol imap; proxy_starttls on; }\n}\n",
+      { "ca.pem": tls("ca.pem"), "c.pem": tls("client.pem"), "c.key": tls("client.key") },
     );
     const [a, b] = cfg.mail!.servers;
+    // The files are read at load (ProxySslConfig.pem): checked in pem_test.ts.
+    assert.ok(a.proxySsl.pem?.cert?.startsWith("-----BEGIN CERTIFICATE-----\n"));
+    assert.ok(a.proxySsl.pem?.key?.startsWith("-----BEGIN PRIVATE KEY-----\n"));
+    delete a.proxySsl.pem;
     assert.deepEqual(a.proxySsl, {
       ssl: true,
       starttls: false,
