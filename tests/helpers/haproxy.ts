@@ -64,6 +64,12 @@ export async function startHAProxy(sections: string, files: Record<string, strin
   const cfg = `
 global
   maxconn 256
+  # Without this HAProxy binds with SO_REUSEPORT and silently shares a port
+  # another HAProxy (a parallel test run) already listens on; the kernel then
+  # splits connections between the two, and a client landing on the other
+  # one waits 3 s (three retries, 1 s apart, to that run's dead backend).
+  # With it, such a clash is a start-up error. (Issue 13, the IPv6 step.)
+  noreuseport
 
 defaults
   mode tcp
