@@ -14,6 +14,7 @@
 
 import type { Conn, DatagramSocket, DatagramSource, Runtime } from "../runtime/types.ts";
 import { parseIPv4, parseIPv6 } from "../core/ip.ts";
+import { BoundedMap } from "../core/bounded_map.ts";
 import type { ResolverConfig } from "../config/types.ts";
 import {
   type Answer,
@@ -136,8 +137,7 @@ class DnsClient {
   readonly #resendMs: number;
   readonly #validMs: number | null;
   readonly #now: () => number;
-  readonly #maxCache: number;
-  readonly #cache = new Map<string, { expires: number; outcome: Outcome }>();
+  readonly #cache: BoundedMap<string, { expires: number; outcome: Outcome }>;
   readonly #byKey = new Map<string, Query>();
   readonly #byId = new Map<number, Query>();
   #udp4: DatagramSocket | null = null;
@@ -166,7 +166,7 @@ class DnsClient {
     );
     this.#validMs = config.validMs;
     this.#now = options.now ?? (() => performance.now());
-    this.#maxCache = options.maxCacheEntries ?? MAX_CACHE_ENTRIES;
+    this.#cache = new BoundedMap(options.maxCacheEntries ?? MAX_CACHE_ENTRIES);
   }
 
   /** (name, type) with lone CNAMEs followed, all within one resolver_timeout. */
@@ -248,21 +248,14 @@ class DnsClient {
   #cacheGet(key: string): Outcome | null {
     const e = this.#cache.get(key);
     if (!e) return null;
+    if (e.expires > this.#now()) return e.outcome;
     this.#cache.delete(key);
-    if (e.expires <= this.#now()) return null;
-    this.#cache.set(key, e); // most recently used goes last
-    return e.outcome;
+    return null;
   }
 
   #cachePut(key: string, outcome: Outcome, ttlSec: number): void {
     const ms = this.#validMs ?? ttlSec * 1000;
     if (!(ms > 0)) return;
-    this.#cache.delete(key);
-    while (this.#cache.size >= this.#maxCache) {
-      const oldest = this.#cache.keys().next().value;
-      if (oldest === undefined) break;
-      this.#cache.delete(oldest);
-    }
     this.#cache.set(key, { expires: this.#now() + ms, outcome });
   }
 

@@ -10,6 +10,7 @@
 
 import type { X509Certificate } from "node:crypto";
 import { nodeCrypto } from "../core/builtins.ts";
+import { BoundedMap } from "../core/bounded_map.ts";
 import type { PeerCert } from "../runtime/types.ts";
 import { type CertFields, parseCertFields } from "./der_cert.ts";
 import { type Crl, crlSignedBy, pemToCrls } from "./der_crl.ts";
@@ -129,26 +130,16 @@ interface ChainCert {
 
 /** Bound on parsed PEM bundles kept (one per server block and reload). */
 const PEM_CACHE_MAX = 64;
-const caCache = new Map<string, ChainCert[]>();
-const crlCache = new Map<string, Crl[]>();
-
-function cached<T>(cache: Map<string, T>, pem: string, parse: (pem: string) => T): T {
-  let v = cache.get(pem);
-  if (v === undefined) {
-    v = parse(pem);
-    if (cache.size >= PEM_CACHE_MAX) cache.delete(cache.keys().next().value!);
-    cache.set(pem, v);
-  }
-  return v;
-}
+const caCache = new BoundedMap<string, ChainCert[]>(PEM_CACHE_MAX);
+const crlCache = new BoundedMap<string, Crl[]>(PEM_CACHE_MAX);
 
 function caList(caPem: string): ChainCert[] {
-  return cached(caCache, caPem, (pem) =>
-    pemToDers(pem).map((der) => ({ x509: new (nodeCrypto().X509Certificate)(der), der, trusted: true })));
+  return caCache.getOrSet(caPem, () =>
+    pemToDers(caPem).map((der) => ({ x509: new (nodeCrypto().X509Certificate)(der), der, trusted: true })));
 }
 
 function crlList(crlPem: string): Crl[] {
-  return cached(crlCache, crlPem, pemToCrls);
+  return crlCache.getOrSet(crlPem, () => pemToCrls(crlPem));
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

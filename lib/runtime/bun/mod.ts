@@ -40,6 +40,7 @@ import { alpnWire, bunContextOptions } from "./tls_options.ts";
 import { LayeredTls } from "./layered_tls.ts";
 import { closedWith, CloseReport, NO_EVENTS, toError, WRITE_HIGH_WATER } from "../shared/conn_shared.ts";
 import { nodeTls } from "../builtins.ts";
+import { BoundedMap } from "../../core/bounded_map.ts";
 
 /** Bound on cached per-server TLS option objects. */
 const TLS_CACHE_MAX = 64;
@@ -509,21 +510,16 @@ interface ServerTls {
   alpn?: ArrayBuffer;
 }
 
-const serverTlsCache = new Map<string, ServerTls>();
+const serverTlsCache = new BoundedMap<string, ServerTls>(TLS_CACHE_MAX);
 
 function serverTls(o: TlsServerOptions): ServerTls {
-  const cached = o.cacheKey !== undefined ? serverTlsCache.get(o.cacheKey) : undefined;
-  if (cached !== undefined) return cached;
-  const secure = nodeTls().createSecureContext(bunContextOptions(o));
-  const t: ServerTls = { secure, context: secure.context };
-  if (o.alpn !== undefined) t.alpn = alpnWire(o.alpn);
-  if (o.cacheKey !== undefined) {
-    if (serverTlsCache.size >= TLS_CACHE_MAX) {
-      serverTlsCache.delete(serverTlsCache.keys().next().value!);
-    }
-    serverTlsCache.set(o.cacheKey, t);
-  }
-  return t;
+  const make = (): ServerTls => {
+    const secure = nodeTls().createSecureContext(bunContextOptions(o));
+    const t: ServerTls = { secure, context: secure.context };
+    if (o.alpn !== undefined) t.alpn = alpnWire(o.alpn);
+    return t;
+  };
+  return o.cacheKey === undefined ? make() : serverTlsCache.getOrSet(o.cacheKey, make);
 }
 
 /**

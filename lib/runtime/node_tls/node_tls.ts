@@ -7,6 +7,7 @@
 import type * as tls from "node:tls";
 import { nodeCrypto } from "../../core/builtins.ts";
 import { nodeTls } from "../builtins.ts";
+import { BoundedMap } from "../../core/bounded_map.ts";
 import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "../types.ts";
 import {
   checkVerifiedLeaf,
@@ -20,10 +21,10 @@ import {
 } from "../../tls/tls_verify.ts";
 import type { CertKeyType } from "../../tls/client_hello.ts";
 
-/** Secure contexts by TlsServerOptions.cacheKey (one per listener/server block). */
-const contexts = new Map<string, tls.SecureContext>();
-/** Bound on cached contexts: reloads create new keys; drop the oldest. */
+/** Bound on cached contexts: reloads create new keys; drop the least used. */
 const CONTEXT_CACHE_MAX = 64;
+/** Secure contexts by TlsServerOptions.cacheKey (one per listener/server block). */
+const contexts = new BoundedMap<string, tls.SecureContext>(CONTEXT_CACHE_MAX);
 
 /**
  * Build (or fetch from the cache) the secure context for server options,
@@ -54,10 +55,7 @@ export function serverSecureContext(o: TlsServerOptions, pair?: number): tls.Sec
   if (o.minVersion !== undefined) opts.minVersion = o.minVersion;
   if (o.maxVersion !== undefined) opts.maxVersion = o.maxVersion;
   const ctx = nodeTls().createSecureContext(opts);
-  if (key !== undefined) {
-    if (contexts.size >= CONTEXT_CACHE_MAX) contexts.delete(contexts.keys().next().value!);
-    contexts.set(key, ctx);
-  }
+  if (key !== undefined) contexts.set(key, ctx);
   return ctx;
 }
 
@@ -71,7 +69,7 @@ export function clientVerifyPolicy(o: TlsServerOptions): ClientVerifyPolicy {
   return policy;
 }
 
-const keyTypeCache = new Map<string, CertKeyType[]>();
+const keyTypeCache = new BoundedMap<string, CertKeyType[]>(CONTEXT_CACHE_MAX);
 
 /** The key type of each cert/key pair (cached by cacheKey). */
 export function certKeyTypes(o: TlsServerOptions): CertKeyType[] {
@@ -85,12 +83,7 @@ export function certKeyTypes(o: TlsServerOptions): CertKeyType[] {
       return "other";
     }
   });
-  if (o.cacheKey !== undefined) {
-    if (keyTypeCache.size >= CONTEXT_CACHE_MAX) {
-      keyTypeCache.delete(keyTypeCache.keys().next().value!);
-    }
-    keyTypeCache.set(o.cacheKey, types);
-  }
+  if (o.cacheKey !== undefined) keyTypeCache.set(o.cacheKey, types);
   return types;
 }
 
