@@ -3,20 +3,9 @@
 // layer but their parameters are checked here (ngx_syslog_process_conf).
 
 import { type Directive, fail, type LoadState, prefixPath } from "./directive.ts";
-import type { LogLevel, LogTarget } from "./types.ts";
+import { LOG_LEVELS, type LogLevel, type LogTarget } from "./types.ts";
 import { parseSize } from "./units.ts";
 import { parseUrl } from "./url.ts";
-
-export const LOG_LEVELS: readonly LogLevel[] = [
-  "emerg",
-  "alert",
-  "crit",
-  "error",
-  "warn",
-  "notice",
-  "info",
-  "debug",
-];
 
 /** nginx's debug_* masks; any of them means level debug. */
 const DEBUG_LEVELS = [

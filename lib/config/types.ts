@@ -8,7 +8,9 @@ export interface Loc {
   line: number;
 }
 
-export type LogLevel = "emerg" | "alert" | "crit" | "error" | "warn" | "notice" | "info" | "debug";
+/** nginx's error log levels, most severe first (the one definition: config and log layer). */
+export const LOG_LEVELS = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
 
 export interface LogTarget {
   /** Absolute file path, "stderr", or the raw "syslog:..." / "memory:..." spec. */

@@ -4,25 +4,14 @@
 // Lines are written synchronously (as nginx does), so a crash never loses the
 // line that explains it. Passwords are never handed to this module.
 
-import type { LogLevel, LogTarget } from "../config/types.ts";
+import { LOG_LEVELS, type LogLevel, type LogTarget } from "../config/types.ts";
 import { sendSyslog, type SyslogTransport } from "./syslog.ts";
 import { openLogFile, writeSafe } from "./files.ts";
 
 export { reopenLogFiles } from "./files.ts";
 
-export const LEVELS: readonly LogLevel[] = [
-  "emerg",
-  "alert",
-  "crit",
-  "error",
-  "warn",
-  "notice",
-  "info",
-  "debug",
-];
-
 export function levelIndex(level: LogLevel): number {
-  return LEVELS.indexOf(level);
+  return LOG_LEVELS.indexOf(level);
 }
 
 /** What a session adds after its messages. */
