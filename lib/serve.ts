@@ -12,7 +12,8 @@ import type { Config } from "./config/types.ts";
 import { ErrorLog, reopenLogFiles } from "./log/error_log.ts";
 import { reportReady, watchMaster } from "./master.ts";
 import { PidFile } from "./pid_file.ts";
-import { buildServerRuntimes, MailProxy } from "./proxy/server.ts";
+import { routeNotices } from "./proxy/auth_service.ts";
+import { buildServerRuntimes, MailProxy, type ServerRuntime } from "./proxy/server.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { NAME, VERSION } from "./version.ts";
 
@@ -35,11 +36,13 @@ export async function serveProxy(
   worker: boolean,
 ): Promise<number> {
   let mainLog: ErrorLog;
+  let servers: ServerRuntime[];
   const proxy = new MailProxy(runtime, config.workerConnections, worker);
   const pid = new PidFile();
   try {
     mainLog = new ErrorLog(config.errorLogs, runtime.pid, runtime);
-    await proxy.apply(await buildServerRuntimes(config, runtime, mainLog));
+    servers = await buildServerRuntimes(config, runtime, mainLog);
+    await proxy.apply(servers);
     if (!worker) pid.set(config.pid, runtime.pid);
   } catch (e) {
     startup.write("emerg", (e as Error).message);
@@ -50,6 +53,8 @@ export async function serveProxy(
     `${NAME}/${VERSION} (${runtime.name} ${runtime.version}) ${worker ? "worker" : ""}${worker ? " " : ""}` +
       `started, listening on ${proxy.addresses().join(" ")}`,
   );
+  // Where logins go, once (not per worker): a fresh install's first login fails otherwise unexplained.
+  if (!worker) for (const line of routeNotices(servers)) mainLog.notice(line);
 
   let stopping = false;
   let resolveExit: (code: number) => void = () => {};

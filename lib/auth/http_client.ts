@@ -12,6 +12,7 @@ import type { AuthHttpUrl, ServerConfig } from "../config/types.ts";
 import type { Conn, ConnectSpec } from "../runtime/types.ts";
 import { authServerName, buildAuthRequest } from "./http_request.ts";
 import { AUTH_LOG, type AuthDecision, AuthResponseParser, decideAuth } from "./http_response.ts";
+import { authHttpRoute, RefusedBackendHint } from "./route_notice.ts";
 import type { AuthRequest, AuthResult, AuthService } from "./types.ts";
 
 /**
@@ -222,7 +223,10 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
     });
   }
 
+  const hint = new RefusedBackendHint(authHttpRoute(opts.url.raw));
   return {
+    route: hint.route.text,
+    explainRefused: (upstream) => hint.next(upstream),
     close(): void {
       closed = true;
       for (const idle of pool.splice(0)) idle.conn.destroy();

@@ -48,6 +48,7 @@ import { readFile } from "node:fs/promises";
 import { bytesToBinary, textBytes } from "../core/bytes.ts";
 import { isStrictIpv4, isStrictIpv6 } from "../core/ip.ts";
 import { parseDecimal } from "./http_response.ts";
+import { RefusedBackendHint, tableRoute } from "./route_notice.ts";
 import {
   apopDigest,
   cramMd5Digest,
@@ -305,7 +306,10 @@ function certIdentifies(req: AuthRequest, user: string): boolean {
 
 /** The auth table as an AuthService (build a new one after each reload). */
 export function createTableAuthService(table: AuthTable): AuthService {
+  const hint = new RefusedBackendHint(tableRoute(table));
   return {
+    route: hint.route.text,
+    explainRefused: (upstream) => hint.next(upstream),
     async authenticate(req: AuthRequest): Promise<AuthResult> {
       const c = req.creds;
       if (c.method === "none") {

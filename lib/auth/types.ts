@@ -48,4 +48,12 @@ export interface AuthService {
   authenticate(req: AuthRequest): Promise<AuthResult>;
   /** Let go of kept connections (after a reload replaced this service); requests in flight finish. */
   close?(): void;
+  /** Where logins are routed, for the start-up notice: `auth table <file> (backends ...)` or `auth_http <url>`. */
+  readonly route?: string;
+  /**
+   * A backend this service named refused the connection (ECONNREFUSED): a
+   * line that says so in plain words the first time, null afterwards
+   * (route_notice.ts).
+   */
+  explainRefused?(upstream: string): string | null;
 }

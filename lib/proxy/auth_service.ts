@@ -5,7 +5,9 @@ import type { ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import { httpAuthServiceFor } from "../auth/http_client.ts";
 import { createTableAuthService, loadAuthTable } from "../auth/table.ts";
+import { routeNotice } from "../auth/route_notice.ts";
 import type { Runtime } from "../runtime/types.ts";
+import { listenKey, type ServerRuntime } from "./server.ts";
 
 /** Tables are read once per (re)load and shared by the servers naming the same file. */
 export async function createAuthService(
@@ -24,4 +26,14 @@ export async function createAuthService(
   }
   if (!server.authHttp) throw new Error(`no "auth_http" is defined for server in ${server.loc.file}:${server.loc.line}`);
   return httpAuthServiceFor(server, (spec) => runtime.connect(spec));
+}
+
+/** The start-up notice lines: one per server whose auth service says where it routes. */
+export function routeNotices(servers: readonly ServerRuntime[]): string[] {
+  const out: string[] = [];
+  for (const s of servers) {
+    if (s.auth.route === undefined) continue;
+    out.push(routeNotice(s.server.protocol, s.server.listens.map(listenKey), s.auth.route));
+  }
+  return out;
 }

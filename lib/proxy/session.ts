@@ -10,6 +10,7 @@
 
 import type { ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
+import { refusedHintFor } from "../auth/route_notice.ts";
 import type { BackendLogin, BackendStep, ClientStep, Credentials, PreauthMachine } from "../core/machine.ts";
 import type { ErrorLog, LogContext } from "../log/error_log.ts";
 import type { Conn, Runtime, SockAddr, TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
@@ -503,6 +504,8 @@ export class Session {
       });
     } catch (e) {
       if (this.#closed || this.phase !== "backend") return;
+      const hint = refusedHintFor(env.auth, this.ctx.upstream ?? `${addr}:${port}`, e);
+      if (hint !== null) env.log.notice(hint, this.ctx);
       env.log.error(`connect() to ${this.ctx.upstream} failed (${describeSocketError(e)})`, this.ctx);
       this.#disarm();
       this.#internalError();
