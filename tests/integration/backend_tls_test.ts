@@ -10,6 +10,7 @@ import { TestClient } from "../helpers/client.ts";
 import { MockAuth, ok, type AuthRequestSeen } from "../helpers/mock_auth.ts";
 import { MockTlsImap } from "../helpers/mock_tls_imap.ts";
 import { ROOT, startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
@@ -44,11 +45,7 @@ mail {
 }
 `);
     });
-    after(async () => {
-      await mg.stop();
-      await auth.stop();
-      for (const b of Object.values(be)) await b.stop();
-    });
+    after(() => stopAll(mg, auth, ...Object.values(be)));
 
     async function login(p: number): Promise<[TestClient, string]> {
       const c = await TestClient.open(p);

@@ -20,6 +20,7 @@ import { MockImap } from "../helpers/mock_imap.ts";
 import { MockPop3 } from "../helpers/mock_pop3.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { ROOT, type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
@@ -153,13 +154,7 @@ for (const target of targets()) {
     before(async () => {
       env = await setup(target);
     });
-    after(async () => {
-      await env.mg.stop();
-      await env.auth.stop();
-      await env.imap.stop();
-      await env.pop3.stop();
-      await env.smtp.stop();
-    });
+    after(() => stopAll(env.mg, env.auth, env.imap, env.pop3, env.smtp));
 
     /** IMAP over implicit TLS: greeting, LOGIN, the auth request it caused. */
     async function imapLogin(p: number, o: TlsOpts = {}): Promise<{ req: AuthRequestSeen; protocol: string; cipher: CipherNameAndProtocol }> {

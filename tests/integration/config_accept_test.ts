@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
 import { MockAuth, refuse } from "../helpers/mock_auth.ts";
 import { ROOT, type Running, runOnce, startMailgate, type Target, targets, tempDir } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { runtimeWarnings } from "../../lib/config/runtime_warnings.ts";
 import { formatConfigWarning, loadConfig } from "../../lib/config/load.ts";
@@ -58,10 +59,7 @@ for (const target of targets()) {
       ].join("\n");
       mg = await startMailgate(target, text, { "cert_first.pem": CERT + KEY, "key_first.pem": KEY + CERT });
     });
-    after(async () => {
-      await mg?.stop();
-      await auth?.stop();
-    });
+    after(() => stopAll(mg, auth));
     it("certificate first, key first, and `ssl on`: an implicit-TLS IMAP greeting on each", async () => {
       for (const port of ports) assert.equal(await greeting(port), "* OK IMAP4 ready\r\n");
       assert.match(

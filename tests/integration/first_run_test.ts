@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { ROOT, type Running, startMailgate, targets } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 /** `text` with `from` replaced once; fails if the shipped file no longer has it. */
@@ -40,10 +41,7 @@ for (const target of targets()) {
       ) + `alice@example.org 127.0.0.1:${backend.port}\n`;
       mg = await startMailgate(target, conf, { "users.table": table }, /routing imap on .*\n/);
     });
-    after(async () => {
-      await mg.stop();
-      await backend.stop();
-    });
+    after(() => stopAll(mg, backend));
 
     it("the start-up notice names the auth table and its backends", () => {
       const line = /\[notice\] \d+#0: (routing .*)\n/.exec(mg.stderr());

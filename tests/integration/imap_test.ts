@@ -13,6 +13,7 @@ import { TestClient } from "../helpers/client.ts";
 import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth.ts";
 import { MockImap, pattern } from "../helpers/mock_imap.ts";
 import { ROOT, startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
@@ -120,13 +121,7 @@ for (const target of targets()) {
     before(async () => {
       env = await setup(target);
     });
-    after(async () => {
-      await env.mg.stop();
-      await env.auth.stop();
-      await env.kaAuth.stop();
-      await env.backend.stop();
-      await env.chatty.stop();
-    });
+    after(() => stopAll(env.mg, env.auth, env.kaAuth, env.backend, env.chatty));
 
     it("CAPABILITY, NOOP and LOGOUT before login", async () => {
       const c = await client(env.port.main);

@@ -12,6 +12,7 @@ import { TestClient } from "../helpers/client.ts";
 import { MockAuth, ok } from "../helpers/mock_auth.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { ROOT, runOnce, startMailgate, targets, tempDir } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
@@ -37,10 +38,7 @@ for (const target of targets()) {
       backend = await MockImap.start();
       auth = await MockAuth.start(() => ok("127.0.0.1", backend.port));
     });
-    after(async () => {
-      await auth.stop();
-      await backend.stop();
-    });
+    after(() => stopAll(auth, backend));
 
     const conf = (port: number, extra = "", main = "") => `
 ${main}

@@ -15,6 +15,7 @@ import { MockAuth, ok, type AuthRequestSeen } from "../helpers/mock_auth.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { ROOT, startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
@@ -65,12 +66,7 @@ mail {
 }
 `);
     });
-    after(async () => {
-      await mg.stop();
-      await auth.stop();
-      await smtp.stop();
-      await imap.stop();
-    });
+    after(() => stopAll(mg, auth, smtp, imap));
 
     async function smtpLogin(p: number, header: string | Uint8Array): Promise<[TestClient, AuthRequestSeen]> {
       const c = await TestClient.open(p);

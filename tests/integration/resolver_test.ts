@@ -10,6 +10,7 @@ import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { A, FakeDns, PTR, SERVFAIL, zone } from "../helpers/fake_dns.ts";
 import { startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const PTR_NAME = "1.0.0.127.in-addr.arpa";
@@ -53,12 +54,7 @@ mail {
 }
 `);
     });
-    after(async () => {
-      await mg.stop();
-      await auth.stop();
-      await smtp.stop();
-      for (const d of [good, fail, silent]) await d.stop();
-    });
+    after(() => stopAll(mg, auth, smtp, good, fail, silent));
 
     async function mailRcpt(p: number): Promise<string> {
       const c = await TestClient.open(p);

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
 import { MockAuth, refuse } from "../helpers/mock_auth.ts";
 import { ROOT, type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
+import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { tlsDirectiveProblem } from "../../lib/config/runtime_warnings.ts";
 import { RUNTIME_SUPPORT, type RuntimeName } from "../../lib/runtime/capabilities.ts";
@@ -141,10 +142,7 @@ for (const target of targets()) {
     before(async () => {
       env = await setup(target);
     });
-    after(async () => {
-      await env.mg.stop();
-      await env.auth.stop();
-    });
+    after(() => stopAll(env.mg, env.auth));
 
     /** The [warn] line for a directive on a line of the configuration. */
     const warned = (message: string, line: number) =>
