@@ -212,7 +212,7 @@ for (const target of targets()) {
       c.write("USER nowait@example.com\r\nPASS x\r\nNOOP\r\n");
       assert.equal(await c.line(), "+OK\r\n");
       assert.equal(await c.line(), "-ERR Go away\r\n");
-      assert.ok(await c.waitClose(2000));
+      assert.ok(await c.waitClose(5000));
       assert.equal(c.pending(), "", "nothing after the refusal");
     });
 
@@ -285,7 +285,7 @@ for (const target of targets()) {
 
     it("timeout closes a silent client", async () => {
       const [c] = await client(env.port.short);
-      assert.ok(await c.waitClose(3000));
+      assert.ok(await c.waitClose(700 + 5000));
     });
   });
 }
