@@ -4,6 +4,9 @@
 // (whatever they need of those is handed in through PreauthContext).
 
 import type { LogLevel, ServerConfig } from "../config/types.ts";
+import type { AuthRefusal, SaslMechanism } from "./sasl_exchange.ts";
+
+export type { AuthRefusal } from "./sasl_exchange.ts";
 
 /** How the client authenticated, as the auth service needs to know it. */
 export interface Credentials {
@@ -35,9 +38,11 @@ export type ClientStep =
   | { kind: "send"; data: Uint8Array }
   /**
    * Close the client connection once everything before it is written.
-   * `quit`: the client asked for it (LOGOUT / QUIT), for the access log.
+   * `reason`, for the access log: the client asked for it (LOGOUT / QUIT),
+   * or the auth service refused without Auth-Wait; else mailgate rejected
+   * the client.
    */
-  | { kind: "close"; quit?: boolean }
+  | { kind: "close"; reason?: "quit" | "refused" }
   /**
    * Start server-side TLS now. The machine has already dropped every byte it
    * held after the upgrade command (plaintext injection defence); the driver
@@ -58,6 +63,8 @@ export interface PreauthContext {
   tls: boolean;
   /** Makes an APOP/CRAM-MD5 salt `<rand.time@server_name>`; called at most once per session. */
   makeSalt(): string;
+  /** The SASL mechanism table; tests add mechanisms here. Default: SASL_MECHANISMS. */
+  saslMechanisms?: readonly SaslMechanism[];
 }
 
 export interface PreauthMachine {
@@ -77,11 +84,13 @@ export interface PreauthMachine {
   /** The TLS handshake after a "starttls" step completed. */
   tlsStarted(): void;
   /**
-   * The auth service refused (after Auth-Wait, when the session continues).
-   * Returns the protocol's refusal line and resets the dialogue to its
-   * initial state.
+   * The auth service refused. Returns the steps that refuse: usually the
+   * protocol's refusal line (then a close step with `refusal.close`); for a
+   * mechanism with an error challenge (RFC 7628 §3.2.2) only that challenge,
+   * and next() returns the refusal once the client has answered it. The
+   * dialogue is back in its initial state after the refusal line.
    */
-  authRefused(message: string, errorCode: string | null): Uint8Array;
+  authRefused(refusal: AuthRefusal): ClientStep[];
   /** Unconsumed client bytes (pipelined after the credentials); empties the buffer. */
   takeInput(): Uint8Array;
 }

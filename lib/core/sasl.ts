@@ -9,8 +9,6 @@
 
 import { bytesToBinary } from "./bytes.ts";
 
-export type SaslMechanism = "plain" | "login" | "cram-md5" | "external";
-
 /** Base64 of "Username:" and "Password:", the LOGIN / EXTERNAL challenges. */
 export const SASL_USERNAME_CHALLENGE = "VXNlcm5hbWU6";
 export const SASL_PASSWORD_CHALLENGE = "UGFzc3dvcmQ6";
@@ -131,22 +129,6 @@ export function decodeCramMd5(b64: string): SaslCredentials {
     return { ok: false, log: "client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command" };
   }
   return { ok: true, user: data.slice(0, sp), pass: data.slice(sp + 1) };
-}
-
-/** The mechanism named by a client (case-insensitive), or null if unknown. */
-export function saslMechanism(name: string): SaslMechanism | null {
-  switch (name.toUpperCase()) {
-    case "PLAIN":
-      return "plain";
-    case "LOGIN":
-      return "login";
-    case "CRAM-MD5":
-      return "cram-md5";
-    case "EXTERNAL":
-      return "external";
-    default:
-      return null;
-  }
 }
 
 /** What a client's answer to a SASL challenge amounts to. */

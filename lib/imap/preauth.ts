@@ -4,31 +4,21 @@
 // authRefused() (or the driver takes the remaining input and hands over).
 
 import type { ServerConfig } from "../config/types.ts";
-import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
-import { CLOSE, info, QUIT, type SaslWait, send } from "../core/steps.ts";
+import type { AuthRefusal, ClientStep, PreauthContext, PreauthMachine } from "../core/machine.ts";
+import { CLOSE, info, QUIT, refusal, send } from "../core/steps.ts";
 import { bytesToBinary, concatBytes } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
-import {
-  decodeCramMd5,
-  decodeExternal,
-  decodeLoginValue,
-  decodePlain,
-  encodeBase64,
-  saslMechanism,
-  saslResponseOfWords,
-} from "../core/sasl.ts";
+import { saslResponseOfWords } from "../core/sasl.ts";
+import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_exchange.ts";
 import { type ImapLine, ImapParser, TOO_LONG_LOG_HEAD } from "./parser.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import {
   IMAP_GREETING,
   IMAP_LITERAL_CONTINUATION,
-  IMAP_PASSWORD_CHALLENGE,
-  IMAP_PLAIN_CHALLENGE,
   IMAP_UNTAGGED,
-  IMAP_USERNAME_CHALLENGE,
   imapBad,
   imapCapabilityLine,
-  imapCramChallenge,
+  imapChallenge,
   imapLogout,
   imapNo,
   imapOk,
@@ -56,10 +46,9 @@ class ImapPreauth implements PreauthMachine {
   readonly #parser: ImapParser;
   readonly #capability: { plain: Uint8Array; tls: Uint8Array };
   #phase: Phase = "command";
-  #sasl: SaslWait = "plain";
+  readonly #sasl: SaslExchange;
   /** Tag of the LOGIN / AUTHENTICATE in progress (replies, Credentials.tag). */
   #authTag = "";
-  #loginUser = "";
   #salt: string | null = null;
   #errors = 0;
   /** The driver pushed more than the buffer may hold: input was lost. */
@@ -69,6 +58,7 @@ class ImapPreauth implements PreauthMachine {
     this.#config = ctx.config;
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
+    this.#sasl = new SaslExchange({ enabled: ctx.config.imapAuth, salt: () => (this.#salt ??= this.#makeSalt()) }, ctx.saslMechanisms);
     this.#input = new LineBuffer(ctx.config.imapClientBuffer + READ_CHUNK_SLACK);
     this.#parser = new ImapParser(ctx.config.imapClientBuffer);
     this.#capability = {
@@ -127,9 +117,11 @@ class ImapPreauth implements PreauthMachine {
     if (this.#phase === "tls") this.#phase = "command";
   }
 
-  authRefused(message: string, _errorCode: string | null): Uint8Array {
-    this.#phase = "command";
-    return imapNo(this.#authTag, message);
+  authRefused(r: AuthRefusal): ClientStep[] {
+    const challenge = this.#sasl.refuse(r);
+    if (challenge === null) return this.#refusal(r);
+    this.#phase = "sasl"; // the client's answer, then the refusal
+    return [send(imapChallenge(challenge))];
   }
 
   takeInput(): Uint8Array {
@@ -178,7 +170,7 @@ class ImapPreauth implements PreauthMachine {
         if (this.#starttlsOnly() || line.args.length !== 2 || user === "") {
           return [send(imapBad(tag))];
         }
-        return this.#auth(tag, "plain", user, pass, null);
+        return this.#auth(tag, { method: "plain", user, pass, salt: null });
       }
       case "AUTHENTICATE":
         return this.#authenticate(tag, line.args);
@@ -191,109 +183,47 @@ class ImapPreauth implements PreauthMachine {
     return this.#config.starttls === "only" && !this.#tls;
   }
 
-  #enabled(method: ServerConfig["imapAuth"][number]): boolean {
-    return this.#config.imapAuth.includes(method);
-  }
-
   #authenticate(tag: string, args: string[]): ClientStep[] {
     if (this.#starttlsOnly() || args.length === 0) return [send(imapBad(tag))];
-    const n = args.length;
-    switch (saslMechanism(args[0])) {
-      case "plain":
-        if (n === 1) return this.#challenge(tag, "plain", IMAP_PLAIN_CHALLENGE);
-        if (n === 2) return this.#plain(tag, args[1]);
-        break;
-      case "login":
-        if (n === 1) return this.#challenge(tag, "login-user", IMAP_USERNAME_CHALLENGE);
-        if (n === 2) return this.#loginUserName(tag, args[1]);
-        break;
-      case "cram-md5":
-        if (n === 1 && this.#enabled("cram-md5")) {
-          this.#salt ??= this.#makeSalt();
-          return this.#challenge(tag, "cram-md5", imapCramChallenge(encodeBase64(this.#salt)));
-        }
-        break;
-      case "external":
-        // Product: the initial-response form is refused too when disabled.
-        if (!this.#enabled("external")) break;
-        if (n === 1) return this.#challenge(tag, "external", IMAP_USERNAME_CHALLENGE);
-        if (n === 2) return this.#external(tag, args[1]);
-        break;
-    }
-    return [send(imapBad(tag))];
-  }
-
-  #challenge(tag: string, wait: SaslWait, line: Uint8Array): ClientStep[] {
     this.#authTag = tag;
-    this.#sasl = wait;
-    this.#phase = "sasl";
-    return [send(line)];
+    return this.#saslStep(this.#sasl.start(args));
   }
 
   /** The client's answer to a challenge (a tag-less line). */
   #saslAnswer(line: ImapLine): ClientStep[] {
+    return this.#saslStep(this.#sasl.answer(saslResponseOfWords(line.args, line.exactlyStar)));
+  }
+
+  /** The protocol's answer to each SASL step; every reply carries the AUTHENTICATE tag. */
+  #saslStep(step: SaslStep): ClientStep[] {
+    this.#phase = "command"; // unless a challenge follows
     const tag = this.#authTag;
-    this.#phase = "command"; // unless a further challenge follows
-    const answer = saslResponseOfWords(line.args, line.exactlyStar);
-    // Product: a line of exactly "*" cancels (tagged BAD, not counted).
-    if (answer.kind !== "value") return [send(imapBad(tag))];
-    const value = answer.value;
-    switch (this.#sasl) {
-      case "plain":
-        return this.#plain(tag, value);
-      case "login-user":
-        return this.#loginUserName(tag, value);
-      case "login-pass": {
-        const pass = decodeLoginValue(value);
-        if (!pass.ok) return this.#decodeError(tag, pass.log);
-        return this.#auth(tag, "plain", this.#loginUser, pass.value, null);
-      }
-      case "cram-md5": {
-        const c = decodeCramMd5(value);
-        if (!c.ok) return this.#decodeError(tag, c.log);
-        return this.#auth(tag, "cram-md5", c.user, c.pass, this.#salt);
-      }
-      case "external":
-        return this.#external(tag, value);
+    switch (step.kind) {
+      case "challenge":
+        this.#phase = "sasl";
+        return [send(imapChallenge(step.payload))];
+      case "credentials":
+        return this.#auth(tag, step.creds);
+      case "decodeError":
+        // Product: tagged BAD for a bad LOGIN user name too (nginx sends it untagged).
+        return [info(step.log), send(imapBad(tag))];
+      case "refused":
+        return this.#refusal(step.refusal);
+      default:
+        // Unsupported mechanism; product: a line of exactly "*" cancels
+        // (tagged BAD, not counted).
+        return [send(imapBad(tag))];
     }
   }
 
-  #plain(tag: string, b64: string): ClientStep[] {
-    const c = decodePlain(b64);
-    if (!c.ok) return this.#decodeError(tag, c.log);
-    return this.#auth(tag, "plain", c.user, c.pass, null);
+  #refusal(r: AuthRefusal): ClientStep[] {
+    this.#phase = r.close ? "closed" : "command";
+    return refusal(imapNo(this.#authTag, r.message), r.close);
   }
 
-  #loginUserName(tag: string, b64: string): ClientStep[] {
-    const user = decodeLoginValue(b64);
-    // Product: tagged BAD here too (nginx sends it untagged).
-    if (!user.ok) return this.#decodeError(tag, user.log);
-    this.#loginUser = user.value;
-    return this.#challenge(tag, "login-pass", IMAP_PASSWORD_CHALLENGE);
-  }
-
-  #external(tag: string, b64: string): ClientStep[] {
-    const id = decodeExternal(b64);
-    if (!id.ok) return this.#decodeError(tag, id.log);
-    // Auth-Pass is always empty for EXTERNAL (product decision).
-    return this.#auth(tag, "external", id.value, "", null);
-  }
-
-  /** Decoding errors: tagged BAD, back to the initial state, not counted. */
-  #decodeError(tag: string, log: string): ClientStep[] {
-    this.#phase = "command";
-    return [info(log), send(imapBad(tag))];
-  }
-
-  #auth(
-    tag: string,
-    method: Credentials["method"],
-    user: string,
-    pass: string,
-    salt: string | null,
-  ): ClientStep[] {
+  #auth(tag: string, creds: SaslCredentials): ClientStep[] {
     this.#authTag = tag;
     this.#phase = "auth";
-    return [{ kind: "auth", creds: { method, user, pass, salt, tag } }];
+    return [{ kind: "auth", creds: { ...creds, tag } }];
   }
 }

@@ -5,7 +5,7 @@
 
 import type { ServerConfig } from "../config/types.ts";
 import { binaryToBytes, textBytes } from "../core/bytes.ts";
-import { SASL_PASSWORD_CHALLENGE, SASL_USERNAME_CHALLENGE } from "../core/sasl.ts";
+import { offeredMechanisms } from "../core/sasl_exchange.ts";
 
 const CRLF = "\r\n";
 
@@ -17,12 +17,9 @@ export const IMAP_GREETING = textBytes("* OK IMAP4 ready" + CRLF);
 export const IMAP_INTERNAL_ERROR = textBytes("* BAD internal server error" + CRLF);
 /** §3: continuation for a synchronising literal. */
 export const IMAP_LITERAL_CONTINUATION = textBytes("+ OK" + CRLF);
-/** §5 AUTHENTICATE PLAIN without initial response: plus and one space. */
-export const IMAP_PLAIN_CHALLENGE = textBytes("+ " + CRLF);
-/** §5 AUTHENTICATE LOGIN / EXTERNAL user-name challenge. */
-export const IMAP_USERNAME_CHALLENGE = textBytes("+ " + SASL_USERNAME_CHALLENGE + CRLF);
-/** §5 AUTHENTICATE LOGIN password challenge. */
-export const IMAP_PASSWORD_CHALLENGE = textBytes("+ " + SASL_PASSWORD_CHALLENGE + CRLF);
+/** tls_and_proxy_protocol.md §4: ssl_verify_client failures, then close. */
+export const IMAP_CERT_ERROR = textBytes("* BYE SSL certificate error" + CRLF);
+export const IMAP_NO_CERT = textBytes("* BYE No required SSL certificate" + CRLF);
 
 /** The reply "tag" used when a line had no parsable tag. */
 export const IMAP_UNTAGGED = "*";
@@ -50,23 +47,19 @@ export function imapLogout(tag: string): Uint8Array {
   return binaryToBytes("* BYE" + CRLF + tag + " OK completed" + CRLF);
 }
 
-/** §5 CRAM-MD5 challenge: `+ ` and the base64 of the salt. */
-export function imapCramChallenge(saltBase64: string): Uint8Array {
-  return textBytes("+ " + saltBase64 + CRLF);
+/**
+ * §5 AUTHENTICATE challenge: `+ ` and the base64 payload (PLAIN: nothing
+ * after the space; LOGIN / EXTERNAL: "Username:"; CRAM-MD5: the salt).
+ */
+export function imapChallenge(payload: string): Uint8Array {
+  return textBytes("+ " + payload + CRLF);
 }
-
-/** Fixed order of the AUTH= words (§5 CAPABILITY). */
-const AUTH_WORDS: [ServerConfig["imapAuth"][number], string][] = [
-  ["plain", "AUTH=PLAIN"],
-  ["login", "AUTH=LOGIN"],
-  ["cram-md5", "AUTH=CRAM-MD5"],
-  ["external", "AUTH=EXTERNAL"],
-];
 
 /** §5 the untagged `* CAPABILITY ...` line for a TLS state. */
 export function imapCapabilityLine(config: ServerConfig, tls: boolean): Uint8Array {
   const words = [...config.imapCapabilities];
-  const auth = AUTH_WORDS.filter(([m]) => config.imapAuth.includes(m)).map(([, w]) => w);
+  // AUTH= words in the fixed order of the mechanism table.
+  const auth = offeredMechanisms(config.imapAuth).map((name) => "AUTH=" + name);
   if (tls || config.starttls === "off") words.push(...auth);
   else if (config.starttls === "on") words.push(...auth, "STARTTLS");
   else words.push("STARTTLS", "LOGINDISABLED");

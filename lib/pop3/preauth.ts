@@ -4,18 +4,11 @@
 // authRefused() (or the driver takes the remaining input and hands over).
 
 import type { ServerConfig } from "../config/types.ts";
-import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
-import { CLOSE, info, QUIT, type SaslWait, send } from "../core/steps.ts";
+import type { AuthRefusal, ClientStep, PreauthContext, PreauthMachine } from "../core/machine.ts";
+import { CLOSE, info, QUIT, refusal, send } from "../core/steps.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
-import {
-  decodeCramMd5,
-  decodeExternal,
-  decodeLoginValue,
-  decodePlain,
-  encodeBase64,
-  saslMechanism,
-} from "../core/sasl.ts";
+import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_exchange.ts";
 import { LineFramer, parseCommandLine, parseResponseLine, type Pop3Command } from "./parser.ts";
 import {
   LOG_TOO_MANY_INVALID,
@@ -23,13 +16,10 @@ import {
   POP3_COMMAND_BUFFER,
   POP3_INVALID_COMMAND,
   POP3_OK,
-  POP3_PASSWORD_CHALLENGE,
-  POP3_PLAIN_CHALLENGE,
-  POP3_USERNAME_CHALLENGE,
   pop3AuthMethods,
   type Pop3CapaLists,
   pop3CapaLists,
-  pop3CramChallenge,
+  pop3Challenge,
   pop3Err,
   pop3Greeting,
 } from "./replies.ts";
@@ -55,8 +45,8 @@ class Pop3Preauth implements PreauthMachine {
   readonly #capa: Pop3CapaLists;
   readonly #authMethods: Uint8Array;
   #phase: Phase = "initial";
-  #sasl: SaslWait = "plain";
-  /** USER name (initial -> user state) or the LOGIN user name. */
+  readonly #sasl: SaslExchange;
+  /** USER name (initial -> user state). */
   #user = "";
   #salt: string | null = null;
   #errors = 0;
@@ -67,6 +57,8 @@ class Pop3Preauth implements PreauthMachine {
     this.#config = ctx.config;
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
+    // CRAM-MD5's challenge is the greeting's salt.
+    this.#sasl = new SaslExchange({ enabled: ctx.config.pop3Auth, salt: () => this.#saltOnce() }, ctx.saslMechanisms);
     this.#input = new LineBuffer(POP3_COMMAND_BUFFER + READ_CHUNK_SLACK);
     this.#capa = pop3CapaLists(ctx.config);
     this.#authMethods = pop3AuthMethods(ctx.config);
@@ -113,9 +105,11 @@ class Pop3Preauth implements PreauthMachine {
     if (this.#phase === "tls") this.#phase = "initial";
   }
 
-  authRefused(message: string, _errorCode: string | null): Uint8Array {
-    this.#toInitial();
-    return pop3Err(message);
+  authRefused(r: AuthRefusal): ClientStep[] {
+    const challenge = this.#sasl.refuse(r);
+    if (challenge === null) return this.#refusal(r);
+    this.#phase = "sasl"; // the client's answer, then the refusal
+    return [send(pop3Challenge(challenge))];
   }
 
   takeInput(): Uint8Array {
@@ -167,7 +161,7 @@ class Pop3Preauth implements PreauthMachine {
         if (this.#starttlsOnly() || args.length !== 2 || !this.#enabled("apop")) {
           return this.#refuse();
         }
-        return this.#auth("apop", args[0], args[1], this.#saltOnce());
+        return this.#auth({ method: "apop", user: args[0], pass: args[1], salt: this.#saltOnce() });
       case "AUTH":
         return this.#authCommand(args);
       case "CAPA":
@@ -192,7 +186,7 @@ class Pop3Preauth implements PreauthMachine {
     switch (command) {
       case "PASS":
         if (args.length !== 1) return this.#refuse();
-        return this.#auth("plain", this.#user, args[0], null);
+        return this.#auth({ method: "plain", user: this.#user, pass: args[0], salt: null });
       case "CAPA":
         // As nginx: the TLS-active list whatever the TLS state.
         return [send(this.#capa.full)];
@@ -237,99 +231,45 @@ class Pop3Preauth implements PreauthMachine {
 
   #authCommand(args: string[]): ClientStep[] {
     if (this.#starttlsOnly()) return this.#refuse();
-    const n = args.length;
-    if (n === 0) return [send(this.#authMethods)];
-    switch (saslMechanism(args[0])) {
-      case "plain":
-        if (n === 1) return this.#challenge("plain", POP3_PLAIN_CHALLENGE);
-        if (n === 2) return this.#plain(args[1]);
-        break;
-      case "login":
-        if (n === 1) return this.#challenge("login-user", POP3_USERNAME_CHALLENGE);
-        if (n === 2) return this.#loginUserName(args[1]);
-        break;
-      case "cram-md5":
-        if (n === 1 && this.#enabled("cram-md5")) {
-          return this.#challenge("cram-md5", pop3CramChallenge(encodeBase64(this.#saltOnce())));
-        }
-        break;
-      case "external":
-        // Product: the initial-response form is refused too when disabled.
-        if (!this.#enabled("external")) break;
-        if (n === 1) return this.#challenge("external", POP3_USERNAME_CHALLENGE);
-        if (n === 2) return this.#external(args[1]);
-        break;
-    }
-    return this.#refuse();
-  }
-
-  #challenge(wait: SaslWait, line: Uint8Array): ClientStep[] {
-    this.#sasl = wait;
-    this.#phase = "sasl";
-    return [send(line)];
+    if (args.length === 0) return [send(this.#authMethods)];
+    return this.#saslStep(this.#sasl.start(args));
   }
 
   /** The client's answer to a challenge. */
   #saslAnswer(text: string): ClientStep[] {
-    const answer = parseResponseLine(text);
-    if (answer.kind === "invalid") return this.#invalidLine();
-    // Product: a line of exactly "*" cancels (no auth request, not counted).
-    if (answer.kind === "cancel") return this.#refuse();
-    const value = answer.value;
-    this.#phase = "initial"; // unless a further challenge follows
-    switch (this.#sasl) {
-      case "plain":
-        return this.#plain(value);
-      case "login-user":
-        return this.#loginUserName(value);
-      case "login-pass": {
-        const pass = decodeLoginValue(value);
-        if (!pass.ok) return this.#decodeError(pass.log);
-        return this.#auth("plain", this.#user, pass.value, null);
-      }
-      case "cram-md5": {
-        const c = decodeCramMd5(value);
-        if (!c.ok) return this.#decodeError(c.log);
-        return this.#auth("cram-md5", c.user, c.pass, this.#saltOnce());
-      }
-      case "external":
-        return this.#external(value);
+    return this.#saslStep(this.#sasl.answer(parseResponseLine(text)));
+  }
+
+  #saslStep(step: SaslStep): ClientStep[] {
+    switch (step.kind) {
+      case "challenge":
+        this.#phase = "sasl";
+        return [send(pop3Challenge(step.payload))];
+      case "credentials":
+        return this.#auth(step.creds);
+      case "decodeError":
+        // Info log, -ERR, back to the initial state, not counted.
+        this.#toInitial();
+        return [info(step.log), send(POP3_INVALID_COMMAND)];
+      case "invalid":
+        return this.#invalidLine();
+      case "refused":
+        return this.#refusal(step.refusal);
+      default:
+        // Unsupported mechanism; product: a line of exactly "*" cancels (no
+        // auth request, not counted).
+        return this.#refuse();
     }
   }
 
-  #plain(b64: string): ClientStep[] {
-    const c = decodePlain(b64);
-    if (!c.ok) return this.#decodeError(c.log);
-    return this.#auth("plain", c.user, c.pass, null);
-  }
-
-  #loginUserName(b64: string): ClientStep[] {
-    const user = decodeLoginValue(b64);
-    if (!user.ok) return this.#decodeError(user.log);
-    this.#user = user.value;
-    return this.#challenge("login-pass", POP3_PASSWORD_CHALLENGE);
-  }
-
-  #external(b64: string): ClientStep[] {
-    const id = decodeExternal(b64);
-    if (!id.ok) return this.#decodeError(id.log);
-    // Auth-Pass is always empty for EXTERNAL (product decision).
-    return this.#auth("external", id.value, "", null);
-  }
-
-  /** Decoding errors: info log, -ERR, back to the initial state, not counted. */
-  #decodeError(log: string): ClientStep[] {
+  #refusal(r: AuthRefusal): ClientStep[] {
     this.#toInitial();
-    return [info(log), send(POP3_INVALID_COMMAND)];
+    if (r.close) this.#phase = "closed";
+    return refusal(pop3Err(r.message), r.close);
   }
 
-  #auth(
-    method: Credentials["method"],
-    user: string,
-    pass: string,
-    salt: string | null,
-  ): ClientStep[] {
+  #auth(creds: SaslCredentials): ClientStep[] {
     this.#phase = "auth";
-    return [{ kind: "auth", creds: { method, user, pass, salt } }];
+    return [{ kind: "auth", creds }];
   }
 }

@@ -3,9 +3,9 @@
 // spec/pop3.md line by line. User names, passwords, salts and Auth-Status
 // text are binary strings (one char per byte); config words are text.
 
-import type { Pop3AuthMethod, ServerConfig } from "../config/types.ts";
+import type { ServerConfig } from "../config/types.ts";
 import { binaryToBytes, textBytes } from "../core/bytes.ts";
-import { SASL_PASSWORD_CHALLENGE, SASL_USERNAME_CHALLENGE } from "../core/sasl.ts";
+import { offeredMechanisms, type SaslMechanism } from "../core/sasl_exchange.ts";
 
 const CRLF = "\r\n";
 
@@ -20,12 +20,9 @@ export const POP3_OK = textBytes("+OK" + CRLF);
 export const POP3_INVALID_COMMAND = textBytes("-ERR invalid command" + CRLF);
 /** README "Common rules": every internal failure; the connection is then closed. */
 export const POP3_INTERNAL_ERROR = textBytes("-ERR internal server error" + CRLF);
-/** §7 AUTH PLAIN without initial response: plus and one space. */
-export const POP3_PLAIN_CHALLENGE = textBytes("+ " + CRLF);
-/** §7 AUTH LOGIN / EXTERNAL user-name challenge. */
-export const POP3_USERNAME_CHALLENGE = textBytes("+ " + SASL_USERNAME_CHALLENGE + CRLF);
-/** §7 AUTH LOGIN password challenge. */
-export const POP3_PASSWORD_CHALLENGE = textBytes("+ " + SASL_PASSWORD_CHALLENGE + CRLF);
+/** tls_and_proxy_protocol.md §4: ssl_verify_client failures, then close. */
+export const POP3_CERT_ERROR = textBytes("-ERR SSL certificate error" + CRLF);
+export const POP3_NO_CERT = textBytes("-ERR No required SSL certificate" + CRLF);
 
 // ---- to the client, built --------------------------------------------------
 
@@ -41,23 +38,22 @@ export function pop3Err(message: string): Uint8Array {
   return binaryToBytes("-ERR " + message + CRLF);
 }
 
-/** §7 CRAM-MD5 challenge: `+ ` and the base64 of the salt. */
-export function pop3CramChallenge(saltBase64: string): Uint8Array {
-  return textBytes("+ " + saltBase64 + CRLF);
+/**
+ * §7 AUTH challenge: `+ ` and the base64 payload (PLAIN: nothing after the
+ * space; LOGIN / EXTERNAL: "Username:"; CRAM-MD5: the salt).
+ */
+export function pop3Challenge(payload: string): Uint8Array {
+  return textBytes("+ " + payload + CRLF);
 }
 
-/**
- * The SASL mechanism names of each pop3_auth method, in the fixed order of
- * §5/§6 (apop has none: it is never listed).
- */
-const SASL_NAMES: [Pop3AuthMethod, string[]][] = [
-  ["plain", ["PLAIN", "LOGIN"]],
-  ["cram-md5", ["CRAM-MD5"]],
-  ["external", ["EXTERNAL"]],
-];
+/** pop3_auth has no `login`: its `plain` offers LOGIN too (as nginx). apop is no SASL mechanism. */
+function pop3Directive(m: SaslMechanism): string {
+  return m.directive === "login" ? "plain" : m.directive;
+}
 
+/** The SASL mechanism names pop3_auth offers, in the fixed order of §5/§6. */
 function saslNames(config: ServerConfig): string[] {
-  return SASL_NAMES.filter(([m]) => config.pop3Auth.includes(m)).flatMap(([, n]) => n);
+  return offeredMechanisms(config.pop3Auth, undefined, pop3Directive);
 }
 
 const CAPA_FIRST = "+OK Capability list follows" + CRLF;

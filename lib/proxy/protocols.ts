@@ -4,10 +4,10 @@ import type { Protocol } from "../config/types.ts";
 import type { BackendContext, BackendLogin, PreauthContext, PreauthMachine } from "../core/machine.ts";
 import { createImapPreauth } from "../imap/preauth.ts";
 import { createImapBackendLogin } from "../imap/backend_login.ts";
-import { IMAP_INTERNAL_ERROR } from "../imap/replies.ts";
+import { IMAP_CERT_ERROR, IMAP_INTERNAL_ERROR, IMAP_NO_CERT } from "../imap/replies.ts";
 import { createPop3Preauth } from "../pop3/preauth.ts";
 import { createPop3BackendLogin } from "../pop3/backend_login.ts";
-import { POP3_INTERNAL_ERROR } from "../pop3/replies.ts";
+import { POP3_CERT_ERROR, POP3_INTERNAL_ERROR, POP3_NO_CERT } from "../pop3/replies.ts";
 import { createSmtpPreauth } from "../smtp/preauth.ts";
 import { createSmtpBackendLogin } from "../smtp/backend_login.ts";
 import {
@@ -17,13 +17,6 @@ import {
   SMTP_NO_CERT,
   SMTP_PIPELINING_BEFORE_GREETING,
 } from "../smtp/replies.ts";
-import { textBytes } from "../core/bytes.ts";
-
-// Client-certificate refusals (tls_and_proxy_protocol.md §4); SMTP's live in smtp/replies.ts.
-const IMAP_CERT_ERROR = textBytes("* BYE SSL certificate error\r\n");
-const IMAP_NO_CERT = textBytes("* BYE No required SSL certificate\r\n");
-const POP3_CERT_ERROR = textBytes("-ERR SSL certificate error\r\n");
-const POP3_NO_CERT = textBytes("-ERR No required SSL certificate\r\n");
 
 export interface ProtocolModule {
   createPreauth(ctx: PreauthContext): PreauthMachine;

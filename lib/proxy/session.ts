@@ -399,7 +399,7 @@ export class Session {
         this.#env.log.log(step.level, step.message, this.ctx);
         return true;
       case "close":
-        this.#outcome = step.quit ? "quit" : "rejected";
+        this.#outcome = step.reason ?? "rejected";
         this.#closeClientGracefully();
         return false;
       case "starttls":
@@ -453,19 +453,24 @@ export class Session {
     }
     if (result.kind === "refused") {
       env.log.info(`client login failed: "${result.message}"`, this.ctx);
-      if (result.waitSec > 0) {
+      const close = result.waitSec <= 0; // no Auth-Wait: the refusal ends the session
+      if (!close) {
         await new Promise((r) => setTimeout(r, result.waitSec * 1000));
         if (this.#closed) return false;
-        const line = this.#machine!.authRefused(result.message, result.errorCode);
-        this.phase = "preauth";
-        this.#arm(env.server.timeoutMs, () => this.#timedOut());
-        if (!this.#write(line)) await this.#drained();
-        return !this.#closed;
       }
-      this.#outcome = "refused";
-      this.#write(this.#machine!.authRefused(result.message, result.errorCode));
-      this.#closeClientGracefully();
-      return false;
+      // A refusal may take a round trip (an error challenge, the client's
+      // answer, then the refusal line), so the dialogue resumes either way;
+      // with `close` the machine ends it with a close step.
+      const steps = this.#machine!.authRefused({
+        message: result.message,
+        errorCode: result.errorCode,
+        saslError: null,
+        close,
+      });
+      this.phase = "preauth";
+      this.#arm(env.server.timeoutMs, () => this.#timedOut());
+      for (const step of steps) if (!(await this.#step(step))) return false;
+      return !this.#closed;
     }
     this.ctx.login = loginForLog(result.user);
     this.ctx.upstream = result.backendName;

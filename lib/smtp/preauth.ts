@@ -6,19 +6,13 @@
 // greeting delay and its early-talker rejection belong to the driver.
 
 import type { ServerConfig } from "../config/types.ts";
-import type { ClientStep, Credentials, PreauthContext, PreauthMachine } from "../core/machine.ts";
-import { CLOSE, info, QUIT, type SaslWait, send } from "../core/steps.ts";
+import type { AuthRefusal, ClientStep, PreauthContext, PreauthMachine } from "../core/machine.ts";
+import { CLOSE, info, QUIT, refusal, send } from "../core/steps.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
-import {
-  decodeCramMd5,
-  decodeExternal,
-  decodeLoginValue,
-  decodePlain,
-  saslMechanism,
-  saslResponseOfLine,
-} from "../core/sasl.ts";
+import { saslResponseOfLine } from "../core/sasl.ts";
+import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_exchange.ts";
 import { MAX_ARGS, SmtpParser, TOO_LONG_LOG_HEAD } from "./parser.ts";
 import {
   LOG_TOO_MANY_INVALID,
@@ -30,11 +24,8 @@ import {
   SMTP_INVALID_ARGUMENT,
   SMTP_INVALID_COMMAND,
   SMTP_OK,
-  SMTP_PASSWORD_CHALLENGE,
-  SMTP_PLAIN_CHALLENGE,
   SMTP_START_TLS,
-  SMTP_USERNAME_CHALLENGE,
-  smtpCramChallenge,
+  smtpChallenge,
   smtpEhloReply,
   smtpGreeting,
   smtpHeloReply,
@@ -69,8 +60,7 @@ class SmtpPreauth implements PreauthMachine {
   readonly #ehlo: { plain: Uint8Array; tls: Uint8Array };
   readonly #helo: Uint8Array;
   #phase: Phase = "command";
-  #sasl: SaslWait = "plain";
-  #loginUser = "";
+  readonly #sasl: SaslExchange;
   #salt: string | null = null;
   #errors = 0;
   /** The driver pushed more than the buffer may hold: input was lost. */
@@ -85,6 +75,7 @@ class SmtpPreauth implements PreauthMachine {
     this.#config = ctx.config;
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
+    this.#sasl = new SaslExchange({ enabled: ctx.config.smtpAuth, salt: () => (this.#salt ??= this.#makeSalt()) }, ctx.saslMechanisms);
     this.#input = new LineBuffer(ctx.config.smtpClientBuffer + READ_CHUNK_SLACK);
     this.#parser = new SmtpParser(ctx.config.smtpClientBuffer);
     this.#ehlo = { plain: smtpEhloReply(ctx.config, false), tls: smtpEhloReply(ctx.config, true) };
@@ -152,12 +143,11 @@ class SmtpPreauth implements PreauthMachine {
     if (this.#phase === "tls") this.#phase = "command";
   }
 
-  authRefused(message: string, errorCode: string | null): Uint8Array {
-    // §7: HELO, MAIL and RCPT remembered before the attempt stay remembered
-    // (as nginx; a `none` refusal keeps the RCPT too: a new RCPT replaces
-    // it, RSET clears both).
-    this.#phase = "command";
-    return smtpRefused(message, errorCode);
+  authRefused(r: AuthRefusal): ClientStep[] {
+    const challenge = this.#sasl.refuse(r);
+    if (challenge === null) return this.#refusal(r);
+    this.#phase = "sasl"; // the client's answer, then the refusal
+    return [send(smtpChallenge(challenge))];
   }
 
   takeInput(): Uint8Array {
@@ -204,8 +194,6 @@ class SmtpPreauth implements PreauthMachine {
     if (this.#from !== "") return [send(SMTP_BAD_SEQUENCE)];
     if (args.length === 0) return [send(SMTP_INVALID_ARGUMENT)];
     this.#from = commandText(line);
-    // What a failed AUTH left behind is not part of a `none` request.
-    this.#loginUser = "";
     return [send(SMTP_OK)];
   }
 
@@ -244,102 +232,52 @@ class SmtpPreauth implements PreauthMachine {
   #authCommand(args: string[]): ClientStep[] {
     if (this.#config.starttls === "only" && !this.#tls) return [send(SMTP_INVALID_COMMAND)];
     if (args.length === 0) return [send(SMTP_INVALID_ARGUMENT)];
-    const n = args.length;
-    switch (saslMechanism(args[0])) {
-      case "plain": // always accepted
-        if (n === 1) return this.#challenge("plain", SMTP_PLAIN_CHALLENGE);
-        if (n === 2) return this.#plain(args[1]);
-        break;
-      case "login": // always accepted
-        if (n === 1) return this.#challenge("login-user", SMTP_USERNAME_CHALLENGE);
-        if (n === 2) return this.#loginUserName(args[1]);
-        break;
-      case "cram-md5":
-        if (n === 1 && this.#enabled("cram-md5")) {
-          this.#salt ??= this.#makeSalt();
-          return this.#challenge("cram-md5", smtpCramChallenge(this.#salt));
-        }
-        break;
-      case "external":
-        // Product: the initial-response form is refused too when disabled.
-        if (!this.#enabled("external")) break;
-        if (n === 1) return this.#challenge("external", SMTP_USERNAME_CHALLENGE);
-        if (n === 2) return this.#external(args[1]);
-        break;
-    }
-    return [send(SMTP_INVALID_COMMAND)]; // not counted
-  }
-
-  #challenge(wait: SaslWait, line: Uint8Array): ClientStep[] {
-    this.#sasl = wait;
-    this.#phase = "sasl";
-    return [send(line)];
+    return this.#saslStep(this.#sasl.start(args));
   }
 
   /** The client's answer to a challenge. */
   #saslAnswer(line: string): ClientStep[] {
-    this.#phase = "command"; // unless a further challenge follows
-    const answer = saslResponseOfLine(line, MAX_ARGS);
-    if (answer.kind === "invalid") return this.#invalidLine();
-    // Product: a line of exactly "*" cancels (RFC 4954), not counted.
-    if (answer.kind === "cancel") return [send(SMTP_INVALID_ARGUMENT)];
-    const value = answer.value;
-    switch (this.#sasl) {
-      case "plain":
-        return this.#plain(value);
-      case "login-user":
-        return this.#loginUserName(value);
-      case "login-pass": {
-        const pass = decodeLoginValue(value);
-        if (!pass.ok) return this.#decodeError(pass.log);
-        return this.#auth("plain", this.#loginUser, pass.value, null);
-      }
-      case "cram-md5": {
-        const c = decodeCramMd5(value);
-        if (!c.ok) return this.#decodeError(c.log);
-        return this.#auth("cram-md5", c.user, c.pass, this.#salt);
-      }
-      case "external":
-        return this.#external(value);
+    return this.#saslStep(this.#sasl.answer(saslResponseOfLine(line, MAX_ARGS)));
+  }
+
+  #saslStep(step: SaslStep): ClientStep[] {
+    this.#phase = "command"; // unless a challenge follows
+    switch (step.kind) {
+      case "challenge":
+        this.#phase = "sasl";
+        return [send(smtpChallenge(step.payload))];
+      case "credentials":
+        return this.#auth(step.creds);
+      case "decodeError":
+        // 500, back to the initial state, not counted.
+        return [info(step.log), send(SMTP_INVALID_COMMAND)];
+      case "invalid":
+        return this.#invalidLine();
+      case "cancel":
+        // Product: a line of exactly "*" cancels (RFC 4954), not counted.
+        return [send(SMTP_INVALID_ARGUMENT)];
+      case "refused":
+        return this.#refusal(step.refusal);
+      case "unsupported":
+        return [send(SMTP_INVALID_COMMAND)]; // not counted
     }
   }
 
-  #plain(b64: string): ClientStep[] {
-    const c = decodePlain(b64);
-    if (!c.ok) return this.#decodeError(c.log);
-    return this.#auth("plain", c.user, c.pass, null);
+  /**
+   * §7: HELO, MAIL and RCPT remembered before the attempt stay remembered
+   * (as nginx; a `none` refusal keeps the RCPT too: a new RCPT replaces it,
+   * RSET clears both).
+   */
+  #refusal(r: AuthRefusal): ClientStep[] {
+    this.#phase = r.close ? "closed" : "command";
+    return refusal(smtpRefused(r.message, r.errorCode), r.close);
   }
 
-  #loginUserName(b64: string): ClientStep[] {
-    const user = decodeLoginValue(b64);
-    if (!user.ok) return this.#decodeError(user.log);
-    this.#loginUser = user.value;
-    return this.#challenge("login-pass", SMTP_PASSWORD_CHALLENGE);
-  }
-
-  #external(b64: string): ClientStep[] {
-    const id = decodeExternal(b64);
-    if (!id.ok) return this.#decodeError(id.log);
-    // Auth-Pass is always empty for EXTERNAL (product decision).
-    return this.#auth("external", id.value, "", null);
-  }
-
-  /** Decoding errors: 500, back to the initial state, not counted. */
-  #decodeError(log: string): ClientStep[] {
-    this.#phase = "command";
-    return [info(log), send(SMTP_INVALID_COMMAND)];
-  }
-
-  #auth(
-    method: Credentials["method"],
-    user: string,
-    pass: string,
-    salt: string | null,
-  ): ClientStep[] {
+  #auth(creds: SaslCredentials): ClientStep[] {
     this.#phase = "auth";
     // The backend login replays HELO/EHLO (XCLIENT); MAIL/RCPT are only
     // part of `none` requests.
     const smtp = { helo: this.#heloArg, esmtp: this.#esmtp, from: "", to: "" };
-    return [{ kind: "auth", creds: { method, user, pass, salt, smtp } }];
+    return [{ kind: "auth", creds: { ...creds, smtp } }];
   }
 }

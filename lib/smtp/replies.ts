@@ -7,7 +7,8 @@
 import type { ServerConfig } from "../config/types.ts";
 import { binaryToBytes, bytesToBinary, textBytes } from "../core/bytes.ts";
 import { escapeForLog, redactCommand } from "../core/redact.ts";
-import { encodeBase64, SASL_PASSWORD_CHALLENGE, SASL_USERNAME_CHALLENGE } from "../core/sasl.ts";
+import { encodeBase64 } from "../core/sasl.ts";
+import { offeredMechanisms } from "../core/sasl_exchange.ts";
 import { xtextEncode } from "./xtext.ts";
 
 const CRLF = "\r\n";
@@ -33,12 +34,6 @@ export const SMTP_NO_CERT = textBytes("421 4.7.1 No required SSL certificate" + 
 /** §8.2: what the client sees when the backend login of an AUTH session succeeds. */
 export const SMTP_AUTH_SUCCESS = textBytes("235 2.0.0 OK" + CRLF);
 
-// §6 AUTH challenges.
-/** PLAIN without initial response: the code and one space. */
-export const SMTP_PLAIN_CHALLENGE = textBytes("334 " + CRLF);
-export const SMTP_USERNAME_CHALLENGE = textBytes("334 " + SASL_USERNAME_CHALLENGE + CRLF);
-export const SMTP_PASSWORD_CHALLENGE = textBytes("334 " + SASL_PASSWORD_CHALLENGE + CRLF);
-
 /** §7: the code used for a refusal when the auth server sent no Auth-Error-Code. */
 export const SMTP_DEFAULT_REFUSAL_CODE = "535 5.7.0";
 
@@ -54,9 +49,12 @@ export function smtpHeloReply(serverName: string): Uint8Array {
   return textBytes(`250 ${serverName}` + CRLF);
 }
 
-/** §6 CRAM-MD5 challenge: `334 ` and the base64 of the salt. */
-export function smtpCramChallenge(salt: string): Uint8Array {
-  return textBytes("334 " + encodeBase64(salt) + CRLF);
+/**
+ * §6 AUTH challenge: `334 ` and the base64 payload (PLAIN: nothing after
+ * the space; LOGIN / EXTERNAL: "Username:"; CRAM-MD5: the salt).
+ */
+export function smtpChallenge(payload: string): Uint8Array {
+  return textBytes("334 " + payload + CRLF);
 }
 
 /**
@@ -67,18 +65,11 @@ export function smtpRefused(message: string, errorCode: string | null): Uint8Arr
   return binaryToBytes((errorCode ?? SMTP_DEFAULT_REFUSAL_CODE) + " " + message + CRLF);
 }
 
-/** Fixed order of the AUTH methods (§6). */
-const AUTH_WORDS: [ServerConfig["smtpAuth"][number], string][] = [
-  ["plain", "PLAIN"],
-  ["login", "LOGIN"],
-  ["cram-md5", "CRAM-MD5"],
-  ["external", "EXTERNAL"],
-];
-
 /** §6 the EHLO reply for a TLS state. */
 export function smtpEhloReply(config: ServerConfig, tls: boolean): Uint8Array {
   const lines = [config.serverName, ...config.smtpCapabilities];
-  const methods = AUTH_WORDS.filter(([m]) => config.smtpAuth.includes(m)).map(([, w]) => w);
+  // In the fixed order of the mechanism table (§6).
+  const methods = offeredMechanisms(config.smtpAuth);
   const auth = methods.length > 0 ? ["AUTH " + methods.join(" ")] : [];
   if (tls || config.starttls === "off") lines.push(...auth);
   else if (config.starttls === "on") lines.push(...auth, "STARTTLS");

@@ -70,7 +70,7 @@ export function drive(m: PreauthMachine, chunks: string[], auth: AuthFn = () => 
               run.rest = bytesToBinary(m.takeInput()) + chunks.slice(i + 1).join("");
               return run;
             }
-            const line = bytesToBinary(m.authRefused(refusal, null));
+            const line = bytesToBinary(refuse(m, refusal));
             run.events.push("S: " + line);
             run.out += line;
             break;
@@ -80,6 +80,16 @@ export function drive(m: PreauthMachine, chunks: string[], auth: AuthFn = () => 
     }
   }
   return run;
+}
+
+/**
+ * authRefused() after Auth-Wait with a one-line refusal (no error
+ * challenge): the line it sends. Throws if the machine returns anything else.
+ */
+export function refuse(m: PreauthMachine, message: string, errorCode: string | null = null): Uint8Array {
+  const steps = m.authRefused({ message, errorCode, saslError: null, close: false });
+  if (steps.length !== 1 || steps[0].kind !== "send") throw new Error("not a one-line refusal: " + JSON.stringify(steps));
+  return steps[0].data;
 }
 
 /** drive() with one chunk per argument, returning only the events. */

@@ -4,6 +4,7 @@ import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
 import type { Credentials, PreauthMachine } from "../../lib/core/machine.ts";
 import { encodeBase64 } from "../../lib/core/sasl.ts";
+import { refuse } from "../helpers/drive_machine.ts";
 import { createImapPreauth } from "../../lib/imap/preauth.ts";
 
 // ---- test driver ---------------------------------------------------------
@@ -99,7 +100,7 @@ function drive(m: PreauthMachine, chunks: string[], auth: AuthFn = () => "denied
               run.rest = bytesToBinary(m.takeInput()) + chunks.slice(i + 1).join("");
               return run;
             }
-            const line = bytesToBinary(m.authRefused(refusal, null));
+            const line = bytesToBinary(refuse(m, refusal, null));
             run.events.push("S: " + line);
             run.out += line;
             break;
@@ -310,7 +311,7 @@ describe("authRefused and hand-over", () => {
     assert.equal(steps[0].kind, "auth");
     assert.deepEqual(m.next(), [], "suspended while the auth request runs");
     assert.equal(
-      bytesToBinary(m.authRefused("Invalid login or password", null)),
+      bytesToBinary(refuse(m, "Invalid login or password", null)),
       "a02 NO Invalid login or password\r\n",
     );
     assert.deepEqual(m.next(), [{ kind: "send", data: binaryToBytes("a03 OK completed\r\n") }]);
@@ -318,7 +319,7 @@ describe("authRefused and hand-over", () => {
   test("the refusal message (a binary string from the auth server) goes out byte for byte", () => {
     const { m } = machine();
     drive(m, ["t LOGIN a b\r\n"], () => null);
-    assert.deepEqual([...m.authRefused("\xc3\xa9", null)], [0x74, 0x20, 0x4e, 0x4f, 0x20, 0xc3, 0xa9, 0x0d, 0x0a]);
+    assert.deepEqual([...refuse(m, "\xc3\xa9", null)], [0x74, 0x20, 0x4e, 0x4f, 0x20, 0xc3, 0xa9, 0x0d, 0x0a]);
   });
   test("pipelined commands after the credentials are kept for the backend", () => {
     const r = drive(

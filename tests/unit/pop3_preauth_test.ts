@@ -5,7 +5,7 @@ import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
 import { encodeBase64 } from "../../lib/core/sasl.ts";
 import { createPop3Preauth } from "../../lib/pop3/preauth.ts";
 import { POP3_INTERNAL_ERROR } from "../../lib/pop3/replies.ts";
-import { type AuthFn, drive, events } from "../helpers/drive_machine.ts";
+import { type AuthFn, drive, events, refuse } from "../helpers/drive_machine.ts";
 
 function config(o: Partial<ServerConfig> = {}): ServerConfig {
   return {
@@ -548,7 +548,7 @@ describe("after the auth server answers (pop3.md §8)", () => {
     }]);
     assert.deepEqual(m.next(), [], "suspended while the auth request runs");
     assert.equal(
-      bytesToBinary(m.authRefused("Invalid login or password", null)),
+      bytesToBinary(refuse(m, "Invalid login or password", null)),
       "-ERR Invalid login or password\r\n",
     );
     assert.deepEqual(m.next(), [{ kind: "send", data: binaryToBytes("-ERR invalid command\r\n") }]);
@@ -557,7 +557,7 @@ describe("after the auth server answers (pop3.md §8)", () => {
   test("the refusal message is sent byte for byte", () => {
     const { m } = machine();
     drive(m, ["USER a\r\nPASS b\r\n"], () => null);
-    assert.deepEqual([...m.authRefused("\xc3\xa9 \x80", "535 5.7.8")], [
+    assert.deepEqual([...refuse(m, "\xc3\xa9 \x80", "535 5.7.8")], [
       ...binaryToBytes("-ERR \xc3\xa9 \x80\r\n"),
     ]);
   });

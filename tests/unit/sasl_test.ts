@@ -9,7 +9,6 @@ import {
   encodeBase64,
   SASL_PASSWORD_CHALLENGE,
   SASL_USERNAME_CHALLENGE,
-  saslMechanism,
   saslResponseOfLine,
   saslResponseOfWords,
 } from "../../lib/core/sasl.ts";
@@ -166,17 +165,6 @@ describe("LOGIN and EXTERNAL values", () => {
       ok: false,
       log: "client sent invalid base64 encoding in AUTH EXTERNAL command",
     });
-  });
-});
-
-describe("mechanism names", () => {
-  test("case-insensitive, unknown is null", () => {
-    assert.equal(saslMechanism("plain"), "plain");
-    assert.equal(saslMechanism("LoGiN"), "login");
-    assert.equal(saslMechanism("cram-md5"), "cram-md5");
-    assert.equal(saslMechanism("EXTERNAL"), "external");
-    assert.equal(saslMechanism("DIGEST-MD5"), null);
-    assert.equal(saslMechanism(""), null);
   });
 });
 

@@ -4,6 +4,7 @@ import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
 import type { Credentials, PreauthMachine } from "../../lib/core/machine.ts";
 import { encodeBase64 } from "../../lib/core/sasl.ts";
+import { refuse } from "../helpers/drive_machine.ts";
 import { createSmtpPreauth } from "../../lib/smtp/preauth.ts";
 import {
   logRejectedBeforeGreeting,
@@ -109,7 +110,7 @@ function drive(m: PreauthMachine, chunks: string[], auth: AuthFn = () => "denied
               return run;
             }
             const [msg, code] = typeof refusal === "string" ? [refusal, null] : refusal;
-            run.events.push("S: " + bytesToBinary(m.authRefused(msg, code)));
+            run.events.push("S: " + bytesToBinary(refuse(m, msg, code)));
             break;
           }
         }
@@ -675,18 +676,18 @@ describe("auth refusal (smtp.md §7)", () => {
     m.push(binaryToBytes(`AUTH PLAIN ${plainIr("u", "p")}\r\n`));
     assert.equal(m.next()[0].kind, "auth");
     assert.equal(
-      bytesToBinary(m.authRefused("Invalid login or password", null)),
+      bytesToBinary(refuse(m, "Invalid login or password", null)),
       "535 5.7.0 Invalid login or password\r\n",
     );
     m.push(binaryToBytes(`AUTH PLAIN ${plainIr("u", "p")}\r\n`));
     assert.equal(m.next()[0].kind, "auth");
     assert.equal(
-      bytesToBinary(m.authRefused("Mailbox store offline", "451 4.3.0")),
+      bytesToBinary(refuse(m, "Mailbox store offline", "451 4.3.0")),
       "451 4.3.0 Mailbox store offline\r\n",
     );
     m.push(binaryToBytes(`AUTH PLAIN ${plainIr("u", "p")}\r\n`));
     assert.equal(m.next()[0].kind, "auth");
-    assert.deepEqual([...m.authRefused("caf\xc3\xa9", null)].slice(-4), [0xc3, 0xa9, 0x0d, 0x0a]);
+    assert.deepEqual([...refuse(m, "caf\xc3\xa9", null)].slice(-4), [0xc3, 0xa9, 0x0d, 0x0a]);
   });
 
   test("the machine is suspended while the auth request runs", () => {
@@ -694,7 +695,7 @@ describe("auth refusal (smtp.md §7)", () => {
     m.push(binaryToBytes(`AUTH PLAIN ${plainIr("u", "p")}\r\nNOOP\r\n`));
     assert.equal(m.next()[0].kind, "auth");
     assert.deepEqual(m.next(), []);
-    m.authRefused("no", null);
+    refuse(m, "no", null);
     assert.deepEqual(m.next().map((s) => s.kind === "send" ? bytesToBinary(s.data) : s.kind), [
       "250 2.0.0 OK\r\n",
     ]);
