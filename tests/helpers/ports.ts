@@ -99,15 +99,19 @@ function reserve(port: number): boolean {
   return false;
 }
 
-process.on("exit", () => {
-  for (const p of held) {
+function release(): void {
+  for (const p of held.splice(0)) {
     try {
       unlinkSync(p);
     } catch {
       // already gone
     }
   }
-});
+}
+// Bun runs process "exit" handlers; `deno test` does not, but fires "unload".
+// A lock left behind (a killed process) is taken over once its pid is gone.
+process.on("exit", release);
+(globalThis as { addEventListener?: (type: string, f: () => void) => void }).addEventListener?.("unload", release);
 
 /** Whether a listener can bind host:port now (EADDRNOTAVAIL, e.g. no IPv6, counts as free). */
 function bindable(port: number, host: string): Promise<boolean> {
