@@ -2,6 +2,7 @@
 
 import type { Protocol } from "../config/types.ts";
 import type { BackendContext, BackendLogin, PreauthContext, PreauthMachine } from "../core/machine.ts";
+import type { BeforeGreeting } from "../core/pre_greeting.ts";
 import { createImapPreauth } from "../imap/preauth.ts";
 import { createImapBackendLogin } from "../imap/backend_login.ts";
 import { IMAP_CERT_ERROR, IMAP_INTERNAL_ERROR, IMAP_NO_CERT } from "../imap/replies.ts";
@@ -10,13 +11,8 @@ import { createPop3BackendLogin } from "../pop3/backend_login.ts";
 import { POP3_CERT_ERROR, POP3_INTERNAL_ERROR, POP3_NO_CERT } from "../pop3/replies.ts";
 import { createSmtpPreauth } from "../smtp/preauth.ts";
 import { createSmtpBackendLogin } from "../smtp/backend_login.ts";
-import {
-  logRejectedBeforeGreeting,
-  SMTP_CERT_ERROR,
-  SMTP_INTERNAL_ERROR,
-  SMTP_NO_CERT,
-  SMTP_PIPELINING_BEFORE_GREETING,
-} from "../smtp/replies.ts";
+import { smtpBeforeGreeting } from "../smtp/pre_greeting.ts";
+import { SMTP_CERT_ERROR, SMTP_INTERNAL_ERROR, SMTP_NO_CERT } from "../smtp/replies.ts";
 
 export interface ProtocolModule {
   createPreauth(ctx: PreauthContext): PreauthMachine;
@@ -25,8 +21,11 @@ export interface ProtocolModule {
   internalError: Uint8Array;
   /** Lines refusing a client certificate (tls_and_proxy_protocol.md §4), then close. */
   tlsRejects: { certError: Uint8Array; noCert: Uint8Array };
-  /** SMTP: the reply and log line for a client that talks before the delayed greeting. */
-  earlyTalker?: { reply: Uint8Array; log(data: Uint8Array): string };
+  /**
+   * Work before the greeting (SMTP: client host lookup, smtp_greeting_delay,
+   * refusing early talkers); protocols without it greet at once.
+   */
+  beforeGreeting?: BeforeGreeting;
 }
 
 export const PROTOCOLS: Record<Protocol, ProtocolModule> = {
@@ -47,6 +46,6 @@ export const PROTOCOLS: Record<Protocol, ProtocolModule> = {
     createBackendLogin: createSmtpBackendLogin,
     internalError: SMTP_INTERNAL_ERROR,
     tlsRejects: { certError: SMTP_CERT_ERROR, noCert: SMTP_NO_CERT },
-    earlyTalker: { reply: SMTP_PIPELINING_BEFORE_GREETING, log: logRejectedBeforeGreeting },
+    beforeGreeting: smtpBeforeGreeting,
   },
 };

@@ -12,6 +12,7 @@
 // keep the settings they started with.
 
 import { lstatSync, unlinkSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import type { Config, ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import { ErrorLog } from "../log/error_log.ts";
@@ -69,6 +70,7 @@ import { PROTOCOLS, type ProtocolModule } from "./protocols.ts";
 import { Session } from "./session.ts";
 import { serverTlsOptions } from "./tls_options.ts";
 import { createAuthService } from "./auth_service.ts";
+import { interfaceAddresses, OwnAddresses, type OwnListener } from "./own_addresses.ts";
 
 /** Per-server state built once per configuration (re)load. */
 export interface ServerRuntime {
@@ -196,6 +198,8 @@ export class MailProxy {
   #sockets = new Map<string, Socket>();
   #maxConnections: number;
   #idleWaiters: (() => void)[] = [];
+  /** What backend dials must not connect to: our listeners, updated by apply(). */
+  readonly own = new OwnAddresses();
   /** Resolvers of the applied configuration (one use each, see resolverUsers). */
   #resolvers = new Set<Resolver>();
 
@@ -249,6 +253,7 @@ export class MailProxy {
     for (const auth of before) auth.close?.();
     for (const [key, s] of this.#sockets) if (!next.has(key)) closeSocket(s);
     this.#sockets = next;
+    this.own.update(ownListeners(next.values()), machineAddresses());
     // New uses first, so a resolver kept across the reload never drops to none.
     const resolversNow = new Set<Resolver>();
     for (const srv of servers) if (srv.resolver) resolversNow.add(srv.resolver);
@@ -284,6 +289,7 @@ export class MailProxy {
       backendTls: e.srv.backendTls,
       resolver: e.srv.resolver,
       tls: e.srv.tls,
+      own: this.own,
       onDone: (s) => {
         if (this.sessions.delete(s) && resolver) releaseResolver(resolver);
         if (this.sessions.size === 0) {
@@ -313,6 +319,32 @@ export class MailProxy {
   /** Closes every session now. */
   abortAll(): void {
     for (const s of [...this.sessions]) s.abort();
+  }
+}
+
+/** The TCP sockets' addresses, with the port each one really got (port 0 in tests). */
+function ownListeners(sockets: Iterable<Socket>): OwnListener[] {
+  const out: OwnListener[] = [];
+  for (const s of sockets) {
+    if (s.spec.kind !== "tcp") continue;
+    const bound = s.listener?.addr;
+    const port = s.spec.port !== 0 ? s.spec.port : bound && bound.family !== "unix" ? bound.port : 0;
+    out.push({ host: s.spec.host, port, ipv6only: s.spec.ipv6only });
+  }
+  return out;
+}
+
+/**
+ * The machine's interface addresses, read at start and at each reload (an
+ * address added in between is known from the next reload on). If they
+ * cannot be read, loopback and the listeners' own addresses are still
+ * checked.
+ */
+function machineAddresses(): string[] {
+  try {
+    return interfaceAddresses(networkInterfaces());
+  } catch {
+    return [];
   }
 }
 

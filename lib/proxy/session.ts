@@ -1,31 +1,36 @@
 // One client connection, from accept to the end of the relay. The session
-// drives the protocol's pure machines (pre-auth dialogue, backend login)
-// with real sockets, timers and the auth service; it holds no protocol
-// knowledge of its own.
+// orchestrates: it feeds the client's bytes to the protocol's pre-auth
+// machine and carries out its steps, asks the auth service, hands the
+// backend side to BackendDial (backend_dial.ts) and then the connection
+// pair to the relay. Protocol knowledge lives in the protocol modules
+// (protocols.ts: machines, the pre-greeting hook, reply lines), the client
+// certificate rules in client_cert_policy.ts.
 //
-// Phases: [PROXY header] -> [implicit TLS] -> [SMTP: host lookup, greeting
-// delay] -> greeting -> pre-auth (machine) -> auth -> backend login
-// (machine) -> relay -> done. The `timeout` directive is a total budget for
-// each of: accept..greeting, pre-auth, backend login.
+// Phases: [PROXY header] -> [implicit TLS] -> [protocol's pre-greeting
+// work: SMTP's host lookup and greeting delay] -> greeting -> pre-auth
+// (machine) -> auth -> backend dial -> relay -> done. The `timeout`
+// directive is a total budget for each of: accept..greeting, pre-auth,
+// backend login.
 
 import type { ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import { refusedHintFor } from "../auth/route_notice.ts";
-import type { BackendLogin, BackendStep, ClientStep, Credentials, PreauthMachine } from "../core/machine.ts";
+import type { ClientStep, Credentials, PreauthMachine } from "../core/machine.ts";
+import type { EarlyInput, PreGreetingIo, Waited } from "../core/pre_greeting.ts";
 import type { ErrorLog, LogContext } from "../log/error_log.ts";
 import type { Conn, Runtime, SockAddr, TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
 import { type ProxyHeader, ProxyHeaderReader } from "../proxy_protocol/reader.ts";
 import { proxyHeaderToAddr, realIpTrusted } from "../proxy_protocol/real_ip.ts";
-import { proxyV1, proxyV2 } from "../proxy_protocol/writer.ts";
-import { ownCertFor } from "../proxy_protocol/own_cert.ts";
 import { backendTlsMode } from "./backend_tls.ts";
+import { BackendDial } from "./backend_dial.ts";
+import { clientCertRefusal } from "./client_cert_policy.ts";
+import type { OwnAddresses } from "./own_addresses.ts";
+import { REAL_TIMERS, type Timers } from "./timers.ts";
 import type { Resolver } from "../resolver/resolver.ts";
 import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
 import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
-import { describeSocketError } from "../core/errno.ts";
-import { VERIFY_ERRORS_NO_CA } from "../tls/tls_verify.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
 
 /** Everything a session needs from the server that accepted it. */
@@ -43,6 +48,10 @@ export interface SessionEnv {
   resolver: Resolver | null;
   /** TLS options towards a backend address (proxy_ssl / proxy_starttls), null when off. */
   backendTls: ((addr: string) => TlsClientOptions) | null;
+  /** mailgate's own listeners, which a backend dial refuses; null: no check. */
+  own?: OwnAddresses | null;
+  /** Timers for `timeout`, the greeting delay and Auth-Wait; the host's by default. */
+  timers?: Timers;
   /** Called once when the session is completely over. */
   onDone(session: Session): void;
 }
@@ -59,9 +68,17 @@ export function addrPortText(a: SockAddr): string {
   return a.family === "ipv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-type Phase = "start" | "proxy" | "resolve" | "delay" | "preauth" | "auth" | "backend" | "relay" | "done";
+type Phase = "start" | "proxy" | "pregreet" | "preauth" | "auth" | "backend" | "relay" | "done";
 
 const isStarttls = (s: ClientStep): boolean => s.kind === "starttls";
+
+/** A wait of the pre-greeting hook in progress (see #wait). */
+interface PreGreetingWait {
+  input: EarlyInput;
+  settle(w: Waited<unknown>): void;
+}
+
+const OVER: Waited<never> = { kind: "over" };
 
 export class Session {
   readonly id = nextConnId++;
@@ -69,10 +86,13 @@ export class Session {
   readonly startedAt = Date.now();
   phase: Phase = "start";
   #env: SessionEnv;
+  #timers: Timers;
   #client: Conn;
   #backend: Conn | null = null;
+  #dial: BackendDial | null = null;
   #machine: PreauthMachine | null = null;
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: unknown = null;
+  #waiting: PreGreetingWait | null = null;
   #pumping = false;
   #drainWaiter: (() => void) | null = null;
   #closed = false;
@@ -85,7 +105,7 @@ export class Session {
   /** A received PROXY header with addresses (Proxy-Protocol-* auth headers). */
   #proxyHeader: ProxyHeader | null = null;
   #proxyReader: ProxyHeaderReader | null = null;
-  /** Client bytes that arrived with the PROXY header, before the greeting. */
+  /** Client bytes that arrived before the greeting (with the PROXY header, or held by the pre-greeting hook). */
   #early: Uint8Array | null = null;
   #relayStop: (() => void) | null = null;
   /** For the access log: bytes read from / written to the client, and how it ended. */
@@ -95,6 +115,7 @@ export class Session {
 
   constructor(env: SessionEnv, client: Conn) {
     this.#env = env;
+    this.#timers = env.timers ?? REAL_TIMERS;
     this.#client = client;
     this.#clientAddr = client.remote;
     this.ctx = {
@@ -158,13 +179,13 @@ export class Session {
   #afterProxyHeader(rest: Uint8Array | null): void {
     if (!this.#env.listen.ssl) {
       this.#early = rest;
-      this.#greet();
+      this.#beforeGreeting();
       return;
     }
     this.phase = "start";
     this.#client.pause();
     this.#handshake(rest ?? undefined).then((ok) => {
-      if (ok) this.#greet();
+      if (ok) this.#beforeGreeting();
     });
   }
 
@@ -174,92 +195,103 @@ export class Session {
    * False when the session is over (handshake failed, or rejected).
    */
   async #handshake(prefix?: Uint8Array): Promise<boolean> {
+    const env = this.#env;
     try {
-      await this.#client.startTls(this.#env.tls!, prefix);
+      await this.#client.startTls(env.tls!, prefix);
     } catch (e) {
-      this.#env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
+      env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
       this.#finish();
       return false;
     }
     if (this.#closed) return false;
-    const reject = this.#clientCertRejection();
-    if (reject) {
+    const refusal = clientCertRefusal(env.server.ssl.verifyClient, this.#client.tls, env.protocol.tlsRejects);
+    if (refusal) {
+      env.log.info(refusal.log, this.ctx);
       this.#outcome = "rejected";
-      this.#write(reject);
+      this.#write(refusal.reply);
       this.#closeClientGracefully();
       return false;
     }
     return true;
   }
 
-  /** The line that refuses this client's certificate, or null when it may go on. */
-  #clientCertRejection(): Uint8Array | null {
-    const env = this.#env;
-    const mode = env.server.ssl.verifyClient;
-    const tls = this.#client.tls;
-    if (mode === "off" || !tls) return null;
-    if (!tls.peerCert) {
-      if (mode !== "on") return null;
-      env.log.info("client sent no required SSL certificate", this.ctx);
-      return env.protocol.tlsRejects.noCert;
+  // ---- before the greeting ---------------------------------------------------
+
+  /** The protocol's pre-greeting work, if it has any (SMTP), then the greeting. */
+  async #beforeGreeting(): Promise<void> {
+    if (this.#closed) return;
+    const hook = this.#env.protocol.beforeGreeting;
+    if (!hook) return this.#startDialogue();
+    this.phase = "pregreet";
+    const r = await hook(this.#preGreetingIo());
+    if (this.#closed || this.phase !== "pregreet") return;
+    switch (r.kind) {
+      case "over":
+        return;
+      case "reject":
+        this.#env.log.info(r.log, this.ctx);
+        this.#in += r.data.length;
+        this.#outcome = "rejected";
+        this.#write(r.reply);
+        this.#closeClientGracefully();
+        return;
+      case "greet":
+        this.#clientHost = r.clientHost;
+        this.#startDialogue();
     }
-    if (tls.verifyError === null) return null;
-    if (mode === "optional_no_ca" && VERIFY_ERRORS_NO_CA.has(tls.verifyError)) return null;
-    env.log.info(`client SSL certificate verify error: (${tls.verifyError})`, this.ctx);
-    return env.protocol.tlsRejects.certError;
+  }
+
+  #preGreetingIo(): PreGreetingIo {
+    const env = this.#env;
+    const resolver = env.resolver;
+    return {
+      config: env.server,
+      clientAddr: this.#clientAddr,
+      lookupClientHost: resolver ? (ip) => resolver.lookupClientHost(ip) : null,
+      early: () => this.#early,
+      wait: (work, input) => this.#wait(work, input),
+      sleep: (ms, input) => this.#wait(ms, input),
+      log: (level, message) => env.log.log(level, message, this.ctx),
+    };
   }
 
   /**
-   * SMTP first looks up the client's host name (resolver) and waits
-   * smtp_greeting_delay; a client that talks during the delay is refused.
-   * Other protocols greet at once.
+   * One wait of the pre-greeting hook: for `work` to settle, or for `work`
+   * ms on the session's timer (which `timeout` then does not use). Client
+   * bytes meanwhile end the wait or are held (#onClientData). Ends with
+   * "over" when the session does.
    */
-  #greet(): void {
-    if (this.#closed) return;
-    const env = this.#env;
-    if (env.server.protocol !== "smtp") return this.#startDialogue();
-    const addr = this.#clientAddr;
-    // smtp.md §2, in nginx's order: no resolver first, then a unix-socket client.
-    if (!env.resolver) this.#clientHost = "[UNAVAILABLE]";
-    else if (addr.family === "unix") this.#clientHost = "[TEMPUNAVAIL]";
-    else {
-      // smtp.md §2: the greeting waits for the lookup (bounded by resolver_timeout).
-      // With a greeting delay, talking during the lookup already counts as early.
-      this.phase = "resolve";
-      this.#disarm(); // resolver_timeout bounds the lookup, not `timeout`
-      if (env.server.smtpGreetingDelayMs > 0) this.#client.resume();
+  #wait<T>(work: Promise<T> | number, input: EarlyInput): Promise<Waited<T>> {
+    if (this.#closed) return Promise.resolve(OVER);
+    return new Promise<Waited<T>>((resolve) => {
+      const w: PreGreetingWait = {
+        input,
+        settle: (result) => {
+          if (this.#waiting !== w) return;
+          this.#waiting = null;
+          this.#disarm();
+          resolve(result as Waited<T>);
+        },
+      };
+      this.#waiting = w;
+      if (typeof work === "number") this.#arm(work, () => w.settle({ kind: "done", value: undefined }));
+      else {
+        this.#disarm();
+        work.then((value) => w.settle({ kind: "done", value }));
+      }
+      if (input === "refuse") this.#client.resume(); // watch for clients that talk first
       else this.#client.pause();
-      env.resolver.lookupClientHost(addr.address).then((r) => {
-        if (this.#closed || this.phase !== "resolve") return;
-        if (r.log) env.log.log(r.log.level, r.log.message, this.ctx);
-        this.#clientHost = r.host;
-        this.#afterLookup();
-      });
-      return;
-    }
-    this.#afterLookup();
+    });
   }
 
-  /** SMTP after the client host lookup: the greeting delay, then the greeting. */
-  #afterLookup(): void {
-    const env = this.#env;
-    const delay = env.server.smtpGreetingDelayMs;
-    if (delay <= 0) return this.#startDialogue();
-    if (this.#early) return this.#rejectEarlyTalker(this.#early);
-    this.phase = "delay";
-    this.#arm(delay, () => this.#startDialogue());
-    this.#client.resume(); // watch for clients that talk first
-  }
-
-  /** A client that sent data before the SMTP greeting: 503, then close. */
-  #rejectEarlyTalker(chunk: Uint8Array): void {
-    const early = this.#env.protocol.earlyTalker;
-    if (!early) return;
-    this.#env.log.info(early.log(chunk), this.ctx);
-    this.#in += chunk.length;
-    this.#outcome = "rejected";
-    this.#write(early.reply);
-    this.#closeClientGracefully();
+  /** Client bytes before the greeting, while the pre-greeting hook waits. */
+  #onEarlyData(chunk: Uint8Array): void {
+    const w = this.#waiting;
+    if (!w) return;
+    if (w.input === "refuse") return w.settle({ kind: "talked", data: chunk.slice() });
+    // Held: answered after the greeting.
+    this.#early = this.#early ? concatBytes([this.#early, chunk]) : chunk.slice();
+    this.#client.pause();
   }
 
   #startDialogue(): void {
@@ -293,20 +325,23 @@ export class Session {
 
   // ---- timers ----------------------------------------------------------
 
+  /** The session's one timer: arming replaces whatever was armed. */
   #arm(ms: number, fn: () => void): void {
     this.#disarm();
-    this.#timer = setTimeout(fn, ms);
+    this.#timer = this.#timers.set(() => {
+      this.#timer = null;
+      fn();
+    }, ms);
   }
 
   #disarm(): void {
     if (this.#timer !== null) {
-      clearTimeout(this.#timer);
+      this.#timers.clear(this.#timer);
       this.#timer = null;
     }
   }
 
   #timedOut(): void {
-    this.#timer = null;
     if (this.#closed) return;
     this.#env.log.info("client timed out", this.ctx);
     this.#outcome = "timeout";
@@ -322,14 +357,7 @@ export class Session {
 
   #onClientData(chunk: Uint8Array): void {
     if (this.phase === "proxy") return this.#onProxyData(chunk);
-    if (this.phase === "delay") return this.#rejectEarlyTalker(chunk);
-    if (this.phase === "resolve") {
-      if (this.#env.server.smtpGreetingDelayMs > 0) return this.#rejectEarlyTalker(chunk);
-      // No delay: commands sent during the lookup are answered after the greeting.
-      this.#early = this.#early ? concatBytes([this.#early, chunk]) : chunk.slice();
-      this.#client.pause();
-      return;
-    }
+    if (this.phase === "pregreet") return this.#onEarlyData(chunk);
     const phase = this.phase;
     if (!this.#machine || (phase !== "preauth" && phase !== "auth" && phase !== "backend")) return;
     this.#in += chunk.length;
@@ -455,7 +483,7 @@ export class Session {
       env.log.info(`client login failed: "${result.message}"`, this.ctx);
       const close = result.waitSec <= 0; // no Auth-Wait: the refusal ends the session
       if (!close) {
-        await new Promise((r) => setTimeout(r, result.waitSec * 1000));
+        await new Promise((r) => this.#timers.set(() => r(undefined), result.waitSec * 1000));
         if (this.#closed) return false;
       }
       // A refusal may take a round trip (an error challenge, the client's
@@ -486,120 +514,71 @@ export class Session {
 
   // ---- backend login -------------------------------------------------------
 
+  /** Dials the backend (backend_dial.ts) within `timeout`; then the relay, or the failure's answer. */
   async #loginToBackend(creds: Credentials, addr: string, port: number, user: string, pass: string | null) {
     const env = this.#env;
     this.phase = "backend";
-    const deadline = Date.now() + env.server.timeoutMs;
+    const tlsMode = backendTlsMode(env.server.proxySsl);
+    const dial = new BackendDial({
+      connect: (spec) =>
+        env.runtime.connect(spec).catch((e) => {
+          const hint = refusedHintFor(env.auth, this.ctx.upstream ?? `${addr}:${port}`, e);
+          if (hint !== null) env.log.notice(hint, this.ctx);
+          throw e;
+        }),
+      addr,
+      port,
+      upstream: this.ctx.upstream ?? `${addr}:${port}`,
+      authKind: env.server.authTable ? "table" : "http",
+      own: env.own ?? null,
+      connectTimeoutMs: env.server.timeoutMs,
+      tlsMode,
+      tls: env.backendTls ? env.backendTls(addr) : null,
+      proxyProtocol: env.server.proxyProtocol,
+      client: { addr: this.#clientAddr, local: this.#client.local, tls: this.#client.tls },
+      serverTls: env.tls,
+      createLogin: () =>
+        env.protocol.createBackendLogin({
+          config: env.server,
+          creds,
+          user,
+          pass,
+          clientAddr: addrText(this.#clientAddr),
+          clientHost: this.#clientHost ?? "[UNAVAILABLE]",
+          backendTls: tlsMode,
+        }),
+    });
+    this.#dial = dial;
     this.#arm(env.server.timeoutMs, () => {
-      this.#timer = null;
       env.log.info("upstream timed out", this.ctx);
+      dial.cancel();
       this.#internalError();
       this.#outcome = "timeout";
     });
-    const tlsMode = backendTlsMode(env.server.proxySsl);
-    const tlsOpts = env.backendTls ? env.backendTls(addr) : null;
-    let backend: Conn;
-    try {
-      backend = await env.runtime.connect({
-        kind: "tcp",
-        host: addr,
-        port,
-        timeoutMs: deadline - Date.now(),
-        ...(tlsMode === "ssl" && tlsOpts ? { tls: tlsOpts } : {}),
-      });
-    } catch (e) {
-      if (this.#closed || this.phase !== "backend") return;
-      const hint = refusedHintFor(env.auth, this.ctx.upstream ?? `${addr}:${port}`, e);
-      if (hint !== null) env.log.notice(hint, this.ctx);
-      env.log.error(`connect() to ${this.ctx.upstream} failed (${describeSocketError(e)})`, this.ctx);
-      this.#disarm();
-      this.#internalError();
-      return;
-    }
+    const r = await dial.result;
+    this.#dial = null;
     if (this.#closed || this.phase !== "backend") {
-      backend.destroy();
+      // Timed out or ended meanwhile; a result that came in the same turn is dropped.
+      if (r.kind === "ok") r.backend.destroy();
       return;
     }
-    this.#backend = backend;
-    if (env.server.proxyProtocol !== "off") {
-      // Sent before anything else, in one write (tls_and_proxy_protocol.md §8).
-      backend.write(
-        env.server.proxyProtocol === "v1"
-          ? proxyV1(this.#clientAddr, this.#client.local)
-          : proxyV2(
-            this.#clientAddr,
-            this.#client.local,
-            this.#client.tls,
-            this.#client.tls ? ownCertFor(env.tls) : {},
-          ),
-      );
+    this.#disarm();
+    switch (r.kind) {
+      case "cancelled":
+        return; // only the session cancels, and it has moved on
+      case "ok":
+        return this.#startRelay(r.backend, r.toClient);
+      case "fail":
+        if (r.log) env.log.log(r.log.level, r.log.message, this.ctx);
+        this.#outcome = r.blame === "auth" ? "auth-error" : "backend-error";
+        this.#write(r.toClient ?? env.protocol.internalError);
+        this.#closeClientGracefully();
     }
-    const login: BackendLogin = env.protocol.createBackendLogin({
-      config: env.server,
-      creds,
-      user,
-      pass,
-      clientAddr: addrText(this.#clientAddr),
-      clientHost: this.#clientHost ?? "[UNAVAILABLE]",
-      backendTls: tlsMode,
-    });
-    let settled = false;
-    const onSteps = (steps: BackendStep[]) => {
-      for (const s of steps) {
-        if (settled) return;
-        if (s.kind === "send") backend.write(s.data);
-        else if (s.kind === "starttls") {
-          // Always the last step of its batch; the login resumes after the handshake.
-          backend.startTlsClient(tlsOpts!).then(
-            () => {
-              if (!settled && !this.#closed) onSteps(login.tlsStarted());
-            },
-            (e) => {
-              if (settled || this.#closed) return;
-              settled = true;
-              env.log.error(`upstream SSL handshake failed: ${(e as Error).message}`, this.ctx);
-              this.#disarm();
-              backend.destroy();
-              this.#internalError();
-            },
-          );
-          return;
-        }
-        else if (s.kind === "fail") {
-          settled = true;
-          if (s.log) env.log.log(s.log.level, s.log.message, this.ctx);
-          this.#disarm();
-          backend.destroy();
-          this.#outcome = "backend-error";
-          this.#write(s.toClient);
-          this.#closeClientGracefully();
-        } else {
-          settled = true;
-          this.#disarm();
-          this.#startRelay(s.toClient);
-        }
-      }
-    };
-    backend.attach({
-      data: (chunk) => onSteps(login.push(chunk)),
-      drain: () => {},
-      end: () => {},
-      close: () => {
-        if (settled) return;
-        settled = true;
-        // Closed by us: the session already ended (client gone, or the
-        // login timed out and was answered and logged once).
-        if (this.#closed || this.phase !== "backend") return;
-        env.log.error("upstream prematurely closed connection", this.ctx);
-        this.#disarm();
-        this.#internalError();
-      },
-    });
   }
 
-  #startRelay(toClient: Uint8Array): void {
+  #startRelay(backend: Conn, toClient: Uint8Array): void {
     const env = this.#env;
-    const backend = this.#backend!;
+    this.#backend = backend;
     this.phase = "relay";
     env.log.info("client logged in", this.ctx);
     const pending = this.#machine!.takeInput();
@@ -640,6 +619,8 @@ export class Session {
     this.#closed = true;
     this.phase = "done";
     this.#disarm();
+    this.#dial?.cancel();
+    this.#waiting?.settle(OVER);
     this.#relayStop?.();
     this.#client.destroy();
     this.#backend?.destroy();
