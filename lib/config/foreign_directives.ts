@@ -5,6 +5,7 @@
 // mailgate answers the same for these names in every context it reads
 // (http and stream blocks themselves are skipped whole, load.ts).
 
+// deno-fmt-ignore
 const HTTP_CORE = [
   "absolute_redirect", "aio", "alias", "chunked_transfer_encoding", "client_body_buffer_size",
   "client_body_in_file_only", "client_body_temp_path", "client_body_timeout", "client_header_buffer_size",
@@ -20,6 +21,7 @@ const HTTP_CORE = [
   "underscores_in_headers", "variables_hash_bucket_size", "variables_hash_max_size",
 ];
 
+// deno-fmt-ignore
 const HTTP_MODULES = [
   // access, auth, index, autoindex, headers, rewrite, log, map, geo, limits, gzip, realip, charset.
   "allow", "deny", "auth_basic", "auth_basic_user_file", "auth_request", "auth_request_set", "index",
@@ -37,6 +39,7 @@ const HTTP_MODULES = [
   "upstream", "zone", "keepalive", "keepalive_timeout", "least_conn", "ip_hash", "hash", "random",
 ];
 
+// deno-fmt-ignore
 const PROXY = [
   "proxy_bind", "proxy_buffer_size", "proxy_buffering", "proxy_buffers", "proxy_busy_buffers_size",
   "proxy_cache", "proxy_cache_bypass", "proxy_cache_key", "proxy_cache_lock", "proxy_cache_methods",
@@ -55,7 +58,11 @@ const PROXY = [
 ];
 
 /** Names nginx knows outside `mail {}` and mailgate does not. */
-export const FOREIGN_DIRECTIVES: ReadonlySet<string> = new Set([...HTTP_CORE, ...HTTP_MODULES, ...PROXY]);
+export const FOREIGN_DIRECTIVES: ReadonlySet<string> = new Set([
+  ...HTTP_CORE,
+  ...HTTP_MODULES,
+  ...PROXY,
+]);
 
 export function notAllowedHere(name: string): string {
   return `"${name}" directive is not allowed here`;

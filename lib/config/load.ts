@@ -115,7 +115,12 @@ class Loader {
   async dispatch(d: Directive, end: ";" | "{", lx: Lexer): Promise<void> {
     this.seen.push({ name: d.name, args: d.args, loc: d.loc });
     const spec = Object.hasOwn(DIRECTIVES, d.name) ? DIRECTIVES[d.name] : undefined;
-    if (!spec) fail(d, FOREIGN_DIRECTIVES.has(d.name) ? notAllowedHere(d.name) : `unknown directive "${d.name}"`);
+    if (!spec) {
+      fail(
+        d,
+        FOREIGN_DIRECTIVES.has(d.name) ? notAllowedHere(d.name) : `unknown directive "${d.name}"`,
+      );
+    }
     if (!spec.contexts.includes(d.ctx)) fail(d, notAllowedHere(d.name));
     if (!spec.block && end !== ";") fail(d, `directive "${d.name}" is not terminated by ";"`);
     if (spec.block && end !== "{") fail(d, `directive "${d.name}" has no opening "{"`);

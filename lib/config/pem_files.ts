@@ -6,14 +6,24 @@
 import { readFileSync } from "node:fs";
 import type { KeyObject, X509Certificate } from "node:crypto";
 import { nodeCrypto } from "../core/builtins.ts";
-import { certificatesOf, crlsOf, isDataValue, type PemBlock, privateKeyOf, splitPem } from "../tls/pem.ts";
+import {
+  certificatesOf,
+  crlsOf,
+  isDataValue,
+  type PemBlock,
+  privateKeyOf,
+  splitPem,
+} from "../tls/pem.ts";
 import { ConfigError, sysErrorText } from "./errors.ts";
 import type { BackendPem, ProxySslConfig } from "./types.ts";
 
 /** OpenSSL's reasons when a file holds no block of the wanted type (OpenSSL 3, as nginx 1.22 on Debian 12 prints them). */
-export const NO_CERTIFICATE_REASON = "error:0480006C:PEM routines::no start line:Expecting: TRUSTED CERTIFICATE";
-export const NO_KEY_REASON = "error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM";
-export const NO_CERT_OR_CRL_REASON = "error:05800088:x509 certificate routines::no certificate or crl found";
+export const NO_CERTIFICATE_REASON =
+  "error:0480006C:PEM routines::no start line:Expecting: TRUSTED CERTIFICATE";
+export const NO_KEY_REASON =
+  "error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM";
+export const NO_CERT_OR_CRL_REASON =
+  "error:05800088:x509 certificate routines::no certificate or crl found";
 
 /**
  * The blocks of a "data:" value or of a file; `what` prefixes the read
@@ -24,7 +34,9 @@ export function readPemBlocks(value: string, what: string | null, fn = "BIO_new_
   try {
     return splitPem(pemText(value));
   } catch (e) {
-    const prefix = what === null ? `${fn}("${value}") failed` : `${what} "${value}": ${fn}() failed`;
+    const prefix = what === null
+      ? `${fn}("${value}") failed`
+      : `${what} "${value}": ${fn}() failed`;
     throw new ConfigError(`${prefix} ${sysErrorText(e)}`, null);
   }
 }
@@ -45,7 +57,8 @@ function reason(e: unknown): string {
 export function loadCertificateChain(value: string): { chain: string; leaf: X509Certificate } {
   const what = "cannot load certificate";
   const certs = readPemBlocks(value, what).filter((b) => b.label === "CERTIFICATE");
-  const fail = (r: string) => new ConfigError(`${what} "${value}": PEM_read_bio_X509_AUX() failed (SSL: ${r})`, null);
+  const fail = (r: string) =>
+    new ConfigError(`${what} "${value}": PEM_read_bio_X509_AUX() failed (SSL: ${r})`, null);
   if (certs.length === 0) throw fail(NO_CERTIFICATE_REASON);
   let leaf: X509Certificate;
   try {
@@ -60,9 +73,14 @@ export function loadCertificateChain(value: string): { chain: string; leaf: X509
  * ssl_certificate_key: the first key block, opened with the pass phrases in
  * order as nginx does (none given: an unencrypted key).
  */
-export function loadPrivateKey(value: string, passwords: string[] | null, what = "cannot load certificate key"): KeyObject {
+export function loadPrivateKey(
+  value: string,
+  passwords: string[] | null,
+  what = "cannot load certificate key",
+): KeyObject {
   const block = privateKeyOf(readPemBlocks(value, what));
-  const fail = (r: string) => new ConfigError(`${what} "${value}": PEM_read_bio_PrivateKey() failed (SSL: ${r})`, null);
+  const fail = (r: string) =>
+    new ConfigError(`${what} "${value}": PEM_read_bio_PrivateKey() failed (SSL: ${r})`, null);
   if (block === null) throw fail(NO_KEY_REASON);
   const tries: (string | undefined)[] = passwords && passwords.length > 0 ? passwords : [undefined];
   let last: unknown;
@@ -88,7 +106,11 @@ export function keyPem(key: KeyObject): string {
  * OpenSSL takes certificates and CRLs from them and fails when there are
  * neither; each consumer then gets the blocks of its own type.
  */
-export function loadVerifyFile(path: string, fn: string, pick: (blocks: PemBlock[]) => string): string {
+export function loadVerifyFile(
+  path: string,
+  fn: string,
+  pick: (blocks: PemBlock[]) => string,
+): string {
   const blocks = readPemBlocks(path, null, fn);
   if (certificatesOf(blocks) === "" && crlsOf(blocks) === "") {
     throw new ConfigError(`${fn}("${path}") failed (SSL: ${NO_CERT_OR_CRL_REASON})`, null);
@@ -110,13 +132,23 @@ export function loadBackendPem(p: ProxySslConfig): BackendPem {
     } catch (e) {
       throw new ConfigError(`cannot load "${directive}" file "${value}": ${sysErrorText(e)}`, null);
     }
-    if (text === "") throw new ConfigError(`cannot load "${directive}" file "${value}": no certificate found`, null);
+    if (text === "") {
+      throw new ConfigError(
+        `cannot load "${directive}" file "${value}": no certificate found`,
+        null,
+      );
+    }
     return text;
   };
-  if (p.trustedCertificate !== null) pem.ca = file("proxy_ssl_trusted_certificate", p.trustedCertificate, certificatesOf);
+  if (p.trustedCertificate !== null) {
+    pem.ca = file("proxy_ssl_trusted_certificate", p.trustedCertificate, certificatesOf);
+  }
   if (p.certificate !== null) {
     if (p.certificateKey === null) {
-      throw new ConfigError(`no "proxy_ssl_certificate_key" is defined for certificate "${p.certificate}"`, null);
+      throw new ConfigError(
+        `no "proxy_ssl_certificate_key" is defined for certificate "${p.certificate}"`,
+        null,
+      );
     }
     pem.cert = file("proxy_ssl_certificate", p.certificate, certificatesOf);
     // Opened now, so a bad key fails the (re)load rather than every login.

@@ -40,7 +40,8 @@ export function splitPasswords(text: string): string[] {
 }
 
 /** nginx 1.15.0–1.25.0 said this for `ssl`; 1.25.1 removed the directive. */
-export const SSL_DEPRECATED = `the "ssl" directive is deprecated, use the "listen ... ssl" directive instead`;
+export const SSL_DEPRECATED =
+  `the "ssl" directive is deprecated, use the "listen ... ssl" directive instead`;
 /** `ssl on` then `starttls on|only` at one level (ngx_mail_ssl_starttls). */
 export const SSL_CONFLICTS_WITH_STARTTLS = `"ssl" directive conflicts with "starttls"`;
 /** `starttls on|only` then `ssl on` at one level (ngx_mail_ssl_enable). */
@@ -50,7 +51,9 @@ export const SSL_DIRECTIVES: Record<string, DirectiveSpec> = {
   starttls: mailSpec("take1", (d, st) => {
     const lv = level(st);
     lv.setWith("starttls", d.loc, () => argEnum(d, STARTTLS_VALUES));
-    if (lv.singles.ssl?.value === true && lv.singles.starttls?.value !== "off") fail(d, SSL_CONFLICTS_WITH_STARTTLS);
+    if (lv.singles.ssl?.value === true && lv.singles.starttls?.value !== "off") {
+      fail(d, SSL_CONFLICTS_WITH_STARTTLS);
+    }
     if (!lv.hasListenSsl) lv.sslModeLoc = d.loc;
   }),
   // nginx ≤ 1.24's `ssl on`: every listen of the server is `listen ... ssl`

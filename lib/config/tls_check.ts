@@ -65,7 +65,9 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
     try {
       return f();
     } catch (err) {
-      if (err instanceof ConfigError && err.loc === null && where !== null) throw new ConfigError(err.message, where);
+      if (err instanceof ConfigError && err.loc === null && where !== null) {
+        throw new ConfigError(err.message, where);
+      }
       throw err;
     }
   };
@@ -96,7 +98,10 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
     const ca = s.ssl.clientCertificate, trusted = s.ssl.trustedCertificate;
     const verifyLocations = "SSL_CTX_load_verify_locations";
     if (ca) {
-      pem.ca = at(e.slot("ssl_client_certificate")?.loc ?? loc, () => loadVerifyFile(ca, verifyLocations, certificatesOf));
+      pem.ca = at(
+        e.slot("ssl_client_certificate")?.loc ?? loc,
+        () => loadVerifyFile(ca, verifyLocations, certificatesOf),
+      );
     }
     if (trusted) {
       pem.trustedCa = at(
@@ -105,7 +110,12 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
       );
     }
     const crl = s.ssl.crl;
-    if (crl) pem.crl = at(e.slot("ssl_crl")?.loc ?? loc, () => loadVerifyFile(crl, "X509_LOOKUP_load_file", crlsOf));
+    if (crl) {
+      pem.crl = at(
+        e.slot("ssl_crl")?.loc ?? loc,
+        () => loadVerifyFile(crl, "X509_LOOKUP_load_file", crlsOf),
+      );
+    }
   }
   const dh = s.ssl.dhparam;
   if (dh) {
@@ -120,7 +130,9 @@ export function checkServerTls(e: Effective, s: ServerConfig): void {
     } catch (err) {
       throw new ConfigError(`open() "${path}" failed ${sysErrorText(err)}`, ticketLoc);
     }
-    if (size !== 48 && size !== 80) throw new ConfigError(`"${path}" must be 80 or 48 bytes`, ticketLoc);
+    if (size !== 48 && size !== 80) {
+      throw new ConfigError(`"${path}" must be 80 or 48 bytes`, ticketLoc);
+    }
   }
   s.ssl.pem = pem;
 }

@@ -67,7 +67,9 @@ export function makeBackendTls(
 function optionsFor(p: ProxySslConfig, pems: BackendPem, backendAddr: string): BackendTlsOptions {
   const name = hostOnly(p.name ?? backendAddr);
   // RFC 6066 §3: literal IPv4 and IPv6 addresses are not permitted in SNI.
-  const sni = p.serverName && name !== "" && parseIPv4(name) === null && parseIPv6(name) === null ? name : null;
+  const sni = p.serverName && name !== "" && parseIPv4(name) === null && parseIPv6(name) === null
+    ? name
+    : null;
   const o: BackendTlsOptions = { servername: sni, verifyName: name, verify: p.verify };
   if (pems.ca !== undefined) o.ca = pems.ca;
   if (pems.cert !== undefined) {

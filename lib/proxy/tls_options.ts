@@ -12,13 +12,20 @@ const VERSIONS = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const;
 type Version = typeof VERSIONS[number];
 
 /** Builds the TLS options of a server, or null when it uses no TLS. */
-export function serverTlsOptions(server: ServerConfig, protocol: Protocol): TlsServerOptions | null {
+export function serverTlsOptions(
+  server: ServerConfig,
+  protocol: Protocol,
+): TlsServerOptions | null {
   const usesTls = server.starttls !== "off" || server.listens.some((l) => l.ssl);
   if (!usesTls) return null;
   const ssl = server.ssl;
   const pem = ssl.pem;
   // The loader checks (and reads) every server that uses TLS.
-  if (pem === undefined) throw new Error(`TLS material of the server at ${server.loc.file}:${server.loc.line} was not loaded`);
+  if (pem === undefined) {
+    throw new Error(
+      `TLS material of the server at ${server.loc.file}:${server.loc.line} was not loaded`,
+    );
+  }
   const certs = pem.certs.map((c) => ({ cert: c.cert, key: c.key }));
   const enabled = VERSIONS.filter((v) => ssl.protocols.includes(v));
   const opts: TlsServerOptions = {

@@ -12,7 +12,15 @@ import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
 import { MockAuth, refuse } from "../helpers/mock_auth.ts";
-import { ROOT, type Running, runOnce, startMailgate, type Target, targets, tempDir } from "../helpers/mailgate.ts";
+import {
+  ROOT,
+  type Running,
+  runOnce,
+  startMailgate,
+  type Target,
+  targets,
+  tempDir,
+} from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { runtimeWarnings } from "../../lib/config/runtime_warnings.ts";
@@ -57,7 +65,10 @@ for (const target of targets()) {
         "}",
         "",
       ].join("\n");
-      mg = await startMailgate(target, text, { "cert_first.pem": CERT + KEY, "key_first.pem": KEY + CERT });
+      mg = await startMailgate(target, text, {
+        "cert_first.pem": CERT + KEY,
+        "key_first.pem": KEY + CERT,
+      });
     });
     after(() => stopAll(mg, auth));
     it("certificate first, key first, and `ssl on`: an implicit-TLS IMAP greeting on each", async () => {
@@ -92,9 +103,15 @@ for (const target of targets()) {
           ].join("\n"),
         );
         const config = await loadConfig({ file: conf, prefix: dir });
-        const want = runtimeWarnings(config, runtimeOf(target)).map((w) => `mailgate: [warn] ${formatConfigWarning(w)}\n`);
+        const want = runtimeWarnings(config, runtimeOf(target)).map((w) =>
+          `mailgate: [warn] ${formatConfigWarning(w)}\n`
+        );
         // Bun applies ssl_ciphers; the session cache line is a warning on both runtimes.
-        assert.ok(want.some((l) => l.includes(`"ssl_session_cache shared:SSL:1m"`) && l.endsWith(`${conf}:7\n`)));
+        assert.ok(
+          want.some((l) =>
+            l.includes(`"ssl_session_cache shared:SSL:1m"`) && l.endsWith(`${conf}:7\n`)
+          ),
+        );
         const t = await runOnce(target, ["-p", dir, "-c", conf, "-t"]);
         assert.equal(t.code, 0, t.stderr);
         assert.equal(

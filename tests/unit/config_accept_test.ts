@@ -9,7 +9,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, formatConfigError, formatConfigWarning, loadConfig } from "../../lib/config/load.ts";
+import {
+  ConfigError,
+  formatConfigError,
+  formatConfigWarning,
+  loadConfig,
+} from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/types.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url).pathname;
@@ -25,7 +30,10 @@ async function run(
   const rel = (s: string) => s.split(dir).join("DIR");
   try {
     for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-    writeFileSync(join(dir, "nginx.conf"), `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${body}\n}\n`);
+    writeFileSync(
+      join(dir, "nginx.conf"),
+      `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${body}\n}\n`,
+    );
     try {
       const cfg = await loadConfig({ file: join(dir, "nginx.conf"), prefix: dir });
       return { cfg, err: null, warnings: cfg.warnings.map((w) => rel(formatConfigWarning(w))) };
@@ -83,7 +91,7 @@ describe("ssl on|off (nginx ≤ 1.24)", () => {
       `"starttls" directive conflicts with "ssl on" in DIR/nginx.conf:6`,
     ],
     [
-      "no certificate: the mode is \"ssl\" at the ssl line",
+      'no certificate: the mode is "ssl" at the ssl line',
       "server { listen 127.0.0.1:10993; protocol imap;\nssl on; }",
       `no "ssl_certificate" is defined for the "ssl" directive in DIR/nginx.conf:5`,
     ],
@@ -150,7 +158,11 @@ describe("directives of nginx's other modules", () => {
       "server { listen 127.0.0.1:10143; protocol imap;\nproxy_set_header; }",
       `"proxy_set_header" directive is not allowed here in DIR/nginx.conf:5`,
     ],
-    ["a name nginx does not know stays unknown", "proxy_passs x;", `unknown directive "proxy_passs" in DIR/nginx.conf:4`],
+    [
+      "a name nginx does not know stays unknown",
+      "proxy_passs x;",
+      `unknown directive "proxy_passs" in DIR/nginx.conf:4`,
+    ],
   ];
   for (const [name, body, want] of cases) {
     test(name, async () => assert.equal((await run(body)).err, want));
@@ -178,7 +190,10 @@ describe("a certificate and its key in one PEM file", () => {
       assert.equal(r.err, null);
       const pem = r.cfg!.mail!.servers[0].ssl.pem!;
       assert.equal(pem.certs[0].cert, CERT);
-      assert.match(pem.certs[0].key, /^-----BEGIN PRIVATE KEY-----\n[^-]+-----END PRIVATE KEY-----\n$/);
+      assert.match(
+        pem.certs[0].key,
+        /^-----BEGIN PRIVATE KEY-----\n[^-]+-----END PRIVATE KEY-----\n$/,
+      );
     });
   }
   test("a file with only a certificate as the key: nginx's message", async () => {
@@ -212,7 +227,10 @@ describe("a certificate and its key in one PEM file", () => {
     );
   });
   test("CA and CRL in one bundle: each setting gets its blocks", async () => {
-    const crl = readFileSync(new URL("../fixtures/tls_settings/ca.crl", import.meta.url).pathname, "utf8");
+    const crl = readFileSync(
+      new URL("../fixtures/tls_settings/ca.crl", import.meta.url).pathname,
+      "utf8",
+    );
     const ca = readFileSync(TLS + "ca.pem", "utf8");
     const r = await run(
       `server { listen 127.0.0.1:10993 ssl; protocol imap; ${PAIR}\nssl_verify_client on; ssl_client_certificate bundle.pem; ssl_crl bundle.pem; }`,

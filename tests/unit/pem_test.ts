@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { certificatesOf, crlsOf, dhParamsOf, privateKeyOf, splitPem } from "../../lib/tls/pem.ts";
-import { loadBackendPem, loadCertificateChain, loadPrivateKey } from "../../lib/config/pem_files.ts";
+import {
+  loadBackendPem,
+  loadCertificateChain,
+  loadPrivateKey,
+} from "../../lib/config/pem_files.ts";
 import type { ProxySslConfig } from "../../lib/config/types.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url).pathname;
@@ -126,7 +130,8 @@ describe("pem_files: what the loader hands on", () => {
     assert.equal(pem.cert, CERT);
     assert.equal(pem.key, createPrivateKey(KEY).export({ type: "pkcs8", format: "pem" }));
     assert.throws(() => loadBackendPem({ ...p, trustedCertificate: "data:" + KEY }), {
-      message: `cannot load "proxy_ssl_trusted_certificate" file "data:${KEY}": no certificate found`,
+      message:
+        `cannot load "proxy_ssl_trusted_certificate" file "data:${KEY}": no certificate found`,
     });
   });
 });
