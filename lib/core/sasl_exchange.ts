@@ -75,7 +75,12 @@ function challenge(payload: string): MechanismStep {
   return { kind: "challenge", payload };
 }
 
-function credentials(method: Credentials["method"], user: string, pass: string, salt: string | null): MechanismStep {
+function credentials(
+  method: Credentials["method"],
+  user: string,
+  pass: string,
+  salt: string | null,
+): MechanismStep {
   return { kind: "credentials", creds: { method, user, pass, salt } };
 }
 
@@ -90,7 +95,9 @@ export const SASL_MECHANISMS: readonly SaslMechanism[] = [
     challenge: () => "",
     respond(value) {
       const c = decodePlain(value);
-      return c.ok ? credentials("plain", c.user, c.pass, null) : { kind: "decodeError", log: c.log };
+      return c.ok
+        ? credentials("plain", c.user, c.pass, null)
+        : { kind: "decodeError", log: c.log };
     },
   },
   {
@@ -119,7 +126,9 @@ export const SASL_MECHANISMS: readonly SaslMechanism[] = [
     challenge: (session) => encodeBase64(session.salt()),
     respond(value, _memo, session) {
       const c = decodeCramMd5(value);
-      return c.ok ? credentials("cram-md5", c.user, c.pass, session.salt()) : { kind: "decodeError", log: c.log };
+      return c.ok
+        ? credentials("cram-md5", c.user, c.pass, session.salt())
+        : { kind: "decodeError", log: c.log };
     },
   },
   {
@@ -132,7 +141,9 @@ export const SASL_MECHANISMS: readonly SaslMechanism[] = [
     challenge: () => SASL_USERNAME_CHALLENGE,
     respond(value) {
       const id = decodeExternal(value);
-      return id.ok ? credentials("external", id.value, "", null) : { kind: "decodeError", log: id.log };
+      return id.ok
+        ? credentials("external", id.value, "", null)
+        : { kind: "decodeError", log: id.log };
     },
   },
 ];

@@ -37,7 +37,6 @@ export function createImapPreauth(ctx: PreauthContext): PreauthMachine {
  */
 type Phase = "command" | "sasl" | "auth" | "tls" | "closed";
 
-
 class ImapPreauth implements PreauthMachine {
   readonly #config: ServerConfig;
   readonly #makeSalt: () => string;
@@ -58,7 +57,10 @@ class ImapPreauth implements PreauthMachine {
     this.#config = ctx.config;
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
-    this.#sasl = new SaslExchange({ enabled: ctx.config.imapAuth, salt: () => (this.#salt ??= this.#makeSalt()) }, ctx.saslMechanisms);
+    this.#sasl = new SaslExchange({
+      enabled: ctx.config.imapAuth,
+      salt: () => (this.#salt ??= this.#makeSalt()),
+    }, ctx.saslMechanisms);
     this.#input = new LineBuffer(ctx.config.imapClientBuffer + READ_CHUNK_SLACK);
     this.#parser = new ImapParser(ctx.config.imapClientBuffer);
     this.#capability = {
@@ -84,7 +86,11 @@ class ImapPreauth implements PreauthMachine {
     if (this.#overflow) {
       this.#phase = "closed";
       // Tag and command word only: the rest may be a password.
-      const head = redactCommand(bytesToBinary(this.#input.view().subarray(0, TOO_LONG_LOG_HEAD)), sasl ? 0 : 2, MAX_LOGGED_WORD);
+      const head = redactCommand(
+        bytesToBinary(this.#input.view().subarray(0, TOO_LONG_LOG_HEAD)),
+        sasl ? 0 : 2,
+        MAX_LOGGED_WORD,
+      );
       return [
         info(logTooLongCommand(head)),
         send(imapBad(sasl ? this.#authTag : IMAP_UNTAGGED)),

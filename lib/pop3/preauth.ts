@@ -35,7 +35,6 @@ export function createPop3Preauth(ctx: PreauthContext): PreauthMachine {
  */
 type Phase = "initial" | "user" | "sasl" | "auth" | "tls" | "closed";
 
-
 class Pop3Preauth implements PreauthMachine {
   readonly #config: ServerConfig;
   readonly #makeSalt: () => string;
@@ -58,7 +57,10 @@ class Pop3Preauth implements PreauthMachine {
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
     // CRAM-MD5's challenge is the greeting's salt.
-    this.#sasl = new SaslExchange({ enabled: ctx.config.pop3Auth, salt: () => this.#saltOnce() }, ctx.saslMechanisms);
+    this.#sasl = new SaslExchange(
+      { enabled: ctx.config.pop3Auth, salt: () => this.#saltOnce() },
+      ctx.saslMechanisms,
+    );
     this.#input = new LineBuffer(POP3_COMMAND_BUFFER + READ_CHUNK_SLACK);
     this.#capa = pop3CapaLists(ctx.config);
     this.#authMethods = pop3AuthMethods(ctx.config);
@@ -90,7 +92,11 @@ class Pop3Preauth implements PreauthMachine {
         // the command word is logged (a SASL line is all credentials).
         this.#phase = "closed";
         return [
-          info(logTooLongCommand(redactCommand(framed.head, phase === "sasl" ? 0 : 1, MAX_LOGGED_WORD))),
+          info(
+            logTooLongCommand(
+              redactCommand(framed.head, phase === "sasl" ? 0 : 1, MAX_LOGGED_WORD),
+            ),
+          ),
           send(POP3_INVALID_COMMAND),
           CLOSE,
         ];

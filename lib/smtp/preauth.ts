@@ -43,7 +43,6 @@ export function createSmtpPreauth(ctx: PreauthContext): PreauthMachine {
  */
 type Phase = "command" | "sasl" | "auth" | "tls" | "closed";
 
-
 /** The command text from the command word to the end of its last argument. */
 function commandText(line: string): string {
   let end = line.length;
@@ -75,7 +74,10 @@ class SmtpPreauth implements PreauthMachine {
     this.#config = ctx.config;
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
-    this.#sasl = new SaslExchange({ enabled: ctx.config.smtpAuth, salt: () => (this.#salt ??= this.#makeSalt()) }, ctx.saslMechanisms);
+    this.#sasl = new SaslExchange({
+      enabled: ctx.config.smtpAuth,
+      salt: () => (this.#salt ??= this.#makeSalt()),
+    }, ctx.saslMechanisms);
     this.#input = new LineBuffer(ctx.config.smtpClientBuffer + READ_CHUNK_SLACK);
     this.#parser = new SmtpParser(ctx.config.smtpClientBuffer);
     this.#ehlo = { plain: smtpEhloReply(ctx.config, false), tls: smtpEhloReply(ctx.config, true) };

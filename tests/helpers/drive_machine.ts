@@ -86,9 +86,15 @@ export function drive(m: PreauthMachine, chunks: string[], auth: AuthFn = () => 
  * authRefused() after Auth-Wait with a one-line refusal (no error
  * challenge): the line it sends. Throws if the machine returns anything else.
  */
-export function refuse(m: PreauthMachine, message: string, errorCode: string | null = null): Uint8Array {
+export function refuse(
+  m: PreauthMachine,
+  message: string,
+  errorCode: string | null = null,
+): Uint8Array {
   const steps = m.authRefused({ message, errorCode, saslError: null, close: false });
-  if (steps.length !== 1 || steps[0].kind !== "send") throw new Error("not a one-line refusal: " + JSON.stringify(steps));
+  if (steps.length !== 1 || steps[0].kind !== "send") {
+    throw new Error("not a one-line refusal: " + JSON.stringify(steps));
+  }
   return steps[0].data;
 }
 
@@ -108,7 +114,9 @@ export function renderBackendStep(s: BackendStep, prefix = "B: "): string {
     case "done":
       return "DONE " + bytesToBinary(s.toClient);
     case "fail":
-      return `FAIL ${bytesToBinary(s.toClient)}| ${s.log ? `${s.log.level} ${s.log.message}` : "-"}`;
+      return `FAIL ${bytesToBinary(s.toClient)}| ${
+        s.log ? `${s.log.level} ${s.log.message}` : "-"
+      }`;
     case "starttls":
       return "STARTTLS";
   }

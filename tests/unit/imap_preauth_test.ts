@@ -319,7 +319,17 @@ describe("authRefused and hand-over", () => {
   test("the refusal message (a binary string from the auth server) goes out byte for byte", () => {
     const { m } = machine();
     drive(m, ["t LOGIN a b\r\n"], () => null);
-    assert.deepEqual([...refuse(m, "\xc3\xa9", null)], [0x74, 0x20, 0x4e, 0x4f, 0x20, 0xc3, 0xa9, 0x0d, 0x0a]);
+    assert.deepEqual([...refuse(m, "\xc3\xa9", null)], [
+      0x74,
+      0x20,
+      0x4e,
+      0x4f,
+      0x20,
+      0xc3,
+      0xa9,
+      0x0d,
+      0x0a,
+    ]);
   });
   test("pipelined commands after the credentials are kept for the backend", () => {
     const r = drive(

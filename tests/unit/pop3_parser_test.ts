@@ -8,7 +8,13 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../../lib/core/line_buffer.ts";
-import { type Framed, LineFramer, MAX_ARGS, parseCommandLine, parseResponseLine } from "../../lib/pop3/parser.ts";
+import {
+  type Framed,
+  LineFramer,
+  MAX_ARGS,
+  parseCommandLine,
+  parseResponseLine,
+} from "../../lib/pop3/parser.ts";
 import { POP3_COMMAND_BUFFER } from "../../lib/pop3/replies.ts";
 import { binary, bytewise, check, cuts, hostileText, splitAt } from "../helpers/property.ts";
 
@@ -34,11 +40,15 @@ function frame(pieces: string[], bound = POP3_COMMAND_BUFFER): Framed[] {
   return out;
 }
 
-const lines = (...texts: [string, number][]): Framed[] => texts.map(([text, length]) => ({ kind: "line", text, length }));
+const lines = (...texts: [string, number][]): Framed[] =>
+  texts.map(([text, length]) => ({ kind: "line", text, length }));
 
 describe("POP3 line framer (pop3.md §2)", () => {
   test("LF or CR LF ends a line; the line end is not part of the text", () => {
-    assert.deepEqual(frame(["USER a\r\nNOOP\nQUIT\r\n"]), lines(["USER a", 8], ["NOOP", 5], ["QUIT", 6]));
+    assert.deepEqual(
+      frame(["USER a\r\nNOOP\nQUIT\r\n"]),
+      lines(["USER a", 8], ["NOOP", 5], ["QUIT", 6]),
+    );
   });
   test("a CR not right before the LF stays in the text (parseCommandLine refuses it)", () => {
     assert.deepEqual(frame(["NO\rOP\r\n"]), lines(["NO\rOP", 7]));
@@ -69,12 +79,20 @@ describe("POP3 command lines (pop3.md §2)", () => {
     }
   });
   test("USER and PASS take the rest of the line, inner spaces included", () => {
-    assert.deepEqual(parseCommandLine("PASS  my secret "), { kind: "command", command: "PASS", args: ["my secret "] });
+    assert.deepEqual(parseCommandLine("PASS  my secret "), {
+      kind: "command",
+      command: "PASS",
+      args: ["my secret "],
+    });
     assert.deepEqual(parseCommandLine("USER"), { kind: "command", command: "USER", args: [] });
     assert.deepEqual(parseCommandLine("USER   "), { kind: "command", command: "USER", args: [] });
   });
   test("other commands split on spaces; more than MAX_ARGS is invalid", () => {
-    assert.deepEqual(parseCommandLine("APOP  bob  0123"), { kind: "command", command: "APOP", args: ["bob", "0123"] });
+    assert.deepEqual(parseCommandLine("APOP  bob  0123"), {
+      kind: "command",
+      command: "APOP",
+      args: ["bob", "0123"],
+    });
     const most = "AUTH" + " a".repeat(MAX_ARGS);
     assert.equal(parseCommandLine(most).kind, "command");
     assert.deepEqual(parseCommandLine(most + " a"), { kind: "invalid" });
@@ -101,22 +119,41 @@ describe("POP3 SASL response lines (pop3.md §7)", () => {
 /** A valid POP3 line: a known command with arguments that fit. */
 const word = fc.stringMatching(/^[!-~]{1,10}$/);
 const validLine = fc.oneof(
-  fc.tuple(fc.constantFrom("USER", "pass", "User"), fc.stringMatching(/^[ -~]{0,60}$/)).map(([c, a]) => `${c} ${a}`),
-  fc.tuple(fc.constantFrom("APOP", "AUTH", "capa", "NOOP", "stls", "QUIT"), fc.array(word, { maxLength: 3 }))
+  fc.tuple(fc.constantFrom("USER", "pass", "User"), fc.stringMatching(/^[ -~]{0,60}$/)).map((
+    [c, a],
+  ) => `${c} ${a}`),
+  fc.tuple(
+    fc.constantFrom("APOP", "AUTH", "capa", "NOOP", "stls", "QUIT"),
+    fc.array(word, { maxLength: 3 }),
+  )
     .map(([c, a]) => [c, ...a].join(" ")),
 );
-const transcript = fc.array(fc.tuple(validLine, fc.constantFrom("\r\n", "\n")), { minLength: 1, maxLength: 8 })
+const transcript = fc.array(fc.tuple(validLine, fc.constantFrom("\r\n", "\n")), {
+  minLength: 1,
+  maxLength: 8,
+})
   .map((ls) => ls.map(([l, e]) => l + e).join(""));
 
 describe("POP3 parser, properties", () => {
   test("a valid transcript frames and parses the same whole, split at every byte boundary, and byte by byte", () => {
-    check(fc.property(transcript, (t) => {
-      const whole = frame([t]);
-      assert.ok(whole.every((r) => r.kind === "line" && parseCommandLine(r.text).kind === "command"));
-      assert.equal(whole.reduce((n, r) => n + (r.kind === "line" ? r.length : 0), 0), t.length, "every byte consumed");
-      for (let i = 1; i < t.length; i++) assert.deepEqual(frame([t.slice(0, i), t.slice(i)]), whole, `split at ${i}`);
-      assert.deepEqual(frame(bytewise(t)), whole);
-    }), 60);
+    check(
+      fc.property(transcript, (t) => {
+        const whole = frame([t]);
+        assert.ok(
+          whole.every((r) => r.kind === "line" && parseCommandLine(r.text).kind === "command"),
+        );
+        assert.equal(
+          whole.reduce((n, r) => n + (r.kind === "line" ? r.length : 0), 0),
+          t.length,
+          "every byte consumed",
+        );
+        for (let i = 1; i < t.length; i++) {
+          assert.deepEqual(frame([t.slice(0, i), t.slice(i)]), whole, `split at ${i}`);
+        }
+        assert.deepEqual(frame(bytewise(t)), whole);
+      }),
+      60,
+    );
   });
   test("hostile input: never throws, split-invariant, never holds a complete line or more than the bound", () => {
     check(fc.property(fc.oneof(hostileText(10), binary(400)), cuts, (input, at) => {

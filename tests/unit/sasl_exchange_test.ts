@@ -2,7 +2,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes, bytesToBinary } from "../../lib/core/bytes.ts";
-import type { AuthRefusal, ClientStep, PreauthContext, PreauthMachine } from "../../lib/core/machine.ts";
+import type {
+  AuthRefusal,
+  ClientStep,
+  PreauthContext,
+  PreauthMachine,
+} from "../../lib/core/machine.ts";
 import { encodeBase64 } from "../../lib/core/sasl.ts";
 import {
   type AuthRefusal as Refusal,
@@ -37,7 +42,11 @@ describe("SaslExchange.start", () => {
   test("unknown, disabled, too many arguments, or an initial response CRAM-MD5 does not take", () => {
     const { x } = exchange([]);
     for (
-      const args of [["DIGEST-MD5"], [""], ["CRAM-MD5"], ["EXTERNAL", "dXNlcg=="], ["PLAIN", "a", "b"]]
+      const args of [["DIGEST-MD5"], [""], ["CRAM-MD5"], ["EXTERNAL", "dXNlcg=="], [
+        "PLAIN",
+        "a",
+        "b",
+      ]]
     ) {
       assert.deepEqual(x.start(args), { kind: "unsupported" }, args.join(" "));
     }
@@ -58,7 +67,10 @@ describe("SaslExchange.start", () => {
       kind: "credentials",
       creds: { method: "external", user: "id", pass: "", salt: null },
     });
-    assert.deepEqual(x.start(["LOGIN", encodeBase64("u")]), { kind: "challenge", payload: "UGFzc3dvcmQ6" });
+    assert.deepEqual(x.start(["LOGIN", encodeBase64("u")]), {
+      kind: "challenge",
+      payload: "UGFzc3dvcmQ6",
+    });
     assert.deepEqual(x.answer(value(encodeBase64("p"))), {
       kind: "credentials",
       creds: { method: "plain", user: "u", pass: "p", salt: null },
@@ -70,10 +82,16 @@ describe("SaslExchange.answer", () => {
   test("LOGIN: user name, then password; a new exchange forgets the user", () => {
     const { x } = exchange();
     x.start(["LOGIN"]);
-    assert.deepEqual(x.answer(value(encodeBase64("u"))), { kind: "challenge", payload: "UGFzc3dvcmQ6" });
+    assert.deepEqual(x.answer(value(encodeBase64("u"))), {
+      kind: "challenge",
+      payload: "UGFzc3dvcmQ6",
+    });
     assert.deepEqual(x.answer(value(encodeBase64("p"))).kind, "credentials");
     x.start(["LOGIN"]);
-    assert.deepEqual(x.answer(value(encodeBase64("v"))), { kind: "challenge", payload: "UGFzc3dvcmQ6" });
+    assert.deepEqual(x.answer(value(encodeBase64("v"))), {
+      kind: "challenge",
+      payload: "UGFzc3dvcmQ6",
+    });
     assert.deepEqual(x.answer(value("")), {
       kind: "credentials",
       creds: { method: "plain", user: "v", pass: "", salt: null },
@@ -98,7 +116,11 @@ describe("SaslExchange.answer", () => {
     });
     x.start(["LOGIN"]);
     assert.deepEqual(x.answer({ kind: "cancel" }), { kind: "cancel" });
-    assert.deepEqual(x.answer(value(encodeBase64("u"))), { kind: "cancel" }, "no exchange: nothing to answer");
+    assert.deepEqual(
+      x.answer(value(encodeBase64("u"))),
+      { kind: "cancel" },
+      "no exchange: nothing to answer",
+    );
     x.start(["LOGIN"]);
     assert.deepEqual(x.answer({ kind: "invalid" }), { kind: "invalid" });
   });
@@ -106,8 +128,17 @@ describe("SaslExchange.answer", () => {
 
 describe("the mechanism table", () => {
   test("capability order is table order; POP3's plain offers LOGIN", () => {
-    assert.deepEqual(SASL_MECHANISMS.map((m) => m.name), ["PLAIN", "LOGIN", "CRAM-MD5", "EXTERNAL"]);
-    assert.deepEqual(offeredMechanisms(["external", "plain", "login"]), ["PLAIN", "LOGIN", "EXTERNAL"]);
+    assert.deepEqual(SASL_MECHANISMS.map((m) => m.name), [
+      "PLAIN",
+      "LOGIN",
+      "CRAM-MD5",
+      "EXTERNAL",
+    ]);
+    assert.deepEqual(offeredMechanisms(["external", "plain", "login"]), [
+      "PLAIN",
+      "LOGIN",
+      "EXTERNAL",
+    ]);
   });
 });
 
@@ -120,7 +151,10 @@ const X_TEST: SaslMechanism = {
   alwaysAccepted: true,
   initialResponse: true,
   challenge: () => "",
-  respond: (v) => ({ kind: "credentials", creds: { method: "plain", user: v, pass: "", salt: null } }),
+  respond: (v) => ({
+    kind: "credentials",
+    creds: { method: "plain", user: v, pass: "", salt: null },
+  }),
   errorChallenge: (error) => encodeBase64(error),
 };
 const MECHANISMS = [...SASL_MECHANISMS, X_TEST];
@@ -173,7 +207,11 @@ const PROTOCOLS: Proto[] = [
 
 function render(steps: ClientStep[]): string[] {
   return steps.map((s) =>
-    s.kind === "send" ? bytesToBinary(s.data) : s.kind === "close" ? `CLOSE ${s.reason ?? ""}` : s.kind
+    s.kind === "send"
+      ? bytesToBinary(s.data)
+      : s.kind === "close"
+      ? `CLOSE ${s.reason ?? ""}`
+      : s.kind
   );
 }
 
@@ -183,7 +221,12 @@ function refusalOf(o: Partial<Refusal> = {}): AuthRefusal {
 
 /** A machine of `p` suspended on the auth request of `command`. */
 function suspended(p: Proto, command: string): PreauthMachine {
-  const m = p.make({ config: p.config, tls: false, makeSalt: () => SALT, saslMechanisms: MECHANISMS });
+  const m = p.make({
+    config: p.config,
+    tls: false,
+    makeSalt: () => SALT,
+    saslMechanisms: MECHANISMS,
+  });
   m.greeting();
   m.push(binaryToBytes(command));
   const steps = m.next();
@@ -196,7 +239,9 @@ for (const p of PROTOCOLS) {
   describe(`${p.name}: authRefused() returns the refusal as steps`, () => {
     test("error challenge, the client's answer, then the final refusal; the dialogue goes on", () => {
       const m = suspended(p, p.start);
-      assert.deepEqual(render(m.authRefused(refusalOf())), [p.challenge + encodeBase64(ERROR_JSON) + "\r\n"]);
+      assert.deepEqual(render(m.authRefused(refusalOf())), [
+        p.challenge + encodeBase64(ERROR_JSON) + "\r\n",
+      ]);
       assert.deepEqual(m.next(), [], "waits for the client's answer");
       m.push(binaryToBytes("AQ==\r\n" + p.noop));
       assert.deepEqual(render(m.next()), [p.refusal]);
@@ -224,7 +269,11 @@ for (const p of PROTOCOLS) {
     test("the error challenge belongs to that attempt only: a later one-line refusal stays one line", () => {
       const m = suspended(p, p.start);
       m.authRefused(refusalOf());
-      m.push(binaryToBytes("AQ==\r\n" + p.start.replace("X-TEST dXNlcg==", "PLAIN " + encodeBase64("\0u\0p"))));
+      m.push(
+        binaryToBytes(
+          "AQ==\r\n" + p.start.replace("X-TEST dXNlcg==", "PLAIN " + encodeBase64("\0u\0p")),
+        ),
+      );
       assert.deepEqual(render(m.next()), [p.refusal]);
       assert.equal(m.next()[0].kind, "auth");
       assert.deepEqual(render(m.authRefused(refusalOf())), [p.refusal]);

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../../lib/core/line_buffer.ts";
-import { type LineMode, MAX_ARGS, type ParseResult, SmtpParser, TOO_LONG_LOG_HEAD } from "../../lib/smtp/parser.ts";
+import {
+  type LineMode,
+  MAX_ARGS,
+  type ParseResult,
+  SmtpParser,
+  TOO_LONG_LOG_HEAD,
+} from "../../lib/smtp/parser.ts";
 import { binary, bytewise, check, cuts, hostileText, splitAt } from "../helpers/property.ts";
 
 const CAP = 512;
@@ -32,7 +38,9 @@ function parse(pieces: string[], cap = CAP): { results: ParseResult[]; held: num
       if (r.kind === "more") break;
       results.push(r);
       if (r.kind === "tooLong") return { results, held: input.length };
-      mode = r.kind === "command" && r.command === "AUTH" && r.args.length === 1 ? "response" : "command";
+      mode = r.kind === "command" && r.command === "AUTH" && r.args.length === 1
+        ? "response"
+        : "command";
     }
   }
   return { results, held: input.length };
@@ -46,13 +54,21 @@ function cmd(command: string, args: string[], line: string, lineEnd = "\r\n"): P
 
 describe("SMTP command lines (smtp.md §4)", () => {
   test("command word in any case, arguments split on runs of spaces, line end kept", () => {
-    assert.deepEqual(results("ehlo  client.example \r\n"), [cmd("EHLO", ["client.example"], "ehlo  client.example ")]);
-    assert.deepEqual(results("MAIL FROM:<a@b>\n"), [cmd("MAIL", ["FROM:<a@b>"], "MAIL FROM:<a@b>", "\n")]);
+    assert.deepEqual(results("ehlo  client.example \r\n"), [
+      cmd("EHLO", ["client.example"], "ehlo  client.example "),
+    ]);
+    assert.deepEqual(results("MAIL FROM:<a@b>\n"), [
+      cmd("MAIL", ["FROM:<a@b>"], "MAIL FROM:<a@b>", "\n"),
+    ]);
     assert.deepEqual(results("StartTLS\r\n"), [cmd("STARTTLS", [], "StartTLS")]);
   });
   test("unknown words, empty lines, a leading space, digits: invalid, consumed", () => {
     for (const bad of ["DATA\r\n", "\r\n", " NOOP\r\n", "NO0P\r\n", "\xe9HLO x\r\n"]) {
-      assert.deepEqual(results(bad + "NOOP\r\n"), [{ kind: "invalid" }, cmd("NOOP", [], "NOOP")], JSON.stringify(bad));
+      assert.deepEqual(
+        results(bad + "NOOP\r\n"),
+        [{ kind: "invalid" }, cmd("NOOP", [], "NOOP")],
+        JSON.stringify(bad),
+      );
     }
   });
   test(`at most ${MAX_ARGS} arguments`, () => {
@@ -106,24 +122,37 @@ const validLine = fc.tuple(
   fc.array(arg, { maxLength: MAX_ARGS }),
   fc.constantFrom(" ", "  "),
 ).map(([c, a, sep]) => [c, ...a].join(sep));
-const transcript = fc.array(fc.tuple(validLine, fc.constantFrom("\r\n", "\n")), { minLength: 1, maxLength: 8 })
+const transcript = fc.array(fc.tuple(validLine, fc.constantFrom("\r\n", "\n")), {
+  minLength: 1,
+  maxLength: 8,
+})
   .map((ls) => ls.map(([l, e]) => l + e).join(""));
 
 describe("SMTP parser, properties", () => {
   test("a valid transcript parses the same whole, split at every byte boundary, and byte by byte", () => {
-    check(fc.property(transcript, (t) => {
-      const whole = parse([t]);
-      assert.equal(whole.held, 0, "every line consumed");
-      assert.ok(whole.results.every((r) => r.kind === "command" || r.kind === "response"), JSON.stringify(whole.results));
-      for (let i = 1; i < t.length; i++) assert.deepEqual(parse([t.slice(0, i), t.slice(i)]), whole, `split at ${i}`);
-      assert.deepEqual(parse(bytewise(t)), whole);
-    }), 60);
+    check(
+      fc.property(transcript, (t) => {
+        const whole = parse([t]);
+        assert.equal(whole.held, 0, "every line consumed");
+        assert.ok(
+          whole.results.every((r) => r.kind === "command" || r.kind === "response"),
+          JSON.stringify(whole.results),
+        );
+        for (let i = 1; i < t.length; i++) {
+          assert.deepEqual(parse([t.slice(0, i), t.slice(i)]), whole, `split at ${i}`);
+        }
+        assert.deepEqual(parse(bytewise(t)), whole);
+      }),
+      60,
+    );
   });
   test("hostile input: never throws, split-invariant, never holds a complete line or more than the cap", () => {
     check(fc.property(fc.oneof(hostileText(12), binary(1200)), cuts, (input, at) => {
       const whole = parse([input]);
       assert.deepEqual(parse(splitAt(input, at)), whole);
-      if (whole.results.at(-1)?.kind !== "tooLong") assert.ok(whole.held < CAP, `held ${whole.held}`);
+      if (whole.results.at(-1)?.kind !== "tooLong") {
+        assert.ok(whole.held < CAP, `held ${whole.held}`);
+      }
     }));
   });
 });
