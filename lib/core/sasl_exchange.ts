@@ -178,7 +178,7 @@ export type SaslStep =
   | { kind: "cancel" }
   /** The answer line had more words than the protocol allows (counted). */
   | { kind: "invalid" }
-  /** The client answered an error challenge: send the final refusal now. */
+  /** Send the auth service's refusal now (after an error challenge was answered, if any). */
   | { kind: "refused"; refusal: AuthRefusal };
 
 const UNSUPPORTED: SaslStep = { kind: "unsupported" };
@@ -232,16 +232,18 @@ export class SaslExchange {
   }
 
   /**
-   * The auth service refused the last credentials. Returns the error
-   * challenge to send first (the exchange then waits for the client's
-   * answer, and answer() returns the refusal), or null: refuse at once.
+   * The auth service refused the last credentials: the refusal now, or,
+   * for a mechanism with an error challenge and an error to put in it, that
+   * challenge (answer() then returns the refusal, whatever the client says).
    */
-  refuse(refusal: AuthRefusal): string | null {
+  refuse(refusal: AuthRefusal): SaslStep {
     const m = this.#lastCredentials;
     this.#lastCredentials = null;
-    if (m?.errorChallenge === undefined || refusal.saslError === null) return null;
+    if (m?.errorChallenge === undefined || refusal.saslError === null) {
+      return { kind: "refused", refusal };
+    }
     this.#refusal = refusal;
-    return m.errorChallenge(refusal.saslError);
+    return challenge(m.errorChallenge(refusal.saslError));
   }
 
   #respond(m: SaslMechanism, value: string): SaslStep {

@@ -146,10 +146,7 @@ class SmtpPreauth implements PreauthMachine {
   }
 
   authRefused(r: AuthRefusal): ClientStep[] {
-    const challenge = this.#sasl.refuse(r);
-    if (challenge === null) return this.#refusal(r);
-    this.#phase = "sasl"; // the client's answer, then the refusal
-    return [send(smtpChallenge(challenge))];
+    return this.#saslStep(this.#sasl.refuse(r));
   }
 
   takeInput(): Uint8Array {
