@@ -78,7 +78,7 @@ type BackendScript = (server: FakeConn, spec: ConnectSpec) => void;
  * records what it gets (lines: what it received). `dieAt`: close instead
  * of answering the n-th line (1 = LOGIN {n}).
  */
-function imapBackend(opts: { dieAt?: number; silent?: boolean } = {}) {
+function imapBackend(opts: { dieAt?: number; silent?: boolean; afterLogin?: (server: FakeConn) => void } = {}) {
   const seen = { text: "", conns: [] as FakeConn[] };
   const script: BackendScript = (server) => {
     seen.conns.push(server);
@@ -94,6 +94,7 @@ function imapBackend(opts: { dieAt?: number; silent?: boolean } = {}) {
           lines++;
           if (opts.dieAt === lines) return server.destroy();
           server.write(textBytes(lines < 3 ? "+ go\r\n" : "a1 OK backend says hello\r\n"));
+          if (lines === 3) opts.afterLogin?.(server);
         }
       },
       drain() {},
@@ -241,6 +242,30 @@ describe("session driver", () => {
     assert.equal(h.access[0].upstream, "127.0.0.1:143");
     assert.equal(logged(h, "info", /^client logged in$/), 1);
     assert.ok(!h.logs.some((l) => l.message.includes("secret")), "the password is never logged");
+  });
+
+  test("backend bytes right behind its login reply, then its close: the client gets all, the session ends", async () => {
+    const be = imapBackend({
+      afterLogin: (server) => {
+        server.write(textBytes("* 1 EXISTS\r\n"));
+        server.end();
+      },
+    });
+    const h = harness({ config: imap(), backend: be.script });
+    await loginAsAlice(h);
+    await ended(h);
+    assert.match(h.rec.text(), /a1 OK backend says hello\r\n\* 1 EXISTS\r\n$/);
+    assert.equal(h.access[0].outcome, "proxied");
+  });
+
+  test("client input pipelined behind the credentials reaches the backend after the login", async () => {
+    const be = imapBackend();
+    const h = harness({ config: imap(), backend: be.script });
+    await until(() => h.rec.text().includes("* OK"), "greeting");
+    h.send("a1 LOGIN alice secret\r\na2 SELECT INBOX\r\n");
+    await until(() => be.seen.text.endsWith("secret\r\na2 SELECT INBOX\r\n"), "pipelined command at the backend");
+    h.client.destroy();
+    await ended(h);
   });
 
   test("auth refusal without Auth-Wait: the protocol's NO, close, no backend connect", async () => {
