@@ -15,6 +15,20 @@
 // auto. Each metric is the median over the rounds; ratios are
 // median(mailgate) / median(nginx).
 //
+// Before/after (a change's cost, same run): --baseline=PATH adds a second
+// executable, e.g. built from an older commit, as the target "baseline";
+// --baseline-rev=REV builds it from git revision REV first
+// (tools/bench_baseline.sh: a detached worktree in the temp directory,
+// removed afterwards), and --binary-rev=REV does the same for "binary"
+// (instead of building the work tree, uncommitted changes included).
+// "baseline" runs in the same rounds, just before "binary" (just after it
+// in even rounds, so neither always follows the other), and every table
+// gets a binary/baseline column; a before/after table per worker setting
+// adds each round's own binary/baseline ratio and both values, so the
+// noise is beside the median. For example, the refactor's check:
+//   deno task bench --baseline-rev=7108edd --binary-rev=HEAD \
+//     --targets=nginx,baseline,binary --loads=login,relay --workers=1 --no-docs
+//
 // Loads per proxy start (after a short warm-up):
 //   memory  proxy RSS (sum of VmRSS over the proxy's process tree) before and
 //           while N authenticated IMAP sessions sit idle; bytes/session 1 s
@@ -36,7 +50,9 @@
 //   --concurrency=N, --tls-concurrency=N, --sessions=N (memory), --mib=N (relay), --cold-runs=N,
 //   --mem-settle=S (idle seconds, default 45), --mem-rounds=N (default 1),
 //   --binary=PATH (measure this executable as "binary" instead of building
-//   one with bun build --compile), --no-docs (do not rewrite docs/benchmarks.md),
+//   one with bun build --compile), --binary-rev=REV (build "binary" from git
+//   revision REV), --baseline=PATH | --baseline-rev=REV (before/after, above;
+//   adds "baseline" to --targets), --no-docs (do not rewrite docs/benchmarks.md),
 //   --auth-keepalive=N (mailgate's config gets auth_http_keepalive N; nginx
 //   cannot keep auth connections, so its config stays the same).
 // Prints the markdown tables, then ONE line of JSON with every number.
@@ -53,10 +69,13 @@ import { coldStartTree } from "./bench/cold_start.ts";
 import { loginStorm, memory, type Parties, relay, warmUp } from "./bench/loads.ts";
 import { BUN, DENO, ROOT, TLS_DIR } from "./bench/paths.ts";
 import { start, type Started, stopAll } from "./bench/processes.ts";
-import { NGINX, proxyCommand, startProxy, type Target } from "./bench/proxy.ts";
+import { type Executables, NGINX, proxyCommand, startProxy, type Target } from "./bench/proxy.ts";
 import { ensureNginx } from "./bench/install_nginx.ts";
 import {
+  beforeAfter,
+  beforeAfterTable,
   costTable,
+  hasBeforeAfter,
   medians,
   type Metrics,
   ROWS,
@@ -73,7 +92,10 @@ const flag = (name: string) => argv.includes(`--${name}`);
 if (flag("help") || argv.includes("-h")) {
   // The header comment is the usage text.
   const text = readFileSync(new URL(import.meta.url), "utf8").split("\n");
-  console.log(text.slice(0, text.findIndex((l) => !l.startsWith("//"))).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.log(
+    text.slice(0, text.findIndex((l) => !l.startsWith("//"))).map((l) => l.replace(/^\/\/ ?/, ""))
+      .join("\n"),
+  );
   process.exit(0);
 }
 const opt = (name: string, def: string) =>
@@ -109,11 +131,28 @@ const O = {
   /** A prebuilt executable to measure as "binary" instead of building one. */
   /** Absolute: the proxies run with their prefix as working directory. */
   binary: opt("binary", "") && resolve(opt("binary", "")),
+  /** Build "binary" from this git revision instead (tools/bench_baseline.sh). */
+  binaryRev: opt("binary-rev", ""),
+  /** The "before" executable of a before/after comparison (absolute, as binary). */
+  baseline: opt("baseline", "") && resolve(opt("baseline", "")),
+  /** Build "baseline" from this git revision (tools/bench_baseline.sh). */
+  baselineRev: opt("baseline-rev", ""),
   /** auth_http_keepalive for mailgate's configuration (0: the shared file unchanged). */
   authKeepalive: Number(opt("auth-keepalive", "0")),
 };
 if (!O.targets.includes("nginx")) {
   throw new Error("--targets must include nginx (ratios are against it)");
+}
+if (O.binary && O.binaryRev) throw new Error("--binary and --binary-rev: choose one");
+if (O.baseline && O.baselineRev) throw new Error("--baseline and --baseline-rev: choose one");
+const wantBaseline = O.baseline !== "" || O.baselineRev !== "";
+if (O.targets.includes("baseline") && !wantBaseline) {
+  throw new Error("target baseline needs --baseline=PATH or --baseline-rev=REV");
+}
+if (wantBaseline && !O.targets.includes("baseline")) {
+  // Just before binary, or last: a comparison that was asked for is measured.
+  const at = O.targets.indexOf("binary");
+  O.targets.splice(at < 0 ? O.targets.length : at, 0, "baseline");
 }
 
 const log = (s: string) => process.stderr.write(s + "\n");
@@ -145,13 +184,53 @@ function versions() {
 /** The executable under test, built fresh from this tree (build/mailgate may be stale). */
 function buildBinary(dir: string): string {
   const out = join(dir, "mailgate");
-  const r = spawnSync(BUN, ["build", "--compile", "--bytecode", "--format=esm", join(ROOT, "main.ts"), "--outfile", out], {
+  const r = spawnSync(BUN, [
+    "build",
+    "--compile",
+    "--bytecode",
+    "--format=esm",
+    join(ROOT, "main.ts"),
+    "--outfile",
+    out,
+  ], {
     cwd: ROOT,
     encoding: "utf8",
     timeout: 120_000,
   });
   if (r.status !== 0) throw new Error(`bun build --compile failed: ${r.stderr}`);
   return out;
+}
+
+/** The executable of git revision `rev`, built by tools/bench_baseline.sh into `out`. */
+function buildRevision(rev: string, out: string): string {
+  const r = spawnSync(join(ROOT, "tools", "bench_baseline.sh"), [rev, out], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 240_000,
+  });
+  if (r.status !== 0) throw new Error(`tools/bench_baseline.sh ${rev} failed: ${r.stderr}`);
+  return out;
+}
+
+/** A revision as a short commit id (for the record: HEAD moves). */
+function shortRev(rev: string): string {
+  const r = spawnSync("git", ["-C", ROOT, "rev-parse", "--short", `${rev}^{commit}`], {
+    encoding: "utf8",
+  });
+  return r.status === 0 ? r.stdout.trim() : rev;
+}
+
+/**
+ * Round `round`'s order: "baseline" and "binary" trade places in even rounds,
+ * so a drift within a round (another job starting, a warm cache) does not
+ * always favour the same side of a before/after comparison.
+ */
+function roundOrder(round: number): Target[] {
+  const order = [...O.targets];
+  const a = order.indexOf("baseline");
+  const b = order.indexOf("binary");
+  if (round % 2 === 0 && a >= 0 && b >= 0) [order[a], order[b]] = [order[b], order[a]];
+  return order;
 }
 
 /** All loads against one started proxy; a failed load leaves its metrics out and is noted. */
@@ -246,11 +325,25 @@ async function main() {
     log(`  ! ${line}`);
   };
   try {
-    const binary = !O.targets.includes("binary")
-      ? ""
-      : O.binary !== ""
-      ? O.binary
-      : buildBinary(dir);
+    const exes: Executables = {
+      binary: !O.targets.includes("binary")
+        ? ""
+        : O.binary !== ""
+        ? O.binary
+        : O.binaryRev !== ""
+        ? buildRevision(O.binaryRev, join(dir, "mailgate-binary"))
+        : buildBinary(dir),
+      baseline: !O.targets.includes("baseline")
+        ? ""
+        : O.baseline !== ""
+        ? O.baseline
+        : buildRevision(O.baselineRev, join(dir, "mailgate-baseline")),
+    };
+    /** What "binary" and "baseline" are, for the record. */
+    const origin = {
+      binary: O.binaryRev ? `git ${shortRev(O.binaryRev)}` : O.binary || "this work tree",
+      baseline: O.baselineRev ? `git ${shortRev(O.baselineRev)}` : O.baseline,
+    };
     for (const t of O.targets) mkdirSync(join(dir, `prefix-${t}`));
     const [imap, pop3, smtp, imaps, imapsEc] = await freePorts(5);
     const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc };
@@ -301,15 +394,18 @@ async function main() {
     const proxyLoads = [...O.loads].some((l) => l !== "cold");
     for (let round = 1; round <= O.rounds && proxyLoads; round++) {
       for (const w of O.workers) {
-        for (const t of O.targets) {
+        for (const t of roundOrder(round)) {
           const where = `round ${round} workers=${w} ${t}`;
           log(`${where} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
           let proxy: Started | null = null;
           try {
-            proxy = await startProxy(t, dir, confFor(t, w), binary, ports.imap);
+            proxy = await startProxy(t, dir, confFor(t, w), exes, ports.imap);
             raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where, round));
           } catch (e) {
             note(`${where}: ${(e as Error).message}`);
+            // An empty round keeps round i at index i for every target (the
+            // before/after table pairs rounds by index).
+            raw[w][t].push({});
           } finally {
             await proxy?.stop();
           }
@@ -322,9 +418,9 @@ async function main() {
         log(`cold start, workers=${w}: ${O.coldRuns} runs × ${O.targets.join(",")}`);
         const cold = Object.fromEntries(O.targets.map((t) => [t, [] as number[]]));
         for (let i = 0; i < O.coldRuns; i++) {
-          for (const t of O.targets) {
+          for (const t of roundOrder(i + 1)) {
             const prefix = join(dir, `prefix-${t}`);
-            const [cmd, args] = proxyCommand(t, prefix, confFor(t, w), binary);
+            const [cmd, args] = proxyCommand(t, prefix, confFor(t, w), exes);
             try {
               cold[t].push(await coldStartTree(cmd, args, ports.imap, undefined));
             } catch (e) {
@@ -381,9 +477,20 @@ async function main() {
     md += `* Command: \`${cmdline}\` (from the repository root; about ${
       Math.round((Date.now() - t0) / 60000)
     } min)\n`;
-    md += `* Sizes: ${sizes}\n\n`;
+    md += `* Sizes: ${sizes}\n`;
+    const ba = hasBeforeAfter(O.targets);
+    if (ba) {
+      md += `* Before/after: baseline = ${origin.baseline}, binary = ${origin.binary}\n`;
+    }
+    md += "\n";
     for (const w of O.workers) {
       md += `#### worker_processes ${w}\n\n${table(med[w], O.targets)}\n\n`;
+      if (ba) {
+        md +=
+          `#### Before/after, worker_processes ${w}: binary (${origin.binary}) / baseline (${origin.baseline})\n\n${
+            beforeAfterTable(med[w], raw[w])
+          }\n\n`;
+      }
     }
     const allRuns = O.workers.flatMap((w) => O.targets.flatMap((t) => raw[w][t]));
     md += `#### What the rest of the set-up costs (the proxy shares 2 cores with these)\n\n${
@@ -403,6 +510,14 @@ async function main() {
       options: { ...O, loads: [...O.loads] },
       medians: med,
       ratios,
+      ...(ba
+        ? {
+          before_after: {
+            ...origin,
+            ...Object.fromEntries(O.workers.map((w) => [w, beforeAfter(med[w], raw[w])])),
+          },
+        }
+        : {}),
       rounds: raw,
       notes,
     };

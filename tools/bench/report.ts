@@ -1,5 +1,6 @@
 // Turning rounds of measurements into medians, mailgate/nginx ratios, the
-// ✓/✗ targets, a markdown table and one JSON line; and writing the latest
+// ✓/✗ targets, before/after ratios (binary/baseline, when an older build is
+// measured too), markdown tables and one JSON line; and writing the latest
 // table into docs/benchmarks.md between markers (the text around them is
 // kept, so the analysis written by hand survives a re-run).
 
@@ -30,11 +31,19 @@ export const ROWS: Row[] = [
   { key: "smtp_p50_ms", label: "SMTP p50 ms" },
   { key: "smtp_p99_ms", label: "SMTP p99 ms" },
   { key: "smtp_cpu_ms", label: "SMTP proxy CPU ms/session" },
-  { key: "tls_per_s", label: "IMAPS (RSA-2048 cert) handshake+LOGIN/s", target: { kind: "min", ratio: 0.8 } },
+  {
+    key: "tls_per_s",
+    label: "IMAPS (RSA-2048 cert) handshake+LOGIN/s",
+    target: { kind: "min", ratio: 0.8 },
+  },
   { key: "tls_p50_ms", label: "IMAPS p50 ms" },
   { key: "tls_p99_ms", label: "IMAPS p99 ms" },
   { key: "tls_cpu_ms", label: "IMAPS proxy CPU ms/login" },
-  { key: "tlsec_per_s", label: "IMAPS (ECDSA cert) handshake+LOGIN/s", target: { kind: "min", ratio: 0.8 } },
+  {
+    key: "tlsec_per_s",
+    label: "IMAPS (ECDSA cert) handshake+LOGIN/s",
+    target: { kind: "min", ratio: 0.8 },
+  },
   { key: "tlsec_p50_ms", label: "IMAPS (ECDSA) p50 ms" },
   { key: "tlsec_p99_ms", label: "IMAPS (ECDSA) p99 ms" },
   { key: "tlsec_cpu_ms", label: "IMAPS (ECDSA) proxy CPU ms/login" },
@@ -119,10 +128,106 @@ export function fmt(v: number | null | undefined): string {
 const targetText = (r: Row) =>
   r.target ? `${r.target.kind === "min" ? "≥" : "≤"} ${r.target.ratio.toFixed(1)}×` : "";
 
-/** One markdown table for one worker setting: medians, then mailgate/nginx ratios with ✓/✗. */
+/** Both sides of the before/after comparison are measured in this run. */
+export const hasBeforeAfter = (targets: Target[]) =>
+  targets.includes("binary") && targets.includes("baseline");
+
+/** after / before, or null when either is missing (or before is 0). */
+export function change(
+  after: number | null | undefined,
+  before: number | null | undefined,
+): number | null {
+  if (after == null || before == null || before === 0 || !isFinite(after) || !isFinite(before)) {
+    return null;
+  }
+  return after / before;
+}
+
+/** Rates and counts are better higher; times, CPU and bytes per session lower. */
+export const higherIsBetter = (key: string) => /_per_s$|_mb_s$|^mem_sessions$/.test(key);
+
+export interface BeforeAfter {
+  /** median(binary) / median(baseline) */
+  ratio: number | null;
+  /** binary / baseline within each round (both ran in it, one after the other). */
+  rounds: (number | null)[];
+}
+
+/** Per row: the ratio of the medians and the paired per-round ratios. */
+export function beforeAfter(
+  med: Partial<Record<Target, Metrics>>,
+  raw: Partial<Record<Target, Metrics[]>>,
+): Record<string, BeforeAfter> {
+  const out: Record<string, BeforeAfter> = {};
+  const after = raw.binary ?? [];
+  const before = raw.baseline ?? [];
+  for (const row of ROWS) {
+    const ratio = change(med.binary?.[row.key], med.baseline?.[row.key]);
+    if (ratio === null) continue;
+    const n = Math.min(after.length, before.length);
+    out[row.key] = {
+      ratio,
+      rounds: Array.from(
+        { length: n },
+        (_, i) => change(after[i]?.[row.key], before[i]?.[row.key]),
+      ),
+    };
+  }
+  return out;
+}
+
+const fmtRatio = (v: number | null) => (v === null ? "–" : v.toFixed(2));
+
+/**
+ * The before/after table for one worker setting: every row both executables
+ * produced, the ratio of the medians, and each round's own ratio and values,
+ * so the noise between rounds is in plain sight beside the median.
+ */
+export function beforeAfterTable(
+  med: Partial<Record<Target, Metrics>>,
+  raw: Partial<Record<Target, Metrics[]>>,
+): string {
+  const ba = beforeAfter(med, raw);
+  const lines = [
+    "| metric | better | baseline | binary | binary/baseline | per round: binary/baseline | per round: baseline | per round: binary |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const row of ROWS) {
+    const r = ba[row.key];
+    if (!r) continue;
+    const per = (t: Target) => (raw[t] ?? []).map((m) => fmt(m[row.key])).join(" / ");
+    lines.push(
+      `| ${
+        [
+          row.label,
+          higherIsBetter(row.key) ? "higher" : "lower",
+          fmt(med.baseline?.[row.key]),
+          fmt(med.binary?.[row.key]),
+          fmtRatio(r.ratio),
+          r.rounds.map(fmtRatio).join(" / "),
+          per("baseline"),
+          per("binary"),
+        ].join(" | ")
+      } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * One markdown table for one worker setting: medians, then mailgate/nginx
+ * ratios with ✓/✗, then binary/baseline when both were measured.
+ */
 export function table(med: Partial<Record<Target, Metrics>>, targets: Target[]): string {
   const mine = targets.filter((t) => t !== "nginx");
-  const head = ["metric", ...targets, ...mine.map((t) => `${t}/nginx`), "target"];
+  const ba = hasBeforeAfter(targets);
+  const head = [
+    "metric",
+    ...targets,
+    ...mine.map((t) => `${t}/nginx`),
+    ...(ba ? ["binary/baseline"] : []),
+    "target",
+  ];
   const lines = [
     `| ${head.join(" | ")} |`,
     `|${head.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
@@ -134,6 +239,7 @@ export function table(med: Partial<Record<Target, Metrics>>, targets: Target[]):
       if (v.ratio === null) return "–";
       return `${v.ratio.toFixed(2)}${v.ok === null ? "" : v.ok ? " ✓" : " ✗"}`;
     });
+    if (ba) ratios.push(fmtRatio(change(med.binary?.[row.key], med.baseline?.[row.key])));
     lines.push(`| ${[row.label, ...vals, ...ratios, targetText(row)].join(" | ")} |`);
   }
   return lines.join("\n");
