@@ -34,6 +34,8 @@ export interface Singles {
   proxy_smtp_auth: boolean;
   proxy_timeout: number;
   xclient: boolean;
+  proxy_imap_id: boolean;
+  proxy_pop3_xclient: boolean;
   proxy_ssl: boolean;
   proxy_starttls: boolean;
   proxy_ssl_verify: boolean;
@@ -69,6 +71,7 @@ export interface Lists {
   error_log: LogTarget[];
   auth_http_header: [string, string][];
   imap_capabilities: string[];
+  imap_id: [string, string][];
   pop3_capabilities: string[];
   smtp_capabilities: string[];
   imap_auth: string[];

@@ -25,6 +25,7 @@ import { handleListen } from "./listen.ts";
 import { handleAuthHttp, handleResolver, handleSetRealIpFrom } from "./mail_net.ts";
 import { SSL_DIRECTIVES } from "./ssl_directives.ts";
 import type { Protocol } from "./types.ts";
+import { MAX_ID_KEY, MAX_ID_PAIRS, MAX_ID_VALUE } from "../imap/id.ts";
 
 export const PROTOCOLS: readonly Protocol[] = ["imap", "pop3", "smtp"];
 export const IMAP_AUTH_METHODS = ["plain", "login", "cram-md5", "external"] as const;
@@ -55,6 +56,35 @@ function capabilities(
   name: "imap_capabilities" | "pop3_capabilities" | "smtp_capabilities",
 ): DirectiveSpec {
   return mailSpec("1more", (d, st) => level(st).append(name, d.args, d.loc));
+}
+
+/**
+ * imap_id "key" "value" ...: pairs for the `* ID` answer; repeating the
+ * directive at one level adds pairs. RFC 2971's limits hold for what
+ * mailgate sends as for what it accepts.
+ */
+function handleImapId(d: Directive, st: LoadState): void {
+  if (d.args.length % 2 !== 0) fail(d, `invalid number of arguments in "imap_id" directive`);
+  const pairs: [string, string][] = [];
+  const bytes = new TextEncoder();
+  for (let i = 0; i < d.args.length; i += 2) {
+    const [key, value] = [d.args[i], d.args[i + 1]];
+    for (const v of [key, value]) {
+      if (/[\r\n\0]/.test(v)) fail(d, `invalid value "${v}" in "imap_id" directive`);
+    }
+    if (key === "" || bytes.encode(key).length > MAX_ID_KEY) {
+      fail(d, `"imap_id" key "${key}" must be 1 to ${MAX_ID_KEY} bytes`);
+    }
+    if (bytes.encode(value).length > MAX_ID_VALUE) {
+      fail(d, `"imap_id" value for "${key}" is longer than ${MAX_ID_VALUE} bytes`);
+    }
+    pairs.push([key, value]);
+  }
+  const lv = level(st);
+  if ((lv.lists.imap_id?.value.length ?? 0) + pairs.length > MAX_ID_PAIRS) {
+    fail(d, `"imap_id" has more than ${MAX_ID_PAIRS} pairs`);
+  }
+  lv.append("imap_id", pairs, d.loc);
 }
 
 export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
@@ -117,6 +147,9 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   proxy_ssl_server_name: flagSlot("proxy_ssl_server_name"),
   proxy_ssl_certificate: confPathSlot("proxy_ssl_certificate"),
   proxy_ssl_certificate_key: confPathSlot("proxy_ssl_certificate_key"),
+  imap_id: mailSpec("1more", handleImapId),
+  proxy_imap_id: flagSlot("proxy_imap_id"),
+  proxy_pop3_xclient: flagSlot("proxy_pop3_xclient"),
 };
 
 /** error_log is shared with the main context; at mail/server level it fills the level's list. */

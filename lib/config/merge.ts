@@ -120,10 +120,13 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     proxySmtpAuth: e.get("proxy_smtp_auth", false),
     proxyTimeoutMs: e.get("proxy_timeout", DEFAULTS.proxyTimeoutMs),
     xclient: e.get("xclient", true),
+    proxyImapId: e.get("proxy_imap_id", false),
+    proxyPop3Xclient: e.get("proxy_pop3_xclient", false),
     proxySsl,
 
     imapAuth: [...e.listOr("imap_auth", [...DEFAULTS.imapAuth])] as ServerConfig["imapAuth"],
     imapCapabilities: [...e.listOr("imap_capabilities", [...DEFAULTS.imapCapabilities])],
+    imapId: [...e.listOr("imap_id", [])],
     imapClientBuffer: e.get("imap_client_buffer", DEFAULT_BUFFER),
     pop3Auth: [...e.listOr("pop3_auth", [...DEFAULTS.pop3Auth])] as ServerConfig["pop3Auth"],
     pop3Capabilities: [...e.listOr("pop3_capabilities", [...DEFAULTS.pop3Capabilities])],

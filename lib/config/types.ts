@@ -195,10 +195,16 @@ export interface ServerConfig {
   proxySmtpAuth: boolean;
   proxyTimeoutMs: number; // default 24h
   xclient: boolean; // default on
+  /** mailgate extension: IMAP ID with the client's address to the backend before LOGIN (default off). */
+  proxyImapId: boolean;
+  /** mailgate extension: POP3 XCLIENT with the client's address to the backend before USER (default off). */
+  proxyPop3Xclient: boolean;
   proxySsl: ProxySslConfig;
 
   imapAuth: ImapAuthMethod[]; // default ["plain"], duplicates removed, order as merged
   imapCapabilities: string[]; // default ["IMAP4", "IMAP4rev1", "UIDPLUS"]
+  /** mailgate extension imap_id: the fields of the `* ID` answer (default none: NIL). */
+  imapId: [string, string][];
   imapClientBuffer: number; // default 4096
   pop3Auth: Pop3AuthMethod[]; // default ["plain"]
   pop3Capabilities: string[]; // default ["TOP", "USER", "UIDL"]

@@ -20,6 +20,8 @@ export interface Credentials {
   tag?: string;
   /** SMTP: what the backend login replays and Auth-SMTP-* carries. */
   smtp?: SmtpState;
+  /** IMAP: the fields of the client's last ID command (forwarded with proxy_imap_id on). */
+  imapId?: readonly (readonly [key: string, value: string | null])[];
 }
 
 export interface SmtpState {
@@ -139,4 +141,21 @@ export interface BackendContext {
    * machine), or "starttls" (the machine asks for the upgrade itself).
    */
   backendTls?: "off" | "ssl" | "starttls";
+  /** What the backend is told about the client (proxy_imap_id, proxy_pop3_xclient); absent: nothing. */
+  forward?: ForwardInfo;
+}
+
+/** Dovecot's LOGIN_PROXY_TTL: proxies a login may pass through; each sends one less. */
+export const PROXY_TTL = 5;
+
+/** What a proxy tells the backend about the client (README "IMAP ID and the client's address"). */
+export interface ForwardInfo {
+  /** The client's address and port (a trusted PROXY header's source); null for a Unix-socket client. */
+  clientIp: string | null;
+  clientPort: number | null;
+  /** The address and port the client connected to (a trusted PROXY header's destination). */
+  localIp: string | null;
+  localPort: number | null;
+  /** The session's id as mailgate's logs print it: "*17". */
+  sessionId: string;
 }

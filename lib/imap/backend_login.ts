@@ -16,6 +16,15 @@
 //                          P: mgs2 CAPABILITY
 //   B: [* ...]*  mgs2 OK ...   P: <tag> LOGIN {<ulen>} ... as above
 //
+// With proxy_imap_id on (mailgate extension), a backend that offers ID
+// (in its greeting's [CAPABILITY ...] code, else in the answer to a
+// CAPABILITY of the proxy's) is told who the client is before LOGIN, as
+// Dovecot's proxy does; its answer, whatever it is, is skipped:
+//
+//   B: * OK [CAPABILITY ... ID ...] ...   (no code: P: mgs2 CAPABILITY, B: * CAPABILITY ... mgs2 OK)
+//                          P: mgs3 ID ("x-originating-ip" "203.0.113.7" ...)
+//   B: [* ID ...]  mgs3 OK ...             P: <tag> LOGIN {<ulen>} ... as above
+//
 // Any other answer to STARTTLS fails the login (never a plaintext
 // fallback); neither that reply nor the CAPABILITY one is ever passed to
 // the client, whatever proxy_pass_error_message says: they answer the
@@ -29,8 +38,11 @@
 import type { BackendContext, BackendLogin, BackendStep } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
+import { forwardFields, MAX_ID_PAIRS, retainedFields } from "./id.ts";
+import type { ForwardInfo } from "../core/machine.ts";
 import {
   BACKEND_CAPABILITY_TAG,
+  BACKEND_ID_TAG,
   BACKEND_CONTINUATION_PREFIX,
   BACKEND_GREETING_PREFIX,
   BACKEND_STARTTLS_TAG,
@@ -39,6 +51,7 @@ import {
   IMAP_BACKEND_CAPABILITY,
   IMAP_BACKEND_STARTTLS,
   IMAP_INTERNAL_ERROR,
+  imapBackendId,
   imapBackendLogin,
   imapBackendPassword,
   imapBackendUser,
@@ -60,6 +73,7 @@ type Stage =
   | "starttls"
   | "tls"
   | "capability"
+  | "id"
   | "user"
   | "password"
   | "result"
@@ -67,6 +81,8 @@ type Stage =
 
 const STARTTLS_OK = backendTaggedOkPrefix(BACKEND_STARTTLS_TAG);
 const CAPABILITY_OK = backendTaggedOkPrefix(BACKEND_CAPABILITY_TAG);
+/** Any tagged answer to the proxy's ID: a backend that refuses it is logged in to all the same. */
+const ID_TAGGED = BACKEND_ID_TAG + " ";
 
 const CR = 0x0d, LF = 0x0a;
 
@@ -76,6 +92,17 @@ function startsWith(data: Uint8Array, from: number, to: number, prefix: string):
     if (data[from + i] !== prefix.charCodeAt(i)) return false;
   }
   return true;
+}
+
+/**
+ * Whether the line's capability list has ID: the greeting's
+ * `* OK [CAPABILITY ...]` or an untagged `* CAPABILITY ...`; null if the
+ * line lists no capabilities.
+ */
+function offersId(data: Uint8Array, from: number, cr: number): boolean | null {
+  const m = /^\* (?:OK \[)?CAPABILITY ([^\]]*)/i.exec(bytesToBinary(data.subarray(from, cr)));
+  if (m === null) return null;
+  return m[1].split(" ").some((w) => w.toUpperCase() === "ID");
 }
 
 class ImapBackendLogin implements BackendLogin {
@@ -92,6 +119,10 @@ class ImapBackendLogin implements BackendLogin {
   #lineStart = 0;
   /** Where the CRLF search resumes, so no byte is scanned twice. */
   #scan = 0;
+  /** proxy_imap_id on: what the backend is told, if it offers ID. */
+  readonly #forward: ForwardInfo | null;
+  /** The backend listed ID in the capabilities last read. */
+  #offersId = false;
 
   constructor(ctx: BackendContext) {
     this.#ctx = ctx;
@@ -101,6 +132,7 @@ class ImapBackendLogin implements BackendLogin {
     this.#limit = ctx.config.proxyBuffer;
     this.#input = new LineBuffer(this.#limit + READ_CHUNK_SLACK);
     this.#starttls = ctx.backendTls === "starttls";
+    this.#forward = ctx.config.proxyImapId ? ctx.forward ?? null : null;
   }
 
   tlsStarted(): BackendStep[] {
@@ -154,8 +186,16 @@ class ImapBackendLogin implements BackendLogin {
           this.#advance(end, "starttls");
           return { kind: "send", data: IMAP_BACKEND_STARTTLS };
         }
-        this.#advance(end, "user");
-        return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
+        if (this.#forward !== null) {
+          const offered = offersId(data, from, cr);
+          if (offered === null) {
+            // No capabilities in the greeting: ask for them.
+            this.#advance(end, "capability");
+            return { kind: "send", data: IMAP_BACKEND_CAPABILITY };
+          }
+          this.#offersId = offered;
+        }
+        return this.#afterCapabilities(end);
       case "starttls":
         if (this.#untagged(data, from, cr, end)) return null;
         if (!startsWith(data, from, cr, STARTTLS_OK)) {
@@ -168,8 +208,17 @@ class ImapBackendLogin implements BackendLogin {
         this.#stage = "tls";
         return { kind: "starttls" };
       case "capability":
-        if (this.#untagged(data, from, cr, end)) return null;
+        if (this.#untagged(data, from, cr, end)) {
+          if (offersId(data, from, cr) === true) this.#offersId = true;
+          return null;
+        }
         if (!startsWith(data, from, cr, CAPABILITY_OK)) {
+          return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
+        }
+        return this.#afterCapabilities(end);
+      case "id":
+        if (this.#untagged(data, from, cr, end)) return null;
+        if (!startsWith(data, from, cr, ID_TAGGED)) {
           return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
         }
         this.#advance(end, "user");
@@ -199,6 +248,18 @@ class ImapBackendLogin implements BackendLogin {
       case "finished":
         return null;
     }
+  }
+
+  /** Capabilities known (the reply ends at `end`): ID if asked for and offered, else LOGIN. */
+  #afterCapabilities(end: number): BackendStep {
+    if (this.#forward !== null && this.#offersId) {
+      this.#advance(end, "id");
+      const own = forwardFields(this.#forward);
+      const client = retainedFields(this.#ctx.creds.imapId ?? [], MAX_ID_PAIRS - own.length);
+      return { kind: "send", data: imapBackendId([...own, ...client]) };
+    }
+    this.#advance(end, "user");
+    return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
   }
 
   /**

@@ -10,11 +10,17 @@
 // the buffer compacts or grows. Quoted strings are unescaped in place (the
 // unescaped text is never longer than the escaped one), so no argument is
 // built byte by byte.
+//
+// ID (RFC 2971) is the one command whose argument is a list: for it the
+// parser also yields "(" and ")" as tokens and ends an atom at ")", takes up
+// to MAX_ID_TOKENS tokens, and records each token's kind; lib/imap/id.ts
+// checks the list's shape.
 
 import { bytesToBinary } from "../core/bytes.ts";
 import type { LineBuffer } from "../core/line_buffer.ts";
+import { MAX_ID_TOKENS, TOKEN_ATOM, TOKEN_CLOSE, TOKEN_OPEN, TOKEN_STRING } from "./id.ts";
 
-export type ImapCommand = "CAPABILITY" | "NOOP" | "LOGOUT" | "STARTTLS" | "LOGIN" | "AUTHENTICATE";
+export type ImapCommand = "CAPABILITY" | "NOOP" | "LOGOUT" | "STARTTLS" | "LOGIN" | "AUTHENTICATE" | "ID";
 
 const COMMANDS: readonly ImapCommand[] = [
   "CAPABILITY",
@@ -23,6 +29,7 @@ const COMMANDS: readonly ImapCommand[] = [
   "STARTTLS",
   "LOGIN",
   "AUTHENTICATE",
+  "ID",
 ];
 
 /** §2: a tag is at most 32 characters. */
@@ -44,6 +51,8 @@ export interface ImapLine {
   args: string[];
   /** SASL response line consisting of exactly `*` (cancel). */
   exactlyStar: boolean;
+  /** ID only: each token's kind (TOKEN_* in id.ts); "(" and ")" are tokens with args "". */
+  kinds?: number[];
 }
 
 export type ParseResult =
@@ -66,6 +75,7 @@ export type LineMode = "command" | "response";
 
 const SP = 0x20, CR = 0x0d, LF = 0x0a, DQUOTE = 0x22, BACKSLASH = 0x5c, STAR = 0x2a;
 const LBRACE = 0x7b, RBRACE = 0x7d, PLUS = 0x2b, ZERO = 0x30, NINE = 0x39;
+const LPAREN = 0x28, RPAREN = 0x29;
 
 // Parser states.
 const S_START = 0; // before the first byte of a line
@@ -128,9 +138,13 @@ export class ImapParser {
   #tag: string | null = null;
   #cmdStart = 0;
   #command: ImapCommand | null = null;
+  /** The command is ID: parentheses are tokens. */
+  #list = false;
+  #maxArgs = MAX_ARGS;
   #argc = 0;
-  readonly #argStart = [0, 0, 0];
-  readonly #argEnd = [0, 0, 0];
+  readonly #argStart = new Int32Array(MAX_ID_TOKENS);
+  readonly #argEnd = new Int32Array(MAX_ID_TOKENS);
+  readonly #kind = new Uint8Array(MAX_ID_TOKENS);
   #write = 0; // in-place unescape position inside a quoted string
   #litLen = 0;
   #litSync = true;
@@ -186,6 +200,10 @@ export class ImapParser {
             this.#state = S_SKIP;
             continue;
           }
+          if (this.#command === "ID") {
+            this.#list = true;
+            this.#maxArgs = MAX_ID_TOKENS;
+          }
           if (ch === LF) return this.#done(input, data, p);
           this.#state = ch === SP ? S_SP_ARG : S_ALMOST;
           break;
@@ -197,24 +215,35 @@ export class ImapParser {
             break;
           }
           if (ch === LF) return this.#done(input, data, p);
-          if (this.#argc === MAX_ARGS) {
+          if (this.#argc === this.#maxArgs) {
             this.#state = S_SKIP;
             continue;
           }
-          if (ch === DQUOTE) {
+          if (this.#list && (ch === LPAREN || ch === RPAREN)) {
+            this.#argStart[this.#argc] = this.#argEnd[this.#argc] = p;
+            this.#kind[this.#argc++] = ch === LPAREN ? TOKEN_OPEN : TOKEN_CLOSE;
+          } else if (ch === DQUOTE) {
+            this.#kind[this.#argc] = TOKEN_STRING;
             this.#argStart[this.#argc] = this.#write = p + 1;
             this.#state = S_QUOTED;
           } else if (ch === LBRACE) {
+            this.#kind[this.#argc] = TOKEN_STRING;
             this.#litLen = 0;
             this.#litSync = true;
             this.#state = S_LIT_LEN;
           } else {
+            this.#kind[this.#argc] = TOKEN_ATOM;
             this.#argStart[this.#argc] = p;
             this.#state = S_ATOM;
           }
           break;
 
         case S_ATOM:
+          if (this.#list && ch === RPAREN) {
+            this.#argEnd[this.#argc++] = p;
+            this.#state = S_SP_ARG;
+            continue; // the ")" is a token of its own
+          }
           if (ch === SP || ch === CR || ch === LF) {
             this.#argEnd[this.#argc++] = p;
             if (ch === LF) return this.#done(input, data, p);
@@ -306,6 +335,10 @@ export class ImapParser {
 
         case S_AFTER_LIT:
           if (ch === LF) return this.#done(input, data, p);
+          if (this.#list && ch === RPAREN) {
+            this.#state = S_SP_ARG;
+            continue;
+          }
           if (ch === SP) this.#state = S_SP_ARG;
           else if (ch === CR) this.#state = S_ALMOST;
           else {
@@ -343,6 +376,8 @@ export class ImapParser {
     this.#pos = 0;
     this.#tag = null;
     this.#command = null;
+    this.#list = false;
+    this.#maxArgs = MAX_ARGS;
     this.#argc = 0;
     this.#tail = T_NONE;
   }
@@ -356,6 +391,7 @@ export class ImapParser {
     const exactlyStar = this.#response && this.#argc === 1 && this.#argStart[0] === 0 &&
       this.#argEnd[0] === 1 && data[0] === STAR && (data[1] === CR || data[1] === LF);
     const line: ImapLine = { tag: this.#tag, command: this.#command, args, exactlyStar };
+    if (this.#list) line.kinds = Array.from(this.#kind.subarray(0, this.#argc));
     input.consume(lf + 1);
     this.#state = S_START;
     return { kind: "line", line };

@@ -11,6 +11,7 @@ import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
 import { saslResponseOfWords } from "../core/sasl.ts";
 import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_exchange.ts";
 import { type ImapLine, ImapParser, TOO_LONG_LOG_HEAD } from "./parser.ts";
+import { type IdField, idFields } from "./id.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import {
   IMAP_GREETING,
@@ -19,6 +20,7 @@ import {
   imapBad,
   imapCapabilityLine,
   imapChallenge,
+  imapIdLine,
   imapLogout,
   imapNo,
   imapOk,
@@ -44,6 +46,10 @@ class ImapPreauth implements PreauthMachine {
   readonly #input: LineBuffer;
   readonly #parser: ImapParser;
   readonly #capability: { plain: Uint8Array; tls: Uint8Array };
+  /** The `* ID ...` line (imap_id), built once. */
+  readonly #idLine: Uint8Array;
+  /** The fields of the client's last ID (Credentials.imapId). */
+  #clientId: IdField[] = [];
   #phase: Phase = "command";
   readonly #sasl: SaslExchange;
   /** Tag of the LOGIN / AUTHENTICATE in progress (replies, Credentials.tag). */
@@ -67,6 +73,7 @@ class ImapPreauth implements PreauthMachine {
       plain: imapCapabilityLine(ctx.config, false),
       tls: imapCapabilityLine(ctx.config, true),
     };
+    this.#idLine = imapIdLine(ctx.config);
   }
 
   greeting(): Uint8Array {
@@ -177,6 +184,15 @@ class ImapPreauth implements PreauthMachine {
       }
       case "AUTHENTICATE":
         return this.#authenticate(tag, line.args);
+      case "ID": {
+        // RFC 2971 before login, whatever imap_capabilities lists; a list
+        // of the wrong shape or over a limit is a counted error.
+        const fields = idFields(line.args, line.kinds ?? []);
+        if (fields === null) return this.#invalidLine(tag, false);
+        // The last ID wins: what the backend hears is what the client said last.
+        this.#clientId = fields;
+        return [send(concatBytes([this.#idLine, imapOk(tag)]))];
+      }
       default:
         return [send(imapBad(tag))]; // unreachable: the parser knows the commands
     }
@@ -227,6 +243,6 @@ class ImapPreauth implements PreauthMachine {
   #auth(tag: string, creds: SaslCredentials): ClientStep[] {
     this.#authTag = tag;
     this.#phase = "auth";
-    return [{ kind: "auth", creds: { ...creds, tag } }];
+    return [{ kind: "auth", creds: { ...creds, tag, imapId: this.#clientId } }];
   }
 }

@@ -6,6 +6,7 @@
 import type { ServerConfig } from "../config/types.ts";
 import { binaryToBytes, textBytes } from "../core/bytes.ts";
 import { offeredMechanisms } from "../core/sasl_exchange.ts";
+import { type IdField, idList } from "./id.ts";
 
 const CRLF = "\r\n";
 
@@ -55,6 +56,16 @@ export function imapChallenge(payload: string): Uint8Array {
   return textBytes("+ " + payload + CRLF);
 }
 
+/**
+ * mailgate extension (README "IMAP ID and the client's address"): the
+ * untagged answer to ID, `* ID NIL` or `* ID ("name" "value" ...)` from
+ * imap_id; the tagged OK follows it.
+ */
+export function imapIdLine(config: ServerConfig): Uint8Array {
+  // (Hand-built configurations in tests may leave imap_id out.)
+  return textBytes("* ID " + idList(config.imapId ?? []) + CRLF);
+}
+
 /** §5 the untagged `* CAPABILITY ...` line for a TLS state. */
 export function imapCapabilityLine(config: ServerConfig, tls: boolean): Uint8Array {
   const words = [...config.imapCapabilities];
@@ -94,10 +105,17 @@ export function imapBackendPassword(pass: string): Uint8Array {
 export const BACKEND_STARTTLS_TAG = "mgs1";
 /** Tag of the proxy's CAPABILITY towards the backend, once TLS is up. */
 export const BACKEND_CAPABILITY_TAG = "mgs2";
+/** Tag of the proxy's ID towards the backend (proxy_imap_id on). */
+export const BACKEND_ID_TAG = "mgs3";
 /** `mgs1 STARTTLS` */
 export const IMAP_BACKEND_STARTTLS = textBytes(BACKEND_STARTTLS_TAG + " STARTTLS" + CRLF);
 /** `mgs2 CAPABILITY` */
 export const IMAP_BACKEND_CAPABILITY = textBytes(BACKEND_CAPABILITY_TAG + " CAPABILITY" + CRLF);
+
+/** `mgs3 ID (...)`: mailgate's fields, then the client's retained ones (binary strings). */
+export function imapBackendId(fields: readonly IdField[]): Uint8Array {
+  return binaryToBytes(BACKEND_ID_TAG + " ID " + idList(fields) + CRLF);
+}
 
 /** Backend reply prefixes checked in §8. */
 export const BACKEND_GREETING_PREFIX = "* OK";

@@ -15,6 +15,15 @@
 //   B: +OK ... <capability lines> .    (or -ERR: CAPA is optional, go on)
 //                  P: USER <user> ... as above
 //
+// With proxy_pop3_xclient on (mailgate extension), a backend that offers
+// XCLIENT (in a "+OK [XCLIENT]" greeting, as Dovecot greets a trusted
+// proxy, or as a line of its CAPA list) hears the client's address first;
+// anything but +OK to it fails the login, as in Dovecot's proxy:
+//
+//   B: +OK ...     P: CAPA            (no CAPA when the greeting says [XCLIENT])
+//   B: +OK ... XCLIENT ... .            P: XCLIENT ADDR=<ip> PORT=<port> SESSION=*<n> TTL=4
+//   B: +OK ...     P: USER <user> ... as above
+//
 // A reply to STLS other than +OK fails the login (never a plaintext
 // fallback). Neither it nor the CAPA reply is ever passed to the client,
 // whatever proxy_pass_error_message says: they answer the proxy's
@@ -24,13 +33,15 @@
 // (lib/core/reply_reader.ts) and must start with "+OK"; the multi-line CAPA
 // reply is bounded as a whole.
 
-import type { BackendContext, BackendLogin, BackendStep } from "../core/machine.ts";
+import type { BackendContext, BackendLogin, BackendStep, ForwardInfo } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { ReplyReader } from "../core/reply_reader.ts";
 import {
   BACKEND_ERR_PREFIX,
   BACKEND_LIST_END,
   BACKEND_OK_PREFIX,
+  BACKEND_XCLIENT_CAPA,
+  BACKEND_XCLIENT_GREETING,
   logUpstreamInvalid,
   logUpstreamNoStarttls,
   logUpstreamTooLong,
@@ -39,6 +50,7 @@ import {
   POP3_INTERNAL_ERROR,
   pop3BackendPass,
   pop3BackendUser,
+  pop3BackendXclient,
 } from "./replies.ts";
 
 export function createPop3BackendLogin(ctx: BackendContext): BackendLogin {
@@ -50,12 +62,31 @@ export function createPop3BackendLogin(ctx: BackendContext): BackendLogin {
  * nothing is read until tlsStarted(). "capaList": the lines of a CAPA
  * reply, up to its ".".
  */
-type Stage = "greeting" | "stls" | "tls" | "capa" | "capaList" | "user" | "pass" | "finished";
+type Stage =
+  | "greeting"
+  | "stls"
+  | "tls"
+  | "capa"
+  | "capaList"
+  | "xclient"
+  | "user"
+  | "pass"
+  | "finished";
 
 function startsWith(data: Uint8Array, from: number, to: number, prefix: string): boolean {
   if (to - from < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) {
     if (data[from + i] !== prefix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** The CAPA line's first word is XCLIENT (any case). */
+function isXclientCapa(data: Uint8Array, from: number, cr: number): boolean {
+  const n = BACKEND_XCLIENT_CAPA.length;
+  if (cr - from < n || (cr - from > n && data[from + n] !== 0x20)) return false;
+  for (let i = 0; i < n; i++) {
+    if ((data[from + i] & 0xdf) !== BACKEND_XCLIENT_CAPA.charCodeAt(i)) return false;
   }
   return true;
 }
@@ -72,6 +103,10 @@ class Pop3BackendLogin implements BackendLogin {
   /** Upgrade to TLS with STLS before logging in. */
   readonly #starttls: boolean;
   #stage: Stage = "greeting";
+  /** proxy_pop3_xclient on: what the backend is told, if it offers XCLIENT. */
+  readonly #forward: ForwardInfo | null;
+  /** The backend offered XCLIENT (greeting or CAPA). */
+  #offersXclient = false;
 
   constructor(ctx: BackendContext) {
     this.#user = ctx.user;
@@ -80,6 +115,7 @@ class Pop3BackendLogin implements BackendLogin {
     this.#passErrorMessage = ctx.config.proxyPassErrorMessage;
     this.#reader = new ReplyReader(ctx.config.proxyBuffer);
     this.#starttls = ctx.backendTls === "starttls";
+    this.#forward = ctx.config.proxyPop3Xclient ? ctx.forward ?? null : null;
   }
 
   tlsStarted(): BackendStep[] {
@@ -132,10 +168,17 @@ class Pop3BackendLogin implements BackendLogin {
         if (!startsWith(data, from, cr, BACKEND_ERR_PREFIX)) {
           return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
         }
-        return this.#sendUser();
+        return this.#afterCapa();
       case "capaList":
         // Only the line "." ends the list (".." is a stuffed line).
-        return isListEnd(data, from, cr) ? this.#sendUser() : null;
+        if (isListEnd(data, from, cr)) return this.#afterCapa();
+        if (isXclientCapa(data, from, cr)) this.#offersXclient = true;
+        return null;
+      case "xclient":
+        if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) {
+          return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
+        }
+        return this.#sendUser();
     }
     if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) return this.#invalid(data, from, cr);
     switch (this.#stage) {
@@ -144,6 +187,15 @@ class Pop3BackendLogin implements BackendLogin {
           this.#reader.endReply();
           this.#stage = "stls";
           return { kind: "send", data: POP3_BACKEND_STLS };
+        }
+        if (this.#forward !== null) {
+          if (startsWith(data, from, cr, BACKEND_XCLIENT_GREETING)) {
+            this.#offersXclient = true;
+            return this.#afterCapa();
+          }
+          this.#reader.endReply();
+          this.#stage = "capa";
+          return { kind: "send", data: POP3_BACKEND_CAPA };
         }
         return this.#sendUser();
       case "user":
@@ -155,6 +207,14 @@ class Pop3BackendLogin implements BackendLogin {
         this.#stage = "finished";
         return { kind: "done", toClient: this.#reader.take() };
     }
+  }
+
+  /** Capabilities known: XCLIENT if asked for and offered, else USER. */
+  #afterCapa(): BackendStep {
+    if (this.#forward === null || !this.#offersXclient) return this.#sendUser();
+    this.#reader.endReply();
+    this.#stage = "xclient";
+    return { kind: "send", data: pop3BackendXclient(this.#forward) };
   }
 
   /** The current reply is done with: USER is next. */

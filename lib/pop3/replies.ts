@@ -5,6 +5,7 @@
 
 import type { ServerConfig } from "../config/types.ts";
 import { binaryToBytes, textBytes } from "../core/bytes.ts";
+import { type ForwardInfo, PROXY_TTL } from "../core/machine.ts";
 import { offeredMechanisms, type SaslMechanism } from "../core/sasl_exchange.ts";
 
 const CRLF = "\r\n";
@@ -113,6 +114,22 @@ export const BACKEND_OK_PREFIX = "+OK";
 export const POP3_BACKEND_STLS = textBytes(STLS_LINE);
 /** `CAPA` */
 export const POP3_BACKEND_CAPA = textBytes("CAPA" + CRLF);
+/**
+ * mailgate extension proxy_pop3_xclient (README "IMAP ID and the client's
+ * address"): Dovecot's proxy's XCLIENT, sent before USER to a backend that
+ * offers it. Unknown addresses (a Unix-socket client) are left out.
+ */
+export function pop3BackendXclient(f: ForwardInfo): Uint8Array {
+  let line = "XCLIENT";
+  if (f.clientIp !== null) line += " ADDR=" + f.clientIp;
+  if (f.clientPort !== null) line += " PORT=" + f.clientPort;
+  line += " SESSION=" + f.sessionId + " TTL=" + (PROXY_TTL - 1);
+  return textBytes(line + CRLF);
+}
+/** Dovecot's greeting to a trusted proxy starts so: XCLIENT is offered without a CAPA. */
+export const BACKEND_XCLIENT_GREETING = "+OK [XCLIENT]";
+/** The CAPA line that offers XCLIENT (compared case-insensitively, first word). */
+export const BACKEND_XCLIENT_CAPA = "XCLIENT";
 /** A backend that refuses CAPA says so with this; the login goes on without it. */
 export const BACKEND_ERR_PREFIX = "-ERR";
 /** The line that ends a multi-line reply (RFC 1939 §3; ".." is a stuffed line). */

@@ -90,7 +90,8 @@ describe("command words", () => {
   test("unknown words, non-letters and missing commands are invalid with the tag", () => {
     for (
       const cmd of [
-        "ID",
+        "IDX", // ID itself is known since the ID extension
+        "IDLE",
         "ENABLE",
         "SELECT INBOX",
         "UID FETCH 1",
@@ -377,5 +378,26 @@ describe("resumability", () => {
       line("a7", "LOGIN", ["", "\r\n"]),
       line("", "NOOP", ["unterminated"]),
     ]);
+  });
+});
+
+describe("ID's parenthesised list (mailgate extension)", () => {
+  const id = (args: string[], kinds: number[]) =>
+    ({ kind: "line", line: { tag: "a", command: "ID", args, exactlyStar: false, kinds } }) as ParseResult;
+  // TOKEN_ATOM 0, TOKEN_STRING 1, TOKEN_OPEN 2, TOKEN_CLOSE 3 (lib/imap/id.ts)
+  test("parentheses are tokens; atoms end at ')'; strings keep their kind", () => {
+    assert.deepEqual(parse('a ID ("k" NIL)\r\n'), [id(["", "k", "NIL", ""], [2, 1, 0, 3])]);
+    assert.deepEqual(parse("a ID NIL\r\n"), [id(["NIL"], [0])]);
+    assert.deepEqual(parse('a ID ({1}\r\nk "(v)")\r\n'), [CONT, id(["", "k", "(v)", ""], [2, 1, 1, 3])]);
+    assert.deepEqual(parse("a ID ()\r\n"), [id(["", ""], [2, 3])]);
+  });
+  test("other commands keep '(' and ')' inside atoms", () => {
+    assert.deepEqual(parse("a LOGIN (u) p)\r\n"), [line("a", "LOGIN", ["(u)", "p)"])]);
+  });
+  test("at most 62 tokens (30 pairs and the parentheses); more is an invalid line", () => {
+    const pairs = (n: number) => Array.from({ length: n }, () => '"k" "v"').join(" ");
+    const [r30] = parse(`a ID (${pairs(30)})\r\n`);
+    assert.equal(r30.kind === "line" && r30.line.args.length, 62);
+    assert.deepEqual(parse(`a ID (${pairs(30)} "k")\r\nb NOOP\r\n`), [invalid("a"), line("b", "NOOP", [])]);
   });
 });
