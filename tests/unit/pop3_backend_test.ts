@@ -449,3 +449,88 @@ describe("backend STLS: chunking does not matter", () => {
     }
   });
 });
+
+// ---- proxy_pop3_xclient (mailgate extension) -------------------------------
+
+describe("proxy_pop3_xclient: XCLIENT before USER", () => {
+  const forward = { clientIp: "203.0.113.7", clientPort: 40000, localIp: "127.0.0.1", localPort: 1110, sessionId: "*9" };
+  const xlogin = (o: { on?: boolean; backendTls?: BackendContext["backendTls"] } = {}) =>
+    createPop3BackendLogin({
+      config: { proxyBuffer: 4096, proxyPassErrorMessage: false, proxyPop3Xclient: o.on ?? true } as ServerConfig,
+      creds: { method: "plain", user: "client", pass: "clientpw", salt: null },
+      user: "test@example.com",
+      pass: "secret",
+      clientAddr: "203.0.113.7",
+      clientHost: "[UNAVAILABLE]",
+      backendTls: o.backendTls,
+      forward,
+    });
+  const feedTls = (m: BackendLogin, chunks: string[]) => {
+    const out: string[] = [];
+    for (const c of chunks) {
+      for (const s of c === "<tls>" ? m.tlsStarted() : m.push(binaryToBytes(c))) out.push(render(s));
+    }
+    return out;
+  };
+  const XCLIENT = "B: XCLIENT ADDR=203.0.113.7 PORT=40000 SESSION=*9 TTL=4\r\n";
+
+  test("CAPA lists XCLIENT: XCLIENT, +OK, then USER/PASS", () => {
+    assert.deepEqual(
+      feed(xlogin(), [GREETING, "+OK\r\nTOP\r\nxclient\r\nUSER\r\n.\r\n", "+OK\r\n", "+OK\r\n", "+OK in\r\n"]),
+      ["B: CAPA\r\n", XCLIENT, USER, PASS, "DONE +OK in\r\n"],
+    );
+  });
+
+  test("Dovecot's '+OK [XCLIENT]' greeting: XCLIENT without a CAPA", () => {
+    assert.deepEqual(
+      feed(xlogin(), ["+OK [XCLIENT] Dovecot ready.\r\n", "+OK\r\n", "+OK\r\n", "+OK in\r\n"]),
+      [XCLIENT, USER, PASS, "DONE +OK in\r\n"],
+    );
+  });
+
+  test("no XCLIENT in CAPA, or CAPA refused: USER as today; off: no CAPA at all", () => {
+    assert.deepEqual(
+      feed(xlogin(), [GREETING, "+OK\r\nTOP\r\nXCLIENTS\r\n.\r\n", "+OK\r\n", "+OK in\r\n"]),
+      ["B: CAPA\r\n", USER, PASS, "DONE +OK in\r\n"],
+    );
+    assert.deepEqual(
+      feed(xlogin(), [GREETING, "-ERR no\r\n", "+OK\r\n", "+OK in\r\n"]),
+      ["B: CAPA\r\n", USER, PASS, "DONE +OK in\r\n"],
+    );
+    assert.deepEqual(
+      feed(xlogin({ on: false }), ["+OK [XCLIENT] hi\r\n", "+OK\r\n", "+OK in\r\n"]),
+      [USER, PASS, "DONE +OK in\r\n"],
+    );
+  });
+
+  test("a refused XCLIENT fails the login, as in Dovecot's proxy", () => {
+    assert.deepEqual(feed(xlogin(), ["+OK [XCLIENT] hi\r\n", "-ERR not trusted\r\n"]), [
+      XCLIENT,
+      `FAIL ${INTERNAL}| error upstream sent invalid response: "-ERR not trusted"`,
+    ]);
+  });
+
+  test("after STLS, the CAPA read over TLS decides", () => {
+    assert.deepEqual(
+      feedTls(xlogin({ backendTls: "starttls" }), [
+        "+OK [XCLIENT] hi\r\n",
+        "+OK go\r\n",
+        "<tls>",
+        "+OK\r\nXCLIENT\r\n.\r\n",
+        "+OK\r\n",
+        "+OK\r\n",
+        "+OK in\r\n",
+      ]),
+      ["B: STLS\r\n", "STARTTLS", "B: CAPA\r\n", XCLIENT, USER, PASS, "DONE +OK in\r\n"],
+    );
+  });
+
+  test("split at every byte boundary", () => {
+    const script = GREETING + "+OK\r\nXCLIENT\r\n.\r\n+OK\r\n+OK\r\n+OK in\r\n";
+    const expected = ["B: CAPA\r\n", XCLIENT, USER, PASS, "DONE +OK in\r\n"];
+    assert.deepEqual(feed(xlogin(), [script]), expected);
+    for (let k = 1; k < script.length; k++) {
+      assert.deepEqual(feed(xlogin(), [script.slice(0, k), script.slice(k)]), expected, `split at ${k}`);
+    }
+  });
+});
