@@ -15,7 +15,7 @@
 import type { ListenConfig, ServerConfig } from "../config/types.ts";
 import type { AuthService } from "../auth/types.ts";
 import { refusedHintFor } from "../auth/route_notice.ts";
-import type { ClientStep, Credentials, PreauthMachine } from "../core/machine.ts";
+import type { ClientStep, Credentials, ForwardInfo, PreauthMachine } from "../core/machine.ts";
 import type { EarlyInput, PreGreetingIo, Waited } from "../core/pre_greeting.ts";
 import type { ErrorLog, LogContext } from "../log/error_log.ts";
 import type { Conn, Runtime, SockAddr, TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
@@ -61,6 +61,23 @@ let nextConnId = 1;
 export function addrText(a: SockAddr): string {
   if (a.family === "unix") return "unix:";
   return a.address;
+}
+
+/**
+ * What proxy_imap_id / proxy_pop3_xclient tell the backend: the client's
+ * address after a trusted PROXY header (that header's destination as the
+ * address it connected to), and the session id as the logs print it.
+ */
+function forwardInfo(id: number, client: SockAddr, local: SockAddr, header: ProxyHeader | null): ForwardInfo {
+  const ip = (a: SockAddr) => (a.family === "unix" ? null : a.address);
+  const port = (a: SockAddr) => (a.family === "unix" ? null : a.port);
+  return {
+    clientIp: ip(client),
+    clientPort: port(client),
+    localIp: header ? header.dstAddr : ip(local),
+    localPort: header ? header.dstPort : port(local),
+    sessionId: `*${id}`,
+  };
 }
 
 export function addrPortText(a: SockAddr): string {
@@ -506,6 +523,12 @@ export class Session {
     return false;
   }
 
+  #forwardInfo(): ForwardInfo {
+    // The PROXY header counts only when it was trusted (it replaced the address).
+    const trusted = this.#clientAddr !== this.#client.remote ? this.#proxyHeader : null;
+    return forwardInfo(this.id, this.#clientAddr, this.#client.local, trusted);
+  }
+
   #internalError(): void {
     if (this.phase === "backend") this.#outcome = "backend-error";
     this.#write(this.#env.protocol.internalError);
@@ -546,6 +569,7 @@ export class Session {
           clientAddr: addrText(this.#clientAddr),
           clientHost: this.#clientHost ?? "[UNAVAILABLE]",
           backendTls: tlsMode,
+          forward: this.#forwardInfo(),
         }),
     });
     this.#dial = dial;
