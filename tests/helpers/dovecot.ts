@@ -58,6 +58,11 @@ export interface DovecotOptions {
   ssl?: { cert: string; key: string; required?: boolean };
   /** Loopback address to listen on (default 127.0.0.1). */
   host?: string;
+  /**
+   * login_trusted_networks: peers allowed to forward a client's address
+   * (IMAP ID x-originating-ip, POP3 XCLIENT), e.g. "127.0.0.1/32".
+   */
+  trustedNetworks?: string;
 }
 
 export async function startDovecot(users: Record<string, string>, opts: DovecotOptions = {}): Promise<Dovecot> {
@@ -80,7 +85,7 @@ instance_name = mailgate-test-${imapPort}
 protocols = ${protocols}
 listen = ${host}
 ${ssl}disable_plaintext_auth = no
-auth_mechanisms = plain login
+${opts.trustedNetworks ? `login_trusted_networks = ${opts.trustedNetworks}\n` : ""}auth_mechanisms = plain login
 first_valid_uid = 1
 last_valid_uid = 0
 default_login_user = dovenull
