@@ -20,7 +20,8 @@
 // proxy, or as a line of its CAPA list) hears the client's address first;
 // anything but +OK to it fails the login, as in Dovecot's proxy:
 //
-//   B: +OK ...     P: CAPA            (no CAPA when the greeting says [XCLIENT])
+//   B: +OK ...     P: CAPA            (no CAPA when the greeting says [XCLIENT];
+//                                      Dovecot 2.3 lists XCLIENT only there)
 //   B: +OK ... XCLIENT ... .            P: XCLIENT ADDR=<ip> PORT=<port> SESSION=*<n> TTL=4
 //   B: +OK ...     P: USER <user> ... as above
 //
@@ -183,16 +184,18 @@ class Pop3BackendLogin implements BackendLogin {
     if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) return this.#invalid(data, from, cr);
     switch (this.#stage) {
       case "greeting":
+        // Dovecot says [XCLIENT] only in its greeting (not in CAPA), and its
+        // own proxy keeps that through STLS: so does mailgate.
+        if (this.#forward !== null && startsWith(data, from, cr, BACKEND_XCLIENT_GREETING)) {
+          this.#offersXclient = true;
+        }
         if (this.#starttls) {
           this.#reader.endReply();
           this.#stage = "stls";
           return { kind: "send", data: POP3_BACKEND_STLS };
         }
         if (this.#forward !== null) {
-          if (startsWith(data, from, cr, BACKEND_XCLIENT_GREETING)) {
-            this.#offersXclient = true;
-            return this.#afterCapa();
-          }
+          if (this.#offersXclient) return this.#afterCapa();
           this.#reader.endReply();
           this.#stage = "capa";
           return { kind: "send", data: POP3_BACKEND_CAPA };

@@ -510,13 +510,26 @@ describe("proxy_pop3_xclient: XCLIENT before USER", () => {
     ]);
   });
 
-  test("after STLS, the CAPA read over TLS decides", () => {
+  test("after STLS: the CAPA read over TLS, or the greeting's [XCLIENT]", () => {
     assert.deepEqual(
       feedTls(xlogin({ backendTls: "starttls" }), [
         "+OK [XCLIENT] hi\r\n",
         "+OK go\r\n",
         "<tls>",
         "+OK\r\nXCLIENT\r\n.\r\n",
+        "+OK\r\n",
+        "+OK\r\n",
+        "+OK in\r\n",
+      ]),
+      ["B: STLS\r\n", "STARTTLS", "B: CAPA\r\n", XCLIENT, USER, PASS, "DONE +OK in\r\n"],
+    );
+    // Dovecot: [XCLIENT] in the greeting only, never in CAPA; kept through STLS.
+    assert.deepEqual(
+      feedTls(xlogin({ backendTls: "starttls" }), [
+        "+OK [XCLIENT] Dovecot ready.\r\n",
+        "+OK go\r\n",
+        "<tls>",
+        "+OK\r\nTOP\r\nUSER\r\n.\r\n",
         "+OK\r\n",
         "+OK\r\n",
         "+OK in\r\n",
