@@ -42,12 +42,17 @@
 //   tls     the IMAP storm on an implicit-TLS listener (full handshake each)
 //   relay   backend -> client (IMAP literal) and client -> backend (SMTP
 //           DATA) of B bytes; MB/s (10^6) and proxy CPU s per GB (10^9)
+//   latency one session sending L commands one at a time, each once the
+//           previous reply is complete (IMAP `a DOWN 2000`, POP3 RETR, SMTP
+//           RCPT TO, and IMAP on the implicit-TLS listener); ms per command,
+//           through the proxy and straight to the backend (the "direct" rows)
 // and once per setting, alternating targets: cold start, exec -> first
 // greeting byte.
 //
 // Options: --quick (default) | --full, --rounds=N, --targets=nginx,deno,bun,binary,
 //   --workers=1,auto, --loads=login,tls,relay,memory,cold, --duration=ms,
 //   --concurrency=N, --tls-concurrency=N, --sessions=N (memory), --mib=N (relay), --cold-runs=N,
+//   --latency-commands=N (latency, default 100; 300 with --full),
 //   --mem-settle=S (idle seconds, default 45), --mem-rounds=N (default 1),
 //   --binary=PATH (measure this executable as "binary" instead of building
 //   one with bun build --compile), --binary-rev=REV (build "binary" from git
@@ -66,7 +71,7 @@ import { freePorts } from "../tests/helpers/ports.ts";
 import { VERSION } from "../lib/version.ts";
 import { benchConfig, type BenchPorts } from "./bench/config.ts";
 import { coldStartTree } from "./bench/cold_start.ts";
-import { loginStorm, memory, type Parties, relay, warmUp } from "./bench/loads.ts";
+import { latency, loginStorm, memory, type Parties, relay, warmUp } from "./bench/loads.ts";
 import { BUN, DENO, ROOT, TLS_DIR } from "./bench/paths.ts";
 import { start, type Started, stopAll } from "./bench/processes.ts";
 import { type Executables, NGINX, proxyCommand, startProxy, type Target } from "./bench/proxy.ts";
@@ -85,7 +90,7 @@ import {
 } from "./bench/report.ts";
 
 type Workers = "1" | "auto";
-type Load = "login" | "tls" | "relay" | "memory" | "cold";
+type Load = "login" | "tls" | "relay" | "memory" | "cold" | "latency";
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
@@ -112,7 +117,7 @@ const O = {
   rounds: Number(opt("rounds", FULL ? "5" : "3")),
   targets: opt("targets", "nginx,deno,bun,binary").split(",") as Target[],
   workers: opt("workers", "1,auto").split(",") as Workers[],
-  loads: new Set(opt("loads", "login,tls,relay,memory,cold").split(",") as Load[]),
+  loads: new Set(opt("loads", "login,tls,relay,memory,cold,latency").split(",") as Load[]),
   durationMs: Number(opt("duration", FULL ? "5000" : "1500")),
   warmMs: FULL ? 1000 : 400,
   concurrency: Number(opt("concurrency", "32")),
@@ -123,6 +128,8 @@ const O = {
   sessions: Number(opt("sessions", FULL ? String(FULL_SESSIONS) : "2000")),
   relayBytes: Number(opt("mib", FULL ? "1024" : "256")) * MiB,
   coldRuns: Number(opt("cold-runs", FULL ? "10" : "5")),
+  /** Commands per latency session. */
+  latCommands: Number(opt("latency-commands", FULL ? "300" : "100")),
   /** Idle seconds before the baseline RSS and before the settled one (memory load). */
   memSettleS: Number(opt("mem-settle", "45")),
   /** The memory load runs in the first N rounds only (it is the slowest and the steadiest). */
@@ -237,6 +244,7 @@ function roundOrder(round: number): Target[] {
 async function measure(
   p: Parties,
   ports: BenchPorts,
+  backendPorts: Record<"imap" | "pop3" | "smtp", number>,
   note: (s: string) => void,
   where: string,
   round: number,
@@ -290,6 +298,25 @@ async function measure(
         );
       }
     });
+  }
+  if (O.loads.has("latency")) {
+    const lat: [string, keyof BenchPorts, "imap" | "pop3" | "smtp", boolean][] = [
+      ["imap", "imap", "imap", false],
+      ["pop3", "pop3", "pop3", false],
+      ["smtp", "smtp", "smtp", false],
+      ["imaps", "imaps", "imap", true],
+    ];
+    for (const [key, port, proto, tls] of lat) {
+      await guard(`latency ${key}`, async () => {
+        m[`lat_${key}_ms`] = await latency(ports[port], proto, tls, O.latCommands);
+      });
+      // The same client straight to the backend (which has no TLS), in every
+      // round, so each column's direct figure was taken under its own load.
+      if (tls) continue;
+      await guard(`latency ${key} direct`, async () => {
+        m[`lat_${key}_direct_ms`] = await latency(backendPorts[proto], proto, false, O.latCommands, true);
+      });
+    }
   }
   if (O.loads.has("relay")) {
     for (const dir of ["down", "up"] as const) {
@@ -349,6 +376,7 @@ async function main() {
     const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc };
     const backend = start("backend", BUN, [join(ROOT, "tools/bench/backend.ts")]);
     const bports = await backend.next(20_000, "backend ports");
+    const backendPorts = bports as Record<"imap" | "pop3" | "smtp", number>;
     const auth = start("auth", BUN, [
       join(ROOT, "tools/bench/auth_server.ts"),
       JSON.stringify(bports),
@@ -400,7 +428,7 @@ async function main() {
           let proxy: Started | null = null;
           try {
             proxy = await startProxy(t, dir, confFor(t, w), exes, ports.imap);
-            raw[w][t].push(await measure({ proxy, auth, backend }, ports, note, where, round));
+            raw[w][t].push(await measure({ proxy, auth, backend }, ports, backendPorts, note, where, round));
           } catch (e) {
             note(`${where}: ${(e as Error).message}`);
             // An empty round keeps round i at index i for every target (the
@@ -468,7 +496,7 @@ async function main() {
     const sizes =
       `login storms ${O.durationMs} ms × ${O.concurrency} concurrent loops (TLS: ${O.tlsConcurrency}), relay ${
         O.relayBytes / MiB
-      } MiB each way, ${O.sessions} idle sessions, ${O.coldRuns} cold starts, ${O.rounds} rounds`;
+      } MiB each way, ${O.latCommands} commands one at a time, ${O.sessions} idle sessions, ${O.coldRuns} cold starts, ${O.rounds} rounds`;
     let md = `### Latest run: ${date} (${O.mode})\n\n`;
     md +=
       `* Machine: ${mach.cpu}, ${mach.nproc} cores (nproc), ${mach.memGB} GB, Linux ${mach.kernel}, RLIMIT_NOFILE ${mach.nofile}\n`;

@@ -4,7 +4,8 @@
 //
 //   IMAP: LOGIN (atoms or literals, as the proxies send it) -> OK;
 //         `t DOWN n` -> `* DOWN {n}` CRLF n bytes CRLF `t OK down`; LOGOUT -> BYE, close
-//   POP3: USER/PASS -> +OK; QUIT -> +OK, close
+//   POP3: USER/PASS -> +OK; RETR -> +OK, RETR_BODY, "." in three writes;
+//         QUIT -> +OK, close
 //   SMTP: EHLO/HELO/MAIL/RCPT -> 250; DATA -> 354, swallows the message up to
 //         CRLF . CRLF -> `250 2.0.0 queued <bytes>`; QUIT -> 221, close
 //
@@ -13,7 +14,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { announce, listenParent } from "./child_io.ts";
-import { BLOCK_BYTES, DOWN_TRAILER, downHeader, textBlock } from "./wire.ts";
+import { BLOCK_BYTES, DOWN_TRAILER, downHeader, RETR_BODY, RETR_END, textBlock } from "./wire.ts";
 
 /** A command line (or login literal) longer than this closes the connection. */
 const MAX_LINE = 64 * 1024;
@@ -115,6 +116,15 @@ function pop3(sock: Socket) {
       const verb = buf.slice(0, Math.min(4, eol)).toUpperCase();
       buf = buf.slice(eol + 2);
       if (verb === "QUIT") return void sock.end("+OK bye\r\n");
+      if (verb === "RETR") {
+        // One tick apart, so that no runtime joins them into one send.
+        sock.write("+OK message follows\r\n");
+        setImmediate(() => {
+          sock.write(RETR_BODY);
+          setImmediate(() => sock.write(RETR_END));
+        });
+        continue;
+      }
       sock.write(verb === "PASS" ? "+OK logged in\r\n" : "+OK\r\n");
     }
   });

@@ -9,6 +9,10 @@
 //   down:  IMAP login, then `a DOWN <bytes>` through the proxy (backend -> client)
 //   up:    SMTP AUTH, MAIL, RCPT, DATA, <bytes>, "." (client -> backend)
 //   hold:  n IMAP sessions logged in and left idle until "release" on stdin
+//   latency: one session, login, then `commands` commands each sent once the
+//          previous reply is complete (IMAP `a DOWN 2000`, POP3 RETR, SMTP
+//          RCPT TO), as fetchmail does; ms per command. `direct` skips SMTP
+//          AUTH (the lean backend is not a proxy and does not answer it)
 
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -16,6 +20,7 @@ import { Buffer } from "node:buffer";
 import process from "node:process";
 import { announce, helperOptions, listenParent } from "./child_io.ts";
 import { LOGIN_STEPS, LOGOUT_STEP, type Proto, runDialog, type Step } from "./dialog.ts";
+import { latencyCommand } from "./latency.ts";
 import { selfCpuSeconds } from "./proc_stats.ts";
 import {
   BLOCK_BYTES,
@@ -31,7 +36,7 @@ import {
 } from "./wire.ts";
 
 export interface LoadJob {
-  mode: "login" | "down" | "up" | "hold";
+  mode: "login" | "down" | "up" | "hold" | "latency";
   port: number;
   proto?: Proto;
   tls?: boolean;
@@ -40,6 +45,8 @@ export interface LoadJob {
   maxSessions?: number;
   bytes?: number;
   n?: number;
+  commands?: number;
+  direct?: boolean;
 }
 
 /** One session (connect to close) that takes longer than this is an error. */
@@ -228,8 +235,46 @@ async function hold(job: LoadJob) {
   return { released: socks.length };
 }
 
+/** One session; each command is sent once the previous reply has fully arrived. */
+async function latency(job: LoadJob) {
+  const proto = job.proto ?? "imap";
+  const steps = job.direct && proto === "smtp" ? LOGIN_STEPS.smtp.slice(0, 2) : LOGIN_STEPS[proto];
+  const { err, sock } = await session(job.port, job.tls ?? false, steps, true);
+  if (err !== null) throw new Error(`login: ${err}`);
+  const { line, end } = latencyCommand(proto);
+  const n = job.commands ?? 100;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    if (proto === "smtp") await command(sock, SMTP_MAIL, "250");
+    const t0 = performance.now();
+    await Promise.race([
+      new Promise<void>((resolve, reject) => {
+        let buf = "";
+        let left = n;
+        sock.on("data", (d: Buffer) => {
+          buf += d.toString("latin1");
+          // A reply is complete once it ends with its terminator.
+          if (!buf.endsWith(end)) return;
+          buf = "";
+          if (--left === 0) resolve();
+          else sock.write(line);
+        });
+        sock.once("close", () => reject(new Error(`closed with ${left} commands left`)));
+        sock.write(line);
+      }),
+      new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error("latency timeout")), TRANSFER_TIMEOUT_MS);
+      }),
+    ]);
+    return { commands: n, msPerCommand: (performance.now() - t0) / n };
+  } finally {
+    clearTimeout(timer);
+    sock.destroy();
+  }
+}
+
 const job = helperOptions<LoadJob>();
-const run = { login, down, up, hold }[job.mode];
+const run = { login, down, up, hold, latency }[job.mode];
 run(job).then(
   (r) => {
     announce(r as Record<string, unknown>);

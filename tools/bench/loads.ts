@@ -107,6 +107,24 @@ export async function loginStorm(
   };
 }
 
+/**
+ * Milliseconds per command of a client that sends one command and waits for
+ * its reply (generator latency mode), through the proxy on `port` or, with
+ * `direct`, straight to the lean backend.
+ */
+export async function latency(
+  port: number,
+  proto: Proto,
+  tls: boolean,
+  commands: number,
+  direct = false,
+): Promise<number> {
+  const job: LoadJob = { mode: "latency", port, proto, tls, commands, direct };
+  // A proxy that waits for delayed ACKs takes ~40 ms per command.
+  const r = await generate(job, commands * 100 + REPORT_SLACK_MS);
+  return r.msPerCommand as number;
+}
+
 /** A short login storm whose numbers are thrown away (JIT, pools, first-use paths). */
 export async function warmUp(p: Parties, ports: BenchPorts, ms: number): Promise<void> {
   for (

@@ -55,6 +55,17 @@ export const ROWS: Row[] = [
     target: { kind: "min", ratio: 1.0 },
   },
   { key: "up_cpu_s_gb", label: "relay client→backend proxy CPU s/GB" },
+  // One command at a time (fetchmail-like): the proxy should add a hop, not
+  // wait for delayed ACKs (nginx leaves Nagle on: ~40 ms per reply that
+  // arrives in pieces). The SMTP reply is one write, so Nagle cannot delay
+  // it: that row is the cost of the hop alone, shown without a target.
+  { key: "lat_imap_ms", label: "IMAP one command at a time, ms/command", target: { kind: "max", ratio: 1.0 } },
+  { key: "lat_imap_direct_ms", label: "IMAP one at a time, direct to the backend, ms/command" },
+  { key: "lat_pop3_ms", label: "POP3 RETR one at a time, ms/command", target: { kind: "max", ratio: 1.0 } },
+  { key: "lat_pop3_direct_ms", label: "POP3 RETR one at a time, direct, ms/command" },
+  { key: "lat_smtp_ms", label: "SMTP RCPT one at a time, ms/command" },
+  { key: "lat_smtp_direct_ms", label: "SMTP RCPT one at a time, direct, ms/command" },
+  { key: "lat_imaps_ms", label: "IMAPS one command at a time, ms/command", target: { kind: "max", ratio: 1.0 } },
   {
     key: "mem_bytes_per_session",
     label: "RSS per idle session, bytes (settled)",

@@ -19,6 +19,17 @@ export const DOWN_TRAILER = `\r\n${TAG} OK down\r\n`;
 export const POP3_USER = `USER ${USER}\r\n`;
 export const POP3_PASS = `PASS ${PASS}\r\n`;
 export const POP3_QUIT = "QUIT\r\n";
+/**
+ * The latency load's POP3 command. The lean backend answers it in three
+ * writes (status line, RETR_BODY, the terminating dot), as a real server's
+ * RETR arrives in pieces: a proxy that writes each piece with Nagle on then
+ * waits for the client's delayed ACK.
+ */
+export const POP3_RETR = "RETR 1\r\n";
+export const RETR_BODY = ("y".repeat(70) + "\r\n").repeat(40);
+export const RETR_END = ".\r\n";
+/** The latency load's IMAP command: `a DOWN n` (header, bytes, trailer: three writes). */
+export const LATENCY_DOWN_BYTES = 2000;
 
 export const SMTP_EHLO = "EHLO bench.client\r\n";
 export const SMTP_AUTH = `AUTH PLAIN ${Buffer.from(`\0${USER}\0${PASS}`).toString("base64")}\r\n`;
