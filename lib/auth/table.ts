@@ -347,6 +347,10 @@ export function createTableAuthService(table: AuthTable): AuthService {
           }
           return ok(e, c.user, pw.value);
         }
+        case "xoauth2":
+        case "oauthbearer":
+          // Placeholder until the auth table learns tokens (issue 15): refuse.
+          return refused(TABLE_REFUSAL.login);
       }
     },
   };

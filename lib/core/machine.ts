@@ -10,12 +10,19 @@ export type { AuthRefusal } from "./sasl_exchange.ts";
 
 /** How the client authenticated, as the auth service needs to know it. */
 export interface Credentials {
-  method: "plain" | "apop" | "cram-md5" | "external" | "none";
+  method: "plain" | "apop" | "cram-md5" | "external" | "xoauth2" | "oauthbearer" | "none";
   /** Binary strings (one char per byte): user names and passwords are bytes. */
   user: string;
   pass: string;
   /** APOP / CRAM-MD5 challenge, sent as Auth-Salt; null otherwise. */
   salt: string | null;
+  /**
+   * XOAUTH2 / OAUTHBEARER: the client's decoded SASL payload as received
+   * (binary string), so a backend login can replay it (proxy_oauth_passthrough).
+   * `user` holds the payload's user (user= / a=, unescaped), `pass` the bare token.
+   * A secret: never logged.
+   */
+  saslPayload?: string;
   /** IMAP: tag of the LOGIN/AUTHENTICATE command (without trailing space). */
   tag?: string;
   /** SMTP: what the backend login replays and Auth-SMTP-* carries. */
