@@ -40,7 +40,14 @@ export type AuthResult =
    */
   | { kind: "ok"; addr: string; port: number; user: string; pass: string | null; backendName: string }
   /** Refused: tell the client `message`; waitSec > 0 keeps the session open after the delay. */
-  | { kind: "refused"; message: string; waitSec: number; errorCode: string | null }
+  | {
+    kind: "refused";
+    message: string;
+    waitSec: number;
+    errorCode: string | null;
+    /** Why, for mailgate's own log (info level) when the service knows more than the client is told. */
+    log?: string;
+  }
   /** Internal problem: the client gets the internal-error reply. `log` is the error-level log line. */
   | { kind: "error"; log: string };
 

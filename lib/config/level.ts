@@ -36,6 +36,7 @@ export interface Singles {
   xclient: boolean;
   proxy_imap_id: boolean;
   proxy_pop3_xclient: boolean;
+  proxy_oauth_passthrough: boolean;
   proxy_ssl: boolean;
   proxy_starttls: boolean;
   proxy_ssl_verify: boolean;

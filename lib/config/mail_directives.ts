@@ -150,6 +150,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   imap_id: mailSpec("1more", handleImapId),
   proxy_imap_id: flagSlot("proxy_imap_id"),
   proxy_pop3_xclient: flagSlot("proxy_pop3_xclient"),
+  proxy_oauth_passthrough: flagSlot("proxy_oauth_passthrough"),
 };
 
 /** error_log is shared with the main context; at mail/server level it fills the level's list. */

@@ -122,6 +122,7 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     xclient: e.get("xclient", true),
     proxyImapId: e.get("proxy_imap_id", false),
     proxyPop3Xclient: e.get("proxy_pop3_xclient", false),
+    proxyOauthPassthrough: e.get("proxy_oauth_passthrough", false),
     proxySsl,
 
     imapAuth: [...e.listOr("imap_auth", [...DEFAULTS.imapAuth])] as ServerConfig["imapAuth"],

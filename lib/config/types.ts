@@ -199,6 +199,11 @@ export interface ServerConfig {
   proxyImapId: boolean;
   /** mailgate extension: POP3 XCLIENT with the client's address to the backend before USER (default off). */
   proxyPop3Xclient: boolean;
+  /**
+   * mailgate extension: log in to the backend with the client's XOAUTH2 /
+   * OAUTHBEARER token instead of Auth-Pass (default off).
+   */
+  proxyOauthPassthrough: boolean;
   proxySsl: ProxySslConfig;
 
   imapAuth: ImapAuthMethod[]; // default ["plain"], duplicates removed, order as merged

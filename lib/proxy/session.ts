@@ -497,6 +497,7 @@ export class Session {
       return false;
     }
     if (result.kind === "refused") {
+      if (result.log !== undefined) env.log.info(result.log, this.ctx);
       env.log.info(`client login failed: "${result.message}"`, this.ctx);
       const close = result.waitSec <= 0; // no Auth-Wait: the refusal ends the session
       if (!close) {

@@ -59,13 +59,25 @@ export const ROWS: Row[] = [
   // wait for delayed ACKs (nginx leaves Nagle on: ~40 ms per reply that
   // arrives in pieces). The SMTP reply is one write, so Nagle cannot delay
   // it: that row is the cost of the hop alone, shown without a target.
-  { key: "lat_imap_ms", label: "IMAP one command at a time, ms/command", target: { kind: "max", ratio: 1.0 } },
+  {
+    key: "lat_imap_ms",
+    label: "IMAP one command at a time, ms/command",
+    target: { kind: "max", ratio: 1.0 },
+  },
   { key: "lat_imap_direct_ms", label: "IMAP one at a time, direct to the backend, ms/command" },
-  { key: "lat_pop3_ms", label: "POP3 RETR one at a time, ms/command", target: { kind: "max", ratio: 1.0 } },
+  {
+    key: "lat_pop3_ms",
+    label: "POP3 RETR one at a time, ms/command",
+    target: { kind: "max", ratio: 1.0 },
+  },
   { key: "lat_pop3_direct_ms", label: "POP3 RETR one at a time, direct, ms/command" },
   { key: "lat_smtp_ms", label: "SMTP RCPT one at a time, ms/command" },
   { key: "lat_smtp_direct_ms", label: "SMTP RCPT one at a time, direct, ms/command" },
-  { key: "lat_imaps_ms", label: "IMAPS one command at a time, ms/command", target: { kind: "max", ratio: 1.0 } },
+  {
+    key: "lat_imaps_ms",
+    label: "IMAPS one command at a time, ms/command",
+    target: { kind: "max", ratio: 1.0 },
+  },
   {
     key: "mem_bytes_per_session",
     label: "RSS per idle session, bytes (settled)",
@@ -162,6 +174,11 @@ export interface BeforeAfter {
   ratio: number | null;
   /** binary / baseline within each round (both ran in it, one after the other). */
   rounds: (number | null)[];
+  /**
+   * The median of `rounds`: a round where other jobs crushed one side
+   * moves it less than it moves the ratio of the medians.
+   */
+  paired: number | null;
 }
 
 /** Per row: the ratio of the medians and the paired per-round ratios. */
@@ -176,13 +193,11 @@ export function beforeAfter(
     const ratio = change(med.binary?.[row.key], med.baseline?.[row.key]);
     if (ratio === null) continue;
     const n = Math.min(after.length, before.length);
-    out[row.key] = {
-      ratio,
-      rounds: Array.from(
-        { length: n },
-        (_, i) => change(after[i]?.[row.key], before[i]?.[row.key]),
-      ),
-    };
+    const rounds = Array.from(
+      { length: n },
+      (_, i) => change(after[i]?.[row.key], before[i]?.[row.key]),
+    );
+    out[row.key] = { ratio, rounds, paired: median(rounds.filter((v) => v !== null)) };
   }
   return out;
 }
@@ -200,8 +215,8 @@ export function beforeAfterTable(
 ): string {
   const ba = beforeAfter(med, raw);
   const lines = [
-    "| metric | better | baseline | binary | binary/baseline | per round: binary/baseline | per round: baseline | per round: binary |",
-    "|---|---|---:|---:|---:|---:|---:|---:|",
+    "| metric | better | baseline | binary | binary/baseline | median of per-round ratios | per round: binary/baseline | per round: baseline | per round: binary |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of ROWS) {
     const r = ba[row.key];
@@ -215,6 +230,7 @@ export function beforeAfterTable(
           fmt(med.baseline?.[row.key]),
           fmt(med.binary?.[row.key]),
           fmtRatio(r.ratio),
+          fmtRatio(r.paired),
           r.rounds.map(fmtRatio).join(" / "),
           per("baseline"),
           per("binary"),
