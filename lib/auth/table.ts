@@ -37,6 +37,10 @@
 //   CN is the user name (compared like table entries), and the entry has a
 //   `plain:` password to give to the backend. Otherwise refused. (The table
 //   has no other way to know that the identity claimed is the client's.)
+// * xoauth2 / oauthbearer: the table cannot validate a bearer token. An
+//   entry without a password passes the user and token on (the backend
+//   validates it); an entry with a password refuses, with a log line
+//   saying why.
 // * none (SMTP without authentication): routed by the recipient of the
 //   RCPT command, looked up like a user; no match: `550 5.7.1 Relay access
 //   denied`, and the session ends (waitSec 0).
@@ -68,6 +72,15 @@ export const TABLE_REFUSAL = {
 
 function refused(r: typeof TABLE_REFUSAL[keyof typeof TABLE_REFUSAL]): AuthResult {
   return { kind: "refused", message: r.message, waitSec: r.waitSec, errorCode: r.errorCode };
+}
+
+/**
+ * Why a token login was refused (the entry's line, never the token): the
+ * session logs it next to its "client login failed" line.
+ */
+export function logTokenNeedsBackend(e: AuthTableEntry, file: string): string {
+  return `auth table entry "${e.pattern}" (${file}:${e.line}) has a password, ` +
+    "which cannot validate an OAuth token; remove the password to let the backend validate it";
 }
 
 /** Largest auth table file read (a misconfigured path to a huge file fails cleanly). */
@@ -348,9 +361,18 @@ export function createTableAuthService(table: AuthTable): AuthService {
           return ok(e, c.user, pw.value);
         }
         case "xoauth2":
-        case "oauthbearer":
-          // Placeholder until the auth table learns tokens (issue 15): refuse.
-          return refused(TABLE_REFUSAL.login);
+        case "oauthbearer": {
+          // The table has no way to validate a bearer token: without a
+          // password the token goes to the backend, which validates it
+          // (proxy_oauth_passthrough on, or a backend that takes the token
+          // as a password); an entry with a password would have mailgate
+          // vouch for a token it cannot check, so it refuses, and says why.
+          if (pw === null) return ok(e, c.user, c.pass);
+          return {
+            ...refused(TABLE_REFUSAL.login),
+            log: logTokenNeedsBackend(e, table.file),
+          };
+        }
       }
     },
   };

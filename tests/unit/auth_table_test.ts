@@ -403,6 +403,47 @@ describe("table AuthService", () => {
   });
 });
 
+describe("table AuthService: OAuth tokens (XOAUTH2, OAUTHBEARER)", () => {
+  const TOKEN = "ya29.secret-token";
+  const payload = "user=dave@example.org\x01auth=Bearer " + TOKEN + "\x01\x01";
+  for (const method of ["xoauth2", "oauthbearer"] as const) {
+    test(`${method}: an entry without a password passes user and token to the backend`, async () => {
+      const s = createTableAuthService(await exampleTable());
+      assert.deepEqual(
+        await s.authenticate(req({ method, user: "dave@example.org", pass: TOKEN, saslPayload: payload })),
+        ok("127.0.0.2", 1143, "dave@example.org", TOKEN, "127.0.0.2:1143"),
+      );
+    });
+
+    test(`${method}: an entry with a password refuses, and the log line says why (not the token)`, async () => {
+      const s = createTableAuthService(await exampleTable());
+      for (const user of ["alice@example.org", "bob@example.org"]) {
+        // Even the entry's own password as the "token" is no token: refused.
+        const pass = user === "bob@example.org" ? "secret" : TOKEN;
+        const r = await s.authenticate(req({ method, user, pass, saslPayload: payload }));
+        assert.equal(r.kind, "refused");
+        if (r.kind !== "refused") return;
+        assert.deepEqual({ ...r, log: undefined }, { ...REFUSED_LOGIN, log: undefined });
+        const line = user === "alice@example.org" ? 2 : 3;
+        assert.equal(
+          r.log,
+          `auth table entry "${user}" (/etc/mailgate/auth_table:${line}) has a password, ` +
+            "which cannot validate an OAuth token; remove the password to let the backend validate it",
+        );
+        assert.ok(!r.log!.includes(pass) && !r.log!.includes("Bearer"));
+      }
+    });
+  }
+
+  test("no entry: refused without a log line of its own", async () => {
+    const s = createTableAuthService(parseAuthTable("@d.example 1.2.3.4:5\n", "f"));
+    assert.deepEqual(
+      await s.authenticate(req({ method: "xoauth2", user: "x@e.example", pass: TOKEN })),
+      REFUSED_LOGIN,
+    );
+  });
+});
+
 describe("helpers", () => {
   test("rcptAddress", () => {
     assert.equal(
