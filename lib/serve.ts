@@ -15,6 +15,7 @@ import { PidFile } from "./pid_file.ts";
 import { routeNotices } from "./proxy/auth_service.ts";
 import { buildServerRuntimes, MailProxy, type ServerRuntime } from "./proxy/server.ts";
 import type { Runtime } from "./runtime/types.ts";
+import { StoreHolder } from "./store/holder.ts";
 import { NAME, VERSION } from "./version.ts";
 
 export interface LoadArgs {
@@ -39,13 +40,17 @@ export async function serveProxy(
   let servers: ServerRuntime[];
   const proxy = new MailProxy(runtime, config.workerConnections, worker);
   const pid = new PidFile();
+  // One store per process; its messages go to the current main log (reloads replace it).
+  const stores = new StoreHolder((spec) => runtime.connect(spec), (level, message) => mainLog.log(level, message));
   try {
     mainLog = new ErrorLog(config.errorLogs, runtime.pid, runtime);
     servers = await buildServerRuntimes(config, runtime, mainLog);
     await proxy.apply(servers);
+    proxy.store = stores.apply(config.mail?.sharedStore ?? null);
     if (!worker) pid.set(config.pid, runtime.pid);
   } catch (e) {
     startup.write("emerg", (e as Error).message);
+    stores.close();
     await proxy.stopAccepting();
     return 1;
   }
@@ -60,6 +65,7 @@ export async function serveProxy(
   let resolveExit: (code: number) => void = () => {};
   const exited = new Promise<number>((r) => (resolveExit = r));
   const finish = (code: number) => {
+    stores.close();
     pid.remove();
     resolveExit(code);
   };
@@ -91,6 +97,7 @@ export async function serveProxy(
       const next = await loadConfig(load);
       const nextLog = new ErrorLog(next.errorLogs, runtime.pid, runtime);
       await proxy.apply(await buildServerRuntimes(next, runtime, nextLog), next.workerConnections);
+      proxy.store = stores.apply(next.mail?.sharedStore ?? null);
       if (!worker) pid.set(next.pid, runtime.pid);
       mainLog = nextLog;
       config = next;

@@ -5,6 +5,7 @@
 
 import { ConfigError } from "./errors.ts";
 import type { Cidr } from "../core/ip.ts";
+import type { RedisTarget } from "../store/redis_url.ts";
 import type {
   AuthHttpUrl,
   ListenConfig,
@@ -64,6 +65,9 @@ export interface Singles {
   ssl_client_certificate: string;
   ssl_trusted_certificate: string;
   ssl_crl: string;
+  shared_store: RedisTarget;
+  shared_store_password_file: string;
+  shared_store_timeout: number;
 }
 
 export type RealIpFrom = Cidr | { kind: "unix" };

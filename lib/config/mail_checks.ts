@@ -10,6 +10,7 @@ import { PROXY_SSL_CONFLICT } from "./mail_directives.ts";
 import { buildServer, Effective } from "./merge.ts";
 import { loadBackendPem } from "./pem_files.ts";
 import { checkServerTls } from "./tls_check.ts";
+import { buildSharedStore } from "./shared_store.ts";
 import type { Loc, MailConfig } from "./types.ts";
 
 export const AUTH_TABLE_WINS = `"auth_table" overrides "auth_http" for server`;
@@ -36,7 +37,7 @@ export function finishMail(st: LoadState, mail: Level, hostname: string): MailCo
 
   eff.forEach((e, i) => checkBackendTls(e, servers[i].proxySsl));
 
-  return { loc: mail.loc, servers };
+  return { loc: mail.loc, servers, sharedStore: buildSharedStore(mail) };
 }
 
 function checkBackendTls(e: Effective, p: MailConfigServer["proxySsl"]): void {

@@ -3,6 +3,7 @@
 // defaulted and inherited (mail -> server), and every path is absolute.
 
 /** Where a directive (or block) was written, for error messages. */
+import type { SharedStoreConfig } from "./shared_store.ts";
 export interface Loc {
   file: string;
   line: number;
@@ -50,6 +51,8 @@ export interface Config {
 export interface MailConfig {
   loc: Loc;
   servers: ServerConfig[];
+  /** shared_store and its settings (config/shared_store.ts); null = state per process. */
+  sharedStore: SharedStoreConfig | null;
 }
 
 export type Protocol = "imap" | "pop3" | "smtp";

@@ -11,6 +11,8 @@
 // bind), opens new ones and closes the ones gone; sessions already running
 // keep the settings they started with.
 
+import { LocalStore } from "../store/local.ts";
+import type { SharedStore } from "../store/types.ts";
 import { lstatSync, unlinkSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Config, ListenConfig, ServerConfig } from "../config/types.ts";
@@ -202,6 +204,12 @@ export class MailProxy {
   readonly own = new OwnAddresses();
   /** Resolvers of the applied configuration (one use each, see resolverUsers). */
   #resolvers = new Set<Resolver>();
+  /**
+   * The process's shared store (lib/store/): Redis with `shared_store`,
+   * else process-local. Set by serve.ts at start and on reload; for the
+   * auth cache and login limits.
+   */
+  store: SharedStore = new LocalStore();
 
   #reusePort: boolean;
 
