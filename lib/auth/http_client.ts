@@ -9,7 +9,9 @@
 
 import { describeSocketError } from "../core/errno.ts";
 import type { AuthHttpUrl, ServerConfig } from "../config/types.ts";
-import type { Conn, ConnectSpec } from "../runtime/types.ts";
+import type { Conn, ConnectSpec, TlsClientOptions } from "../runtime/types.ts";
+import type { HostAddresses } from "../resolver/host_addresses.ts";
+import { resolveErrorText } from "../resolver/client_host.ts";
 import { authServerName, buildAuthRequest } from "./http_request.ts";
 import { AUTH_LOG, type AuthDecision, AuthResponseParser, decideAuth } from "./http_response.ts";
 import { authHttpRoute, RefusedBackendHint } from "./route_notice.ts";
@@ -53,12 +55,22 @@ export interface HttpAuthOptions {
   keepalive?: number;
   /** An idle connection older than this is closed instead of reused. Default KEEPALIVE_IDLE_MS. */
   keepaliveIdleMs?: number;
+  /** https:// (auth_http_ssl_*): TLS from byte 0 with these options. */
+  tls?: TlsClientOptions;
+  /**
+   * The resolver's name lookup, for a URL whose host is looked up per
+   * connection (target.host ""; auth_http by name with a `resolver`).
+   */
+  lookupHost?: (name: string) => Promise<HostAddresses>;
+  /** Called once by close(): releases what the service was given (its resolver). */
+  onClose?: () => void;
 }
 
 /** The auth_http AuthService of a server block (its auth_http must be set). */
 export function httpAuthServiceFor(
   server: ServerConfig,
   connect: (spec: ConnectSpec) => Promise<Conn>,
+  resolver?: { lookupHost(name: string): Promise<HostAddresses>; close?(): void },
 ): AuthService {
   if (server.authHttp === null) throw new Error("httpAuthServiceFor: server has no auth_http");
   return createHttpAuthService({
@@ -67,7 +79,26 @@ export function httpAuthServiceFor(
     timeoutMs: server.authHttpTimeoutMs,
     keepalive: server.authHttpKeepalive,
     connect,
+    tls: server.authHttp.tls ? authHttpTls(server) : undefined,
+    lookupHost: resolver ? (name) => resolver.lookupHost(name) : undefined,
+    onClose: resolver?.close ? () => resolver.close!() : undefined,
   });
+}
+
+/**
+ * TLS options of an https:// auth_http: the name written in the URL is sent
+ * as SNI and verified; an IP literal sends no SNI (RFC 6066 §3) and is
+ * verified as the address. Files were read at load (authHttpSsl.pem).
+ */
+export function authHttpTls(server: ServerConfig): TlsClientOptions {
+  const p = server.authHttpSsl;
+  const o: TlsClientOptions = { servername: server.authHttp?.name || null, verify: p.verify };
+  if (p.pem?.ca !== undefined) o.ca = p.pem.ca;
+  if (p.pem?.cert !== undefined) {
+    o.cert = p.pem.cert;
+    o.key = p.pem.key;
+  }
+  return o;
 }
 
 export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
@@ -85,6 +116,19 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
       port: opts.url.target.port,
       timeoutMs: opts.timeoutMs + CONNECT_TIMEOUT_SLACK_MS,
     };
+  if (opts.tls) target.tls = opts.tls;
+  /** The name to look up before each new connection (auth_http by name with a resolver), or null. */
+  const lookupName = target.kind === "tcp" && target.host === "" ? opts.url.name ?? null : null;
+
+  /** Where a new connection goes: the fixed target, or the name's first address now. */
+  async function destination(): Promise<ConnectSpec | string> {
+    if (lookupName === null || target.kind !== "tcp") return target;
+    if (!opts.lookupHost) return AUTH_LOG.notResolved(name, 0, "no resolver");
+    const r = await opts.lookupHost(lookupName);
+    if (!r.ok) return AUTH_LOG.notResolved(name, r.code, resolveErrorText(r.code));
+    // nginx uses the first address of a name; the resolver's cache keeps it steady.
+    return { ...target, host: r.addresses[0] };
+  }
 
   const keepalive = opts.keepalive ?? 0;
   const idleMs = opts.keepaliveIdleMs ?? KEEPALIVE_IDLE_MS;
@@ -206,14 +250,18 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
       }
 
       function connectNew(): void {
-        opts.connect(target).then((c) => {
-          if (settled) {
-            c.destroy(); // timed out while connecting
-            return;
-          }
-          send(c, false);
-        }, (err: unknown) => {
-          finish({ kind: "error", log: AUTH_LOG.connectFailed(name, describeSocketError(err)) });
+        destination().then((spec) => {
+          if (settled) return; // timed out while resolving
+          if (typeof spec === "string") return finish({ kind: "error", log: spec });
+          opts.connect(spec).then((c) => {
+            if (settled) {
+              c.destroy(); // timed out while connecting
+              return;
+            }
+            send(c, false);
+          }, (err: unknown) => {
+            finish({ kind: "error", log: AUTH_LOG.connectFailed(name, describeSocketError(err)) });
+          });
         });
       }
 
@@ -228,6 +276,7 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
     route: hint.route.text,
     explainRefused: (upstream) => hint.next(upstream),
     close(): void {
+      if (!closed) opts.onClose?.();
       closed = true;
       for (const idle of pool.splice(0)) idle.conn.destroy();
     },

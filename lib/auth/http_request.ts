@@ -21,6 +21,8 @@ const CRLF = "\r\n";
 export function authServerName(url: AuthHttpUrl): string {
   const t = url.target;
   if (t.kind === "unix") return `unix:${t.path}`;
+  // A name looked up per connection (auth_http with a resolver): the name.
+  if (t.host === "") return `${url.name}:${t.port}`;
   return t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 

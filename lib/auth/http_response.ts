@@ -53,6 +53,9 @@ export const AUTH_LOG = {
   /** Kept on one line, with nginx's action suffix, as nginx's connect() error reads. */
   connectFailed: (a: string, err: string) =>
     `connect() to ${a} failed (${err}) while in http auth state`,
+  /** auth_http by name (mailgate extension): the resolver could not give an address. */
+  notResolved: (a: string, code: number, text: string) =>
+    `auth http server ${a} could not be resolved (${code}: ${text}) while in http auth state`,
   /** A read/write error on an established auth connection (nginx: recv()/send() failed). */
   ioFailed: (err: string) => `recv() failed (${err}) while in http auth state`,
 } as const;

@@ -8,6 +8,8 @@ import type { Cidr } from "../core/ip.ts";
 import type { RedisTarget } from "../store/redis_url.ts";
 import type {
   AuthHttpUrl,
+  FailLimit,
+  FailLimit,
   ListenConfig,
   Loc,
   LogTarget,
@@ -22,6 +24,20 @@ export interface Singles {
   resolver: ResolverConfig | null;
   resolver_timeout: number;
   max_errors: number;
+  max_commands: number;
+  auth_cache_ttl: number;
+  auth_cache_negative_ttl: number;
+  auth_cache_size: number;
+  auth_cache_secret: string;
+  auth_fail_limit_ip: FailLimit;
+  auth_fail_limit_user: FailLimit;
+  max_commands: number;
+  auth_cache_ttl: number;
+  auth_cache_negative_ttl: number;
+  auth_cache_size: number;
+  auth_cache_secret: string;
+  auth_fail_limit_ip: FailLimit;
+  auth_fail_limit_user: FailLimit;
   auth_http: AuthHttpUrl;
   auth_http_pass_client_cert: boolean;
   auth_http_timeout: number;

@@ -14,6 +14,7 @@ import { expandGlob, hasGlobChars } from "./glob.ts";
 import { Level, ServerLevel } from "./level.ts";
 import { Lexer } from "./lexer.ts";
 import { finishMail } from "./mail_checks.ts";
+import { finishAuthHttp } from "./auth_http_hosts.ts";
 import { MAIL_DIRECTIVES } from "./mail_directives.ts";
 import { MAIN_DIRECTIVES } from "./main_directives.ts";
 import type { Config, Loc, MailConfig } from "./types.ts";
@@ -158,6 +159,7 @@ class Loader {
         st.mail = mail;
         await this.parseBody(lx, "block", "mail");
         this.mailConfig = finishMail(st, mail, this.hostname);
+        await finishAuthHttp(this.mailConfig, st);
         return;
       }
       case "server": {

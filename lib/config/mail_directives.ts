@@ -24,6 +24,7 @@ import { parseErrorLog } from "./error_log.ts";
 import { handleListen } from "./listen.ts";
 import { handleAuthHttp, handleResolver, handleSetRealIpFrom } from "./mail_net.ts";
 import { SSL_DIRECTIVES } from "./ssl_directives.ts";
+import { PROTECT_DIRECTIVES } from "./protect_directives.ts";
 import { SHARED_STORE_DIRECTIVES } from "./shared_store.ts";
 import type { Protocol } from "./types.ts";
 import { MAX_ID_KEY, MAX_ID_PAIRS, MAX_ID_VALUE } from "../imap/id.ts";
@@ -132,6 +133,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   set_real_ip_from: mailSpec("take1", handleSetRealIpFrom),
 
   ...SSL_DIRECTIVES,
+  ...PROTECT_DIRECTIVES,
   ...SHARED_STORE_DIRECTIVES,
 
   // mailgate extensions.

@@ -10,15 +10,30 @@ import { parseSec } from "./units.ts";
 import { formatIp, parseUrl, resolveHost } from "./url.ts";
 
 export const AUTH_HTTP_DEFAULT_PORT = 80;
+/** https:// (mailgate extension) defaults to HTTPS's port. */
+export const AUTH_HTTPS_DEFAULT_PORT = 443;
 export const RESOLVER_DEFAULT_PORT = 53;
 
-/** The optional scheme of an auth_http value (nginx strips it; only plain HTTP exists). */
-const AUTH_HTTP_SCHEME = /^http:\/\//;
+/**
+ * The optional scheme of an auth_http value: nginx strips `http://`;
+ * `https://` is mailgate's extension (auth_http_ssl_*).
+ */
+const AUTH_HTTP_SCHEME = /^(https?):\/\//i;
 
-export async function handleAuthHttp(d: Directive, st: LoadState): Promise<void> {
+/**
+ * Parses auth_http. A host name is not looked up here: which way it is
+ * resolved depends on the server's merged `resolver`, known only after the
+ * whole mail block (auth_http_hosts.ts).
+ */
+export function handleAuthHttp(d: Directive, st: LoadState): void {
   const raw = d.args[0];
-  const url = raw.replace(AUTH_HTTP_SCHEME, "");
-  const r = parseUrl(url, { uriPart: true, defaultPort: AUTH_HTTP_DEFAULT_PORT });
+  const scheme = AUTH_HTTP_SCHEME.exec(raw);
+  const tls = scheme !== null && scheme[1].toLowerCase() === "https";
+  const url = scheme ? raw.slice(scheme[0].length) : raw;
+  const r = parseUrl(url, {
+    uriPart: true,
+    defaultPort: tls ? AUTH_HTTPS_DEFAULT_PORT : AUTH_HTTP_DEFAULT_PORT,
+  });
   if ("err" in r) fail(d, `${r.err} in auth_http "${url}"`);
   const u = r.ok;
   let value: AuthHttpUrl;
@@ -28,16 +43,19 @@ export async function handleAuthHttp(d: Directive, st: LoadState): Promise<void>
       target: { kind: "unix", path: u.path },
       hostHeader: "localhost",
       uri: u.uri || "/",
+      tls,
+      name: null,
+      loc: d.loc,
     };
   } else {
-    const ips = await resolveHost(u.host, u.literal, st.lookup);
-    if (!ips) fail(d, `host not found in auth_http "${url}"`);
     value = {
       raw,
-      // nginx uses only the first address of a name.
-      target: { kind: "tcp", host: formatIp(ips[0]), port: u.port },
+      target: { kind: "tcp", host: u.literal ? formatIp(u.literal) : "", port: u.port },
       hostHeader: u.host,
       uri: u.uri || "/",
+      tls,
+      name: u.literal ? null : u.host,
+      loc: d.loc,
     };
   }
   level(st).set("auth_http", value, d.loc);

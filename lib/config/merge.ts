@@ -5,6 +5,7 @@
 import { confPath, type LoadState } from "./directive.ts";
 import type { Level, Lists, ServerLevel, Singles, Slot } from "./level.ts";
 import type { ProxySslConfig, ServerConfig, SslConfig } from "./types.ts";
+import { buildProtect, PROTECT_DEFAULTS } from "./protect_directives.ts";
 
 /** One memory page: nginx's default for every mail buffer. */
 export const DEFAULT_BUFFER = 4096;
@@ -105,6 +106,8 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     resolver: e.get("resolver", null),
     resolverTimeoutMs: e.get("resolver_timeout", DEFAULTS.resolverTimeoutMs),
     maxErrors: e.get("max_errors", DEFAULTS.maxErrors),
+    maxCommands: e.get("max_commands", PROTECT_DEFAULTS.maxCommands),
+    protect: buildProtect(e),
     errorLogs: e.list("error_log")?.value ?? null,
 
     authHttp: e.get("auth_http", null),
@@ -112,6 +115,12 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     authHttpPassClientCert: e.get("auth_http_pass_client_cert", false),
     authHttpTimeoutMs: e.get("auth_http_timeout", DEFAULTS.authHttpTimeoutMs),
     authHttpKeepalive: e.get("auth_http_keepalive", 0),
+    authHttpSsl: {
+      verify: e.get("auth_http_ssl_verify", true),
+      trustedCertificate: e.get("auth_http_ssl_trusted_certificate", null),
+      certificate: e.get("auth_http_ssl_certificate", null),
+      certificateKey: e.get("auth_http_ssl_certificate_key", null),
+    },
     authTable: e.get("auth_table", null),
 
     proxyBuffer: e.get("proxy_buffer", DEFAULT_BUFFER),

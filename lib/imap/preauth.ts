@@ -13,6 +13,7 @@ import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_
 import { type ImapLine, ImapParser, TOO_LONG_LOG_HEAD } from "./parser.ts";
 import { type IdField, idFields } from "./id.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
+import { CommandLimit, DEFAULT_MAX_COMMANDS, tooManyCommands } from "../core/command_limit.ts";
 import {
   IMAP_GREETING,
   IMAP_LITERAL_CONTINUATION,
@@ -56,6 +57,7 @@ class ImapPreauth implements PreauthMachine {
   #authTag = "";
   #salt: string | null = null;
   #errors = 0;
+  readonly #commands: CommandLimit;
   /** The driver pushed more than the buffer may hold: input was lost. */
   #overflow = false;
 
@@ -74,6 +76,7 @@ class ImapPreauth implements PreauthMachine {
       tls: imapCapabilityLine(ctx.config, true),
     };
     this.#idLine = imapIdLine(ctx.config);
+    this.#commands = new CommandLimit(ctx.config.maxCommands ?? DEFAULT_MAX_COMMANDS);
   }
 
   greeting(): Uint8Array {
@@ -121,6 +124,10 @@ class ImapPreauth implements PreauthMachine {
       case "invalid":
         return this.#invalidLine(sasl ? this.#authTag : r.tag ?? IMAP_UNTAGGED, r.closeAfter);
       case "line":
+        if (this.#commands.exceeded()) {
+          this.#phase = "closed";
+          return tooManyCommands(imapBad(sasl ? this.#authTag : r.line.tag ?? IMAP_UNTAGGED));
+        }
         return sasl ? this.#saslAnswer(r.line) : this.#command(r.line);
     }
   }

@@ -7,6 +7,7 @@ import type { ServerConfig } from "../config/types.ts";
 import type { AuthRefusal, ClientStep, PreauthContext, PreauthMachine } from "../core/machine.ts";
 import { CLOSE, info, QUIT, refusal, send } from "../core/steps.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
+import { CommandLimit, DEFAULT_MAX_COMMANDS, tooManyCommands } from "../core/command_limit.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_exchange.ts";
 import { LineFramer, parseCommandLine, parseResponseLine, type Pop3Command } from "./parser.ts";
@@ -49,11 +50,13 @@ class Pop3Preauth implements PreauthMachine {
   #user = "";
   #salt: string | null = null;
   #errors = 0;
+  readonly #commands: CommandLimit;
   /** The driver pushed more than the buffer may hold: input was lost. */
   #overflow = false;
 
   constructor(ctx: PreauthContext) {
     this.#config = ctx.config;
+    this.#commands = new CommandLimit(ctx.config.maxCommands ?? DEFAULT_MAX_COMMANDS);
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
     // CRAM-MD5's challenge is the greeting's salt.
@@ -143,11 +146,17 @@ class Pop3Preauth implements PreauthMachine {
     return [info(LOG_TOO_MANY_INVALID), send(POP3_INVALID_COMMAND), CLOSE];
   }
 
+  #tooManyCommands(): ClientStep[] {
+    this.#phase = "closed";
+    return tooManyCommands(POP3_INVALID_COMMAND);
+  }
+
   // ---- §4 ----------------------------------------------------------------
 
   #commandLine(text: string): ClientStep[] {
     const line = parseCommandLine(text);
     if (line.kind === "invalid") return this.#invalidLine();
+    if (this.#commands.exceeded()) return this.#tooManyCommands();
     return this.#phase === "user"
       ? this.#userState(line.command, line.args)
       : this.#initialState(line.command, line.args);
@@ -240,6 +249,7 @@ class Pop3Preauth implements PreauthMachine {
 
   /** The client's answer to a challenge. */
   #saslAnswer(text: string): ClientStep[] {
+    if (this.#commands.exceeded()) return this.#tooManyCommands();
     return this.#saslStep(this.#sasl.answer(parseResponseLine(text)));
   }
 

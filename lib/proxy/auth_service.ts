@@ -6,6 +6,8 @@ import type { AuthService } from "../auth/types.ts";
 import { httpAuthServiceFor } from "../auth/http_client.ts";
 import { createTableAuthService, loadAuthTable } from "../auth/table.ts";
 import { routeNotice } from "../auth/route_notice.ts";
+import { authHttpResolvesAtRun } from "../config/auth_http_hosts.ts";
+import { createResolver } from "../resolver/resolver.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { listenKey, type ServerRuntime } from "./server.ts";
 
@@ -25,7 +27,11 @@ export async function createAuthService(
     return await svc;
   }
   if (!server.authHttp) throw new Error(`no "auth_http" is defined for server in ${server.loc.file}:${server.loc.line}`);
-  return httpAuthServiceFor(server, (spec) => runtime.connect(spec));
+  // auth_http by name with a resolver: a resolver of its own, closed with the service.
+  const resolver = authHttpResolvesAtRun(server) && server.resolver !== null
+    ? createResolver(runtime, server.resolver, server.resolverTimeoutMs)
+    : undefined;
+  return httpAuthServiceFor(server, (spec) => runtime.connect(spec), resolver);
 }
 
 /** The start-up notice lines: one per server whose auth service says where it routes. */

@@ -38,7 +38,10 @@ import {
   RESOLVE_TIMEDOUT,
 } from "./client_host.ts";
 
+import { type HostAddresses, lookupHostAddresses } from "./host_addresses.ts";
+
 export type { ClientHostResult } from "./client_host.ts";
+export type { HostAddresses } from "./host_addresses.ts";
 
 /** Cached (name, type) answers per resolver; the oldest-used go first. */
 export const MAX_CACHE_ENTRIES = 10000;
@@ -59,6 +62,8 @@ export type DnsTransport = Pick<Runtime, "datagram" | "connect">;
 
 export interface Resolver {
   lookupClientHost(ip: string): Promise<ClientHostResult>;
+  /** A host name's addresses (A and AAAA as configured); never rejects. */
+  lookupHost(name: string): Promise<HostAddresses>;
   /** Fails lookups in progress (TEMPUNAVAIL, no log), closes sockets, clears timers. */
   close(): void;
 }
@@ -82,6 +87,7 @@ export function createResolver(
   const opts = { ipv4: config.ipv4, ipv6: config.ipv6 };
   return {
     lookupClientHost: (ip) => lookupClientHost(ip, lookup, opts),
+    lookupHost: (name) => lookupHostAddresses(name, lookup, opts),
     close: () => client.close(),
   };
 }

@@ -10,6 +10,7 @@ import type { AuthRefusal, ClientStep, PreauthContext, PreauthMachine } from "..
 import { CLOSE, info, QUIT, refusal, send } from "../core/steps.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
+import { CommandLimit, DEFAULT_MAX_COMMANDS, tooManyCommands } from "../core/command_limit.ts";
 import { MAX_LOGGED_WORD, redactCommand } from "../core/redact.ts";
 import { saslResponseOfLine } from "../core/sasl.ts";
 import { type SaslCredentials, SaslExchange, type SaslStep } from "../core/sasl_exchange.ts";
@@ -62,6 +63,7 @@ class SmtpPreauth implements PreauthMachine {
   readonly #sasl: SaslExchange;
   #salt: string | null = null;
   #errors = 0;
+  readonly #commands: CommandLimit;
   /** The driver pushed more than the buffer may hold: input was lost. */
   #overflow = false;
   // §6 session state replayed by the backend login / sent as Auth-SMTP-*.
@@ -72,6 +74,7 @@ class SmtpPreauth implements PreauthMachine {
 
   constructor(ctx: PreauthContext) {
     this.#config = ctx.config;
+    this.#commands = new CommandLimit(ctx.config.maxCommands ?? DEFAULT_MAX_COMMANDS);
     this.#makeSalt = ctx.makeSalt;
     this.#tls = ctx.tls;
     this.#sasl = new SaslExchange({
@@ -110,8 +113,11 @@ class SmtpPreauth implements PreauthMachine {
       case "invalid":
         return this.#invalidLine();
       case "response":
-        return sasl ? this.#saslAnswer(r.line) : [];
+        if (!sasl) return [];
+        if (this.#commands.exceeded()) return this.#tooManyCommands();
+        return this.#saslAnswer(r.line);
       case "command":
+        if (this.#commands.exceeded()) return this.#tooManyCommands();
         switch (r.command) {
           case "HELO":
           case "EHLO":
@@ -165,6 +171,11 @@ class SmtpPreauth implements PreauthMachine {
       send(SMTP_INVALID_COMMAND),
       CLOSE,
     ];
+  }
+
+  #tooManyCommands(): ClientStep[] {
+    this.#phase = "closed";
+    return tooManyCommands(SMTP_INVALID_COMMAND);
   }
 
   #invalidLine(): ClientStep[] {

@@ -443,12 +443,21 @@ describe("resolver, auth_http, set_real_ip_from errors (§3, §4, §10)", () => 
     ["resolver nowhere.invalid;", 'host not found in resolver "nowhere.invalid"'],
     ["resolver status_zone=z;", 'host not found in resolver "status_zone=z"'],
     ["auth_http http://127.0.0.1:0/auth;", 'invalid port in auth_http "127.0.0.1:0/auth"'],
-    ["auth_http https://auth.test/auth;", 'invalid port in auth_http "https://auth.test/auth"'],
+    ["auth_http ftp://auth.test/auth;", 'invalid port in auth_http "ftp://auth.test/auth"'],
+    ["auth_http https://nowhere.invalid/auth;", 'host not found in auth_http "nowhere.invalid/auth"'],
     [
       "auth_http http://nowhere.invalid/auth;",
       'host not found in auth_http "nowhere.invalid/auth"',
     ],
     ["auth_http [::1/auth;", 'invalid host in auth_http "[::1/auth"'],
+    [
+      `auth_http https://127.0.0.1/a; auth_http_ssl_certificate ${TLS}client.pem;\n${SRV}`,
+      `no "auth_http_ssl_certificate_key" is defined for certificate "${TLS}client.pem"`,
+    ],
+    [
+      `auth_http https://127.0.0.1/a; auth_http_ssl_trusted_certificate ${TLS}missing.pem;\n${SRV}`,
+      `cannot load "auth_http_ssl_trusted_certificate" file "${TLS}missing.pem": BIO_new_file() failed (2: No such file or directory)`,
+    ],
     ["auth_http unix:;", 'no path in the unix domain socket in auth_http "unix:"'],
     ["set_real_ip_from nowhere.invalid;", 'host not found in set_real_ip_from "nowhere.invalid"'],
     ["set_real_ip_from 10.0.0.0/33;", 'host not found in set_real_ip_from "10.0.0.0/33"'],

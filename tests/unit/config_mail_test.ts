@@ -50,6 +50,8 @@ async function load(
 }
 
 /** One IMAP server with `body` inside it and `mailBody` at mail level. */
+const TLS = new URL("../fixtures/tls/", import.meta.url).pathname;
+
 async function server(body: string, mailBody = "auth_http 127.0.0.1:9000;"): Promise<ServerConfig> {
   const { cfg } = await load(
     `events {}\nmail {\n${mailBody}\nserver {\nlisten 127.0.0.1:10143;\nprotocol imap;\n${body}\n}\n}\n`,
@@ -239,11 +241,13 @@ describe("auth_http URL forms", () => {
       uri: "/",
     }],
     ["auth.test:81/a/b?x=1&y", {
+      name: "auth.test",
       target: { kind: "tcp", host: "192.0.2.10", port: 81 },
       hostHeader: "auth.test",
       uri: "/a/b?x=1&y",
     }],
     ["http://auth.test?q", {
+      name: "auth.test",
       target: { kind: "tcp", host: "192.0.2.10", port: 80 },
       hostHeader: "auth.test",
       uri: "?q",
@@ -257,6 +261,20 @@ describe("auth_http URL forms", () => {
       target: { kind: "tcp", host: "2001:db8::1", port: 80 },
       hostHeader: "[2001:db8::1]",
       uri: "/x",
+    }],
+    // https:// (mailgate extension): TLS, port 443 by default; the name is kept for SNI.
+    ["https://auth.test/auth", {
+      target: { kind: "tcp", host: "192.0.2.10", port: 443 },
+      hostHeader: "auth.test",
+      uri: "/auth",
+      tls: true,
+      name: "auth.test",
+    }],
+    ["HTTPS://127.0.0.1:8443", {
+      target: { kind: "tcp", host: "127.0.0.1", port: 8443 },
+      hostHeader: "127.0.0.1",
+      uri: "/",
+      tls: true,
     }],
     ["unix:/run/auth.sock", {
       target: { kind: "unix", path: "/run/auth.sock" },
@@ -272,9 +290,41 @@ describe("auth_http URL forms", () => {
   for (const [url, want] of cases) {
     test(url, async () => {
       const s = await server("", `auth_http ${url};`);
-      assert.deepEqual(s.authHttp, { raw: url, ...(want as object) });
+      const { loc, ...got } = s.authHttp!;
+      assert.equal(loc?.line, 3);
+      assert.deepEqual(got, { raw: url, tls: false, name: null, ...(want as object) });
     });
   }
+});
+
+describe("auth_http by name and over HTTPS (mailgate extension)", () => {
+  test("with a resolver the name is kept for per-connection lookups", async () => {
+    const s = await server("", "resolver 127.0.0.1; auth_http https://unknown.test:8443/a;");
+    assert.deepEqual(s.authHttp!.target, { kind: "tcp", host: "", port: 8443 });
+    assert.equal(s.authHttp!.name, "unknown.test");
+  });
+  test("without one it is looked up at load, per server", async () => {
+    const s = await server("", "auth_http auth.test:81;");
+    assert.deepEqual(s.authHttp!.target, { kind: "tcp", host: "192.0.2.10", port: 81 });
+  });
+  test("auth_http_ssl_* defaults and files", async () => {
+    const d = await server("");
+    assert.deepEqual(d.authHttpSsl, {
+      verify: true,
+      trustedCertificate: null,
+      certificate: null,
+      certificateKey: null,
+    });
+    const s = await server(
+      `auth_http_ssl_verify off; auth_http_ssl_trusted_certificate ${TLS}ca.pem;` +
+        ` auth_http_ssl_certificate ${TLS}client.pem; auth_http_ssl_certificate_key ${TLS}client.key;`,
+      "auth_http https://127.0.0.1:8443;",
+    );
+    assert.equal(s.authHttpSsl.verify, false);
+    assert.match(s.authHttpSsl.pem!.ca!, /BEGIN CERTIFICATE/);
+    assert.match(s.authHttpSsl.pem!.cert!, /BEGIN CERTIFICATE/);
+    assert.match(s.authHttpSsl.pem!.key!, /BEGIN PRIVATE KEY/);
+  });
 });
 
 describe("resolver and set_real_ip_from", () => {
