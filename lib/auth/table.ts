@@ -368,8 +368,12 @@ export function createTableAuthService(table: AuthTable): AuthService {
           // as a password); an entry with a password would have mailgate
           // vouch for a token it cannot check, so it refuses, and says why.
           if (pw === null) return ok(e, c.user, c.pass);
+          const r = TABLE_REFUSAL.login;
           return {
-            ...refused(TABLE_REFUSAL.login),
+            kind: "refused",
+            message: r.message,
+            waitSec: r.waitSec,
+            errorCode: r.errorCode,
             log: logTokenNeedsBackend(e, table.file),
           };
         }

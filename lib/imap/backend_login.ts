@@ -25,6 +25,28 @@
 //                          P: mgs3 ID ("x-originating-ip" "203.0.113.7" ...)
 //   B: [* ID ...]  mgs3 OK ...             P: <tag> LOGIN {<ulen>} ... as above
 //
+// With proxy_oauth_passthrough on (mailgate extension) and a client that
+// signed in with XOAUTH2 or OAUTHBEARER, the backend is logged in to with
+// the same mechanism and the token (lib/core/oauth_passthrough.ts) instead
+// of LOGIN. Its capabilities are needed (greeting code, else CAPABILITY as
+// above); no AUTH=<mechanism> there is an internal error, never a LOGIN
+// fallback. SASL-IR offered:
+//
+//                          P: <tag> AUTHENTICATE XOAUTH2 <base64>
+//   B: [* ...]*  <tag> OK ...              -> to the client, as after LOGIN
+//
+// else the payload follows the continuation:
+//
+//                          P: <tag> AUTHENTICATE XOAUTH2
+//   B: + ...               P: <base64>
+//
+// A backend that refuses the token with RFC 7628's error challenge gets
+// the dummy response, and its final answer is a failed login like a
+// refused LOGIN:
+//
+//   B: + eyJzdGF0dXMiOi...  P: AQ==
+//   B: <tag> NO ...        -> login failed (internal error, or the NO with proxy_pass_error_message)
+//
 // Any other answer to STARTTLS fails the login (never a plaintext
 // fallback); neither that reply nor the CAPABILITY one is ever passed to
 // the client, whatever proxy_pass_error_message says: they answer the
@@ -41,6 +63,12 @@ import { LineBuffer, READ_CHUNK_SLACK } from "../core/line_buffer.ts";
 import { forwardFields, MAX_ID_PAIRS, retainedFields } from "./id.ts";
 import type { ForwardInfo } from "../core/machine.ts";
 import {
+  logUpstreamNoMechanism,
+  OAUTH_DUMMY_RESPONSE,
+  type OauthLogin,
+  oauthPassthrough,
+} from "../core/oauth_passthrough.ts";
+import {
   BACKEND_CAPABILITY_TAG,
   BACKEND_ID_TAG,
   BACKEND_CONTINUATION_PREFIX,
@@ -51,9 +79,11 @@ import {
   IMAP_BACKEND_CAPABILITY,
   IMAP_BACKEND_STARTTLS,
   IMAP_INTERNAL_ERROR,
+  imapBackendAuthenticate,
   imapBackendId,
   imapBackendLogin,
   imapBackendPassword,
+  imapBackendSaslResponse,
   imapBackendUser,
   logUpstreamInvalid,
   logUpstreamNoStarttls,
@@ -74,6 +104,7 @@ type Stage =
   | "tls"
   | "capability"
   | "id"
+  | "sasl"
   | "user"
   | "password"
   | "result"
@@ -95,14 +126,13 @@ function startsWith(data: Uint8Array, from: number, to: number, prefix: string):
 }
 
 /**
- * Whether the line's capability list has ID: the greeting's
- * `* OK [CAPABILITY ...]` or an untagged `* CAPABILITY ...`; null if the
- * line lists no capabilities.
+ * The capabilities (upper-cased) of the greeting's `* OK [CAPABILITY ...]`
+ * or an untagged `* CAPABILITY ...`; null if the line lists none.
  */
-function offersId(data: Uint8Array, from: number, cr: number): boolean | null {
+function capabilitiesOf(data: Uint8Array, from: number, cr: number): string[] | null {
   const m = /^\* (?:OK \[)?CAPABILITY ([^\]]*)/i.exec(bytesToBinary(data.subarray(from, cr)));
   if (m === null) return null;
-  return m[1].split(" ").some((w) => w.toUpperCase() === "ID");
+  return m[1].split(" ").filter((w) => w !== "").map((w) => w.toUpperCase());
 }
 
 class ImapBackendLogin implements BackendLogin {
@@ -121,8 +151,12 @@ class ImapBackendLogin implements BackendLogin {
   #scan = 0;
   /** proxy_imap_id on: what the backend is told, if it offers ID. */
   readonly #forward: ForwardInfo | null;
-  /** The backend listed ID in the capabilities last read. */
-  #offersId = false;
+  /** proxy_oauth_passthrough: the client's mechanism and the payload to log in with. */
+  readonly #oauth: OauthLogin | null;
+  /** The capabilities last read (upper-cased), when they were needed. */
+  #caps: string[] = [];
+  /** The RFC 7628 error challenge was answered: the next line is the final answer. */
+  #dummySent = false;
 
   constructor(ctx: BackendContext) {
     this.#ctx = ctx;
@@ -133,10 +167,13 @@ class ImapBackendLogin implements BackendLogin {
     this.#input = new LineBuffer(this.#limit + READ_CHUNK_SLACK);
     this.#starttls = ctx.backendTls === "starttls";
     this.#forward = ctx.config.proxyImapId ? ctx.forward ?? null : null;
+    this.#oauth = oauthPassthrough(ctx);
   }
 
   tlsStarted(): BackendStep[] {
     if (this.#stage !== "tls") return [];
+    // Capabilities from before TLS do not count (RFC 3501 §6.2.1).
+    this.#caps = [];
     this.#stage = "capability";
     return [{ kind: "send", data: IMAP_BACKEND_CAPABILITY }];
   }
@@ -186,14 +223,14 @@ class ImapBackendLogin implements BackendLogin {
           this.#advance(end, "starttls");
           return { kind: "send", data: IMAP_BACKEND_STARTTLS };
         }
-        if (this.#forward !== null) {
-          const offered = offersId(data, from, cr);
-          if (offered === null) {
+        if (this.#forward !== null || this.#oauth !== null) {
+          const caps = capabilitiesOf(data, from, cr);
+          if (caps === null) {
             // No capabilities in the greeting: ask for them.
             this.#advance(end, "capability");
             return { kind: "send", data: IMAP_BACKEND_CAPABILITY };
           }
-          this.#offersId = offered;
+          this.#caps = caps;
         }
         return this.#afterCapabilities(end);
       case "starttls":
@@ -209,7 +246,8 @@ class ImapBackendLogin implements BackendLogin {
         return { kind: "starttls" };
       case "capability":
         if (this.#untagged(data, from, cr, end)) {
-          if (offersId(data, from, cr) === true) this.#offersId = true;
+          const caps = capabilitiesOf(data, from, cr);
+          if (caps !== null) this.#caps.push(...caps);
           return null;
         }
         if (!startsWith(data, from, cr, CAPABILITY_OK)) {
@@ -221,8 +259,14 @@ class ImapBackendLogin implements BackendLogin {
         if (!startsWith(data, from, cr, ID_TAGGED)) {
           return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
         }
-        this.#advance(end, "user");
-        return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
+        return this.#login(end);
+      case "sasl":
+        // The continuation that asks for the payload (no SASL-IR).
+        if (!startsWith(data, from, cr, BACKEND_CONTINUATION_PREFIX)) {
+          return this.#invalid(data, from, cr);
+        }
+        this.#advance(end, "result");
+        return { kind: "send", data: imapBackendSaslResponse(this.#oauth!.b64) };
       case "user":
         if (!startsWith(data, from, cr, BACKEND_CONTINUATION_PREFIX)) {
           return this.#invalid(data, from, cr);
@@ -238,6 +282,17 @@ class ImapBackendLogin implements BackendLogin {
       case "result":
         // Product: any number of untagged lines before the tagged reply.
         if (this.#untagged(data, from, cr, end)) return null;
+        if (
+          this.#oauth !== null && !this.#dummySent &&
+          startsWith(data, from, cr, BACKEND_CONTINUATION_PREFIX)
+        ) {
+          // RFC 7628 §3.2.2 error challenge: the token was refused. The
+          // dummy response ends the exchange; the tagged NO that follows
+          // fails the login (the challenge itself is never passed on).
+          this.#dummySent = true;
+          this.#advance(end, "result");
+          return { kind: "send", data: imapBackendSaslResponse(OAUTH_DUMMY_RESPONSE) };
+        }
         if (!startsWith(data, from, cr, backendTaggedOkPrefix(this.#tag))) {
           return this.#invalid(data, from, cr);
         }
@@ -250,16 +305,33 @@ class ImapBackendLogin implements BackendLogin {
     }
   }
 
-  /** Capabilities known (the reply ends at `end`): ID if asked for and offered, else LOGIN. */
+  /** Capabilities known (the reply ends at `end`): ID if asked for and offered, else the login. */
   #afterCapabilities(end: number): BackendStep {
-    if (this.#forward !== null && this.#offersId) {
+    if (this.#forward !== null && this.#caps.includes("ID")) {
       this.#advance(end, "id");
       const own = forwardFields(this.#forward);
       const client = retainedFields(this.#ctx.creds.imapId ?? [], MAX_ID_PAIRS - own.length);
       return { kind: "send", data: imapBackendId([...own, ...client]) };
     }
-    this.#advance(end, "user");
-    return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
+    return this.#login(end);
+  }
+
+  /** LOGIN, or AUTHENTICATE with the client's token mechanism (proxy_oauth_passthrough). */
+  #login(end: number): BackendStep {
+    const oauth = this.#oauth;
+    if (oauth === null) {
+      this.#advance(end, "user");
+      return { kind: "send", data: imapBackendLogin(this.#tag, this.#user.length) };
+    }
+    if (!this.#caps.includes("AUTH=" + oauth.mechanism)) {
+      return this.#internal(logUpstreamNoMechanism(oauth.mechanism));
+    }
+    if (this.#caps.includes("SASL-IR")) {
+      this.#advance(end, "result");
+      return { kind: "send", data: imapBackendAuthenticate(this.#tag, oauth.mechanism, oauth.b64) };
+    }
+    this.#advance(end, "sasl");
+    return { kind: "send", data: imapBackendAuthenticate(this.#tag, oauth.mechanism, null) };
   }
 
   /**

@@ -95,6 +95,19 @@ export function imapBackendPassword(pass: string): Uint8Array {
   return binaryToBytes(pass + CRLF);
 }
 
+/**
+ * proxy_oauth_passthrough (mailgate extension): `<tag> AUTHENTICATE <mech>`,
+ * with the base64 payload as SASL-IR when the backend offers SASL-IR.
+ */
+export function imapBackendAuthenticate(tag: string, mechanism: string, ir: string | null): Uint8Array {
+  return binaryToBytes(`${tag} AUTHENTICATE ${mechanism}${ir === null ? "" : " " + ir}` + CRLF);
+}
+
+/** A SASL response line: the base64 payload after a continuation, or the RFC 7628 dummy. */
+export function imapBackendSaslResponse(b64: string): Uint8Array {
+  return textBytes(b64 + CRLF);
+}
+
 // Backend TLS (mailgate extension, proxy_starttls on): before LOGIN the
 // proxy upgrades the connection and re-reads the capabilities over TLS with
 // commands of its own. Their tags are fixed: each command's tagged reply is

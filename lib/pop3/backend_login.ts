@@ -25,6 +25,22 @@
 //   B: +OK ... XCLIENT ... .            P: XCLIENT ADDR=<ip> PORT=<port> SESSION=*<n> TTL=4
 //   B: +OK ...     P: USER <user> ... as above
 //
+// With proxy_oauth_passthrough on (mailgate extension) and a client that
+// signed in with XOAUTH2 or OAUTHBEARER, the backend is logged in to with
+// the same mechanism and the token (lib/core/oauth_passthrough.ts) instead
+// of USER/PASS. CAPA is always read first; no `SASL ... <mechanism>` line
+// (or -ERR to CAPA) is an internal error, never a USER/PASS fallback:
+//
+//   B: +OK ...     P: CAPA
+//   B: +OK ... SASL PLAIN XOAUTH2 ... .     P: AUTH XOAUTH2 <base64>
+//   B: +OK ...     -> this reply and anything after it goes to the client
+//
+// A backend that refuses the token with RFC 7628's error challenge gets
+// the dummy response, and its -ERR is a failed login like a refused PASS:
+//
+//   B: + eyJzdGF0dXMiOi...  P: AQ==
+//   B: -ERR ...    -> login failed
+//
 // A reply to STLS other than +OK fails the login (never a plaintext
 // fallback). Neither it nor the CAPA reply is ever passed to the client,
 // whatever proxy_pass_error_message says: they answer the proxy's
@@ -38,9 +54,16 @@ import type { BackendContext, BackendLogin, BackendStep, ForwardInfo } from "../
 import { bytesToBinary } from "../core/bytes.ts";
 import { ReplyReader } from "../core/reply_reader.ts";
 import {
+  logUpstreamNoMechanism,
+  OAUTH_DUMMY_RESPONSE,
+  type OauthLogin,
+  oauthPassthrough,
+} from "../core/oauth_passthrough.ts";
+import {
   BACKEND_ERR_PREFIX,
   BACKEND_LIST_END,
   BACKEND_OK_PREFIX,
+  BACKEND_SASL_CAPA,
   BACKEND_XCLIENT_CAPA,
   BACKEND_XCLIENT_GREETING,
   logUpstreamInvalid,
@@ -49,7 +72,9 @@ import {
   POP3_BACKEND_CAPA,
   POP3_BACKEND_STLS,
   POP3_INTERNAL_ERROR,
+  pop3BackendAuth,
   pop3BackendPass,
+  pop3BackendSaslResponse,
   pop3BackendUser,
   pop3BackendXclient,
 } from "./replies.ts";
@@ -70,6 +95,7 @@ type Stage =
   | "capa"
   | "capaList"
   | "xclient"
+  | "auth"
   | "user"
   | "pass"
   | "finished";
@@ -92,6 +118,12 @@ function isXclientCapa(data: Uint8Array, from: number, cr: number): boolean {
   return true;
 }
 
+/** The CAPA line is `SASL ...` (any case) and lists `mechanism` (upper case). */
+function isSaslCapaWith(data: Uint8Array, from: number, cr: number, mechanism: string): boolean {
+  const words = bytesToBinary(data.subarray(from, cr)).toUpperCase().split(" ");
+  return words[0] === BACKEND_SASL_CAPA && words.includes(mechanism, 1);
+}
+
 function isListEnd(data: Uint8Array, from: number, cr: number): boolean {
   return cr - from === BACKEND_LIST_END.length && startsWith(data, from, cr, BACKEND_LIST_END);
 }
@@ -108,6 +140,12 @@ class Pop3BackendLogin implements BackendLogin {
   readonly #forward: ForwardInfo | null;
   /** The backend offered XCLIENT (greeting or CAPA). */
   #offersXclient = false;
+  /** proxy_oauth_passthrough: the client's mechanism and the payload to log in with. */
+  readonly #oauth: OauthLogin | null;
+  /** The backend's CAPA listed the client's token mechanism. */
+  #offersMechanism = false;
+  /** The RFC 7628 error challenge was answered: the next reply is the final answer. */
+  #dummySent = false;
 
   constructor(ctx: BackendContext) {
     this.#user = ctx.user;
@@ -117,10 +155,12 @@ class Pop3BackendLogin implements BackendLogin {
     this.#reader = new ReplyReader(ctx.config.proxyBuffer);
     this.#starttls = ctx.backendTls === "starttls";
     this.#forward = ctx.config.proxyPop3Xclient ? ctx.forward ?? null : null;
+    this.#oauth = oauthPassthrough(ctx);
   }
 
   tlsStarted(): BackendStep[] {
     if (this.#stage !== "tls") return [];
+    this.#offersMechanism = false; // only what CAPA says over TLS counts
     this.#stage = "capa";
     return [{ kind: "send", data: POP3_BACKEND_CAPA }];
   }
@@ -174,12 +214,26 @@ class Pop3BackendLogin implements BackendLogin {
         // Only the line "." ends the list (".." is a stuffed line).
         if (isListEnd(data, from, cr)) return this.#afterCapa();
         if (isXclientCapa(data, from, cr)) this.#offersXclient = true;
+        if (this.#oauth !== null && isSaslCapaWith(data, from, cr, this.#oauth.mechanism)) {
+          this.#offersMechanism = true;
+        }
         return null;
       case "xclient":
         if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) {
           return this.#internal(logUpstreamInvalid(bytesToBinary(data.subarray(from, cr))));
         }
-        return this.#sendUser();
+        return this.#sendLogin();
+      case "auth":
+        if (startsWith(data, from, cr, BACKEND_OK_PREFIX)) break; // logged in: as after PASS
+        if (!this.#dummySent && startsWith(data, from, cr, "+")) {
+          // RFC 7628 §3.2.2 error challenge: the token was refused. The
+          // dummy response ends the exchange; the -ERR that follows fails
+          // the login (the challenge itself is never passed on).
+          this.#dummySent = true;
+          this.#reader.endReply();
+          return { kind: "send", data: pop3BackendSaslResponse(OAUTH_DUMMY_RESPONSE) };
+        }
+        return this.#invalid(data, from, cr);
     }
     if (!startsWith(data, from, cr, BACKEND_OK_PREFIX)) return this.#invalid(data, from, cr);
     switch (this.#stage) {
@@ -194,13 +248,12 @@ class Pop3BackendLogin implements BackendLogin {
           this.#stage = "stls";
           return { kind: "send", data: POP3_BACKEND_STLS };
         }
-        if (this.#forward !== null) {
-          if (this.#offersXclient) return this.#afterCapa();
+        if (this.#oauth !== null || (this.#forward !== null && !this.#offersXclient)) {
           this.#reader.endReply();
           this.#stage = "capa";
           return { kind: "send", data: POP3_BACKEND_CAPA };
         }
-        return this.#sendUser();
+        return this.#afterCapa();
       case "user":
         this.#reader.endReply();
         this.#stage = "pass";
@@ -212,16 +265,23 @@ class Pop3BackendLogin implements BackendLogin {
     }
   }
 
-  /** Capabilities known: XCLIENT if asked for and offered, else USER. */
+  /** Capabilities known: XCLIENT if asked for and offered, else the login. */
   #afterCapa(): BackendStep {
-    if (this.#forward === null || !this.#offersXclient) return this.#sendUser();
+    if (this.#forward === null || !this.#offersXclient) return this.#sendLogin();
     this.#reader.endReply();
     this.#stage = "xclient";
     return { kind: "send", data: pop3BackendXclient(this.#forward) };
   }
 
-  /** The current reply is done with: USER is next. */
-  #sendUser(): BackendStep {
+  /** The current reply is done with: USER, or AUTH with the client's token mechanism. */
+  #sendLogin(): BackendStep {
+    const oauth = this.#oauth;
+    if (oauth !== null) {
+      if (!this.#offersMechanism) return this.#internal(logUpstreamNoMechanism(oauth.mechanism));
+      this.#reader.endReply();
+      this.#stage = "auth";
+      return { kind: "send", data: pop3BackendAuth(oauth.mechanism, oauth.b64) };
+    }
     this.#reader.endReply();
     this.#stage = "user";
     return { kind: "send", data: pop3BackendUser(this.#user) };

@@ -104,6 +104,22 @@ export function pop3BackendPass(pass: string): Uint8Array {
   return binaryToBytes("PASS " + pass + CRLF);
 }
 
+/**
+ * proxy_oauth_passthrough (mailgate extension): `AUTH <mech> <base64>`, the
+ * payload as the initial response (RFC 5034 §4 allows one always).
+ */
+export function pop3BackendAuth(mechanism: string, ir: string): Uint8Array {
+  return textBytes("AUTH " + mechanism + " " + ir + CRLF);
+}
+
+/** A SASL response line (RFC 7628's dummy after an error challenge). */
+export function pop3BackendSaslResponse(b64: string): Uint8Array {
+  return textBytes(b64 + CRLF);
+}
+
+/** The CAPA line that lists SASL mechanisms (compared case-insensitively, first word). */
+export const BACKEND_SASL_CAPA = "SASL";
+
 /** Every backend reply must start with this. */
 export const BACKEND_OK_PREFIX = "+OK";
 

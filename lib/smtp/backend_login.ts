@@ -36,6 +36,15 @@
 // whatever proxy_pass_error_message says: those replies answer the proxy's
 // commands, not the client's.
 //
+// With proxy_oauth_passthrough on (mailgate extension), proxy_smtp_auth on
+// and a client that signed in with XOAUTH2 or OAUTHBEARER, 4c is
+// `AUTH <mechanism> <base64>` with the client's mechanism and the token
+// (lib/core/oauth_passthrough.ts). The last EHLO reply (stage 1, or 3
+// after XCLIENT) must list the mechanism on its AUTH line; if not, the
+// login fails with an internal error, never an AUTH PLAIN fallback. An
+// RFC 7628 error challenge (334) gets the dummy response `AQ==`, and the
+// 535 that follows is a failed login like a refused AUTH PLAIN.
+//
 // Unlike nginx, stages 2 and 3 are skipped when the backend's EHLO reply
 // does not advertise XCLIENT: nginx sends XCLIENT regardless, and a backend
 // that does not offer it (e.g. Postfix without smtpd_authorized_xclient_hosts)
@@ -44,8 +53,10 @@
 import type { BackendContext, BackendLogin, BackendStep, SmtpState } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { ReplyReader } from "../core/reply_reader.ts";
+import { logUpstreamNoMechanism, OAUTH_DUMMY_RESPONSE, oauthPassthrough } from "../core/oauth_passthrough.ts";
 import {
   BACKEND_AUTH_CODES,
+  BACKEND_CHALLENGE_CODES,
   BACKEND_GREETING_CODES,
   BACKEND_HELO_CODES,
   BACKEND_MAIL_CODES,
@@ -58,10 +69,12 @@ import {
   SMTP_AUTH_SUCCESS,
   SMTP_BACKEND_STARTTLS,
   SMTP_INTERNAL_ERROR,
+  smtpBackendAuthOauth,
   smtpBackendAuthPlain,
   smtpBackendHeloClient,
   smtpBackendHeloServer,
   smtpBackendReplay,
+  smtpBackendSaslResponse,
   smtpBackendXclient,
 } from "./replies.ts";
 
@@ -77,6 +90,8 @@ interface Stage {
   accept: readonly string[] | null;
   /** Skipped unless the backend's EHLO reply listed XCLIENT. */
   needsXclient?: boolean;
+  /** 4c with proxy_oauth_passthrough: the SASL mechanism the last EHLO reply must list. */
+  mechanism?: string;
 }
 
 const NO_SMTP_STATE: SmtpState = { helo: "", esmtp: false, from: "", to: "" };
@@ -85,6 +100,18 @@ const HYPHEN = 0x2d;
 const XCLIENT_LINE = /(^|\n)\d{3}[- ]XCLIENT( |\r|$)/im;
 /** An EHLO reply line naming the STARTTLS extension (RFC 3207). */
 const STARTTLS_LINE = /(^|\n)250[- ]STARTTLS( |\r|$)/i;
+/** An EHLO reply line listing SASL mechanisms (`250-AUTH PLAIN XOAUTH2`; `AUTH=` is the old form). */
+const AUTH_LINE = /(?:^|\n)250[- ]AUTH[ =]([^\r\n]*)/gi;
+
+/** The mechanisms (upper-cased) of an EHLO reply's AUTH lines. */
+function authMechanisms(reply: string): string[] {
+  const out: string[] = [];
+  for (const m of reply.matchAll(AUTH_LINE)) {
+    for (const w of m[1].split(" ")) if (w !== "") out.push(w.toUpperCase());
+  }
+  return out;
+}
+
 /** A reply line is `NNN` then `-` (more lines follow) or anything else (last line). */
 const CONTINUATION_AT = 3;
 
@@ -116,10 +143,19 @@ function plan(ctx: BackendContext): Stage[] {
     stages.push({ send: smtpBackendReplay(smtp.from), accept: BACKEND_MAIL_CODES });
     stages.push({ send: smtpBackendReplay(smtp.to), accept: null });
   } else if (config.proxySmtpAuth) {
-    stages.push({
-      send: ctx.pass === null ? "no-password" : smtpBackendAuthPlain(ctx.user, ctx.pass),
-      accept: BACKEND_AUTH_CODES,
-    });
+    const oauth = oauthPassthrough(ctx);
+    if (oauth !== null) {
+      stages.push({
+        send: smtpBackendAuthOauth(oauth.mechanism, oauth.b64),
+        accept: BACKEND_AUTH_CODES,
+        mechanism: oauth.mechanism,
+      });
+    } else {
+      stages.push({
+        send: ctx.pass === null ? "no-password" : smtpBackendAuthPlain(ctx.user, ctx.pass),
+        accept: BACKEND_AUTH_CODES,
+      });
+    }
   }
   return stages;
 }
@@ -150,6 +186,10 @@ class SmtpBackendLogin implements BackendLogin {
   #finished = false;
   /** The backend's EHLO reply listed the XCLIENT extension. */
   #xclient = false;
+  /** SASL mechanisms of the last EHLO reply (stage 1, or 3), upper-cased. */
+  #authMechanisms: string[] = [];
+  /** The RFC 7628 error challenge was answered: the next reply is the final answer. */
+  #dummySent = false;
 
   constructor(ctx: BackendContext) {
     this.#passError = ctx.config.proxyPassErrorMessage;
@@ -192,7 +232,18 @@ class SmtpBackendLogin implements BackendLogin {
   /** A complete reply: data[0, cr) plus its CRLF. */
   #reply(data: Uint8Array, cr: number): BackendStep {
     if (this.#upgrade !== "off") return this.#upgradeReply(data, cr);
-    const accept = this.#plan[this.#stage].accept;
+    const stage = this.#plan[this.#stage];
+    const accept = stage.accept;
+    if (
+      stage.mechanism !== undefined && !this.#dummySent && codeIs(data, BACKEND_CHALLENGE_CODES)
+    ) {
+      // RFC 7628 §3.2.2 error challenge: the token was refused. The dummy
+      // response ends the exchange; the 535 that follows fails the login
+      // (the challenge itself is never passed on).
+      this.#dummySent = true;
+      this.#reader.endReply();
+      return { kind: "send", data: smtpBackendSaslResponse(OAUTH_DUMMY_RESPONSE) };
+    }
     if (accept === null) {
       // 4b: the RCPT reply, whatever its code, as received.
       this.#finished = true;
@@ -205,6 +256,9 @@ class SmtpBackendLogin implements BackendLogin {
       return this.#fail(SMTP_INTERNAL_ERROR, "error", logUpstreamInvalid(text));
     }
     if (this.#stage === 1) this.#xclient = XCLIENT_LINE.test(bytesToBinary(data.subarray(0, cr)));
+    if (accept === BACKEND_HELO_CODES) {
+      this.#authMechanisms = authMechanisms(bytesToBinary(data.subarray(0, cr)));
+    }
     this.#reader.endReply();
     if (this.#stage === 0 && this.#starttls) {
       this.#upgrade = "ehlo";
@@ -216,8 +270,12 @@ class SmtpBackendLogin implements BackendLogin {
       this.#finished = true;
       return { kind: "done", toClient: SMTP_AUTH_SUCCESS };
     }
-    const send = this.#plan[this.#stage].send;
+    const next = this.#plan[this.#stage];
+    const send = next.send;
     if (send === "no-password") return this.#fail(SMTP_INTERNAL_ERROR, "error", LOG_NO_PASSWORD);
+    if (next.mechanism !== undefined && !this.#authMechanisms.includes(next.mechanism)) {
+      return this.#fail(SMTP_INTERNAL_ERROR, "error", logUpstreamNoMechanism(next.mechanism));
+    }
     // Only stage 0 sends nothing, and it is never entered from here.
     return { kind: "send", data: send! };
   }

@@ -111,6 +111,22 @@ export function smtpBackendAuthPlain(user: string, pass: string): Uint8Array {
   return textBytes("AUTH PLAIN " + encodeBase64("\0" + user + "\0" + pass) + CRLF);
 }
 
+/**
+ * Step 4c with proxy_oauth_passthrough (mailgate extension):
+ * `AUTH <mech> <base64>`, the payload as the initial response.
+ */
+export function smtpBackendAuthOauth(mechanism: string, ir: string): Uint8Array {
+  return textBytes("AUTH " + mechanism + " " + ir + CRLF);
+}
+
+/** A SASL response line (RFC 7628's dummy after an error challenge). */
+export function smtpBackendSaslResponse(b64: string): Uint8Array {
+  return textBytes(b64 + CRLF);
+}
+
+/** The backend's SASL challenge (RFC 4954): during 4c it is RFC 7628's error challenge. */
+export const BACKEND_CHALLENGE_CODES: readonly string[] = ["334"];
+
 // Backend TLS (mailgate extension, proxy_starttls on): before step 1 the
 // proxy sends `EHLO <server_name>` (STARTTLS is an ESMTP extension, so
 // always EHLO), needs STARTTLS in the reply, and upgrades (RFC 3207).
