@@ -16,6 +16,8 @@ import { PidFile } from "./pid_file.ts";
 import type { ChildHandle, Runtime, SignalName } from "./runtime/types.ts";
 import type { LoadArgs, StartupLog } from "./serve.ts";
 import { NAME, VERSION } from "./version.ts";
+import { Aggregator, parseReport } from "./status/aggregate.ts";
+import { masterStatusServer } from "./status/instance.ts";
 
 export const WORKER_ENV = "MAILGATE_WORKER";
 /** A worker that does not report ready within this time is a start-up failure. */
@@ -26,6 +28,8 @@ const RESTART_MAX_MS = 10_000;
 const STABLE_MS = 60_000;
 /** How often a worker checks that its master is still there. */
 const MASTER_POLL_MS = 1000;
+/** Most bytes of one worker report line (a snapshot with capped label sets is far below). */
+const MAX_REPORT = 4 << 20;
 
 export function workerCount(config: Config): number {
   return config.workerProcesses === "auto" ? Math.max(1, availableParallelism()) : config.workerProcesses;
@@ -51,6 +55,8 @@ export class Master {
   #stopping = false;
   #backoff = new Map<number, number>();
   #onAllExited: (() => void) | null = null;
+  /** The workers' metric reports, summed for status_listen. */
+  readonly aggregator = new Aggregator();
 
   constructor(runtime: Runtime, args: string[], count: number, log: ErrorLog) {
     this.#runtime = runtime;
@@ -82,13 +88,23 @@ export class Master {
       const decoder = new TextDecoder();
       const proc = this.#runtime.spawnSelf(this.#args, { [WORKER_ENV]: String(slot) }, {
         stdout: (d) => {
-          if (w.ready) return;
+          // Lines: "ready", then a metrics report a second (lib/status/worker_report.ts).
           out += decoder.decode(d, { stream: true });
-          if (out.includes("ready\n")) {
-            w.ready = true;
-            clearTimeout(timer);
-            resolve();
+          let nl: number;
+          while ((nl = out.indexOf("\n")) >= 0) {
+            const line = out.slice(0, nl);
+            out = out.slice(nl + 1);
+            if (line === "ready" && !w.ready) {
+              w.ready = true;
+              clearTimeout(timer);
+              resolve();
+              continue;
+            }
+            const r = parseReport(line, slot, proc.pid);
+            if (r) this.aggregator.report(r);
           }
+          // A worker writes nothing else; a line without its end is bounded all the same.
+          if (out.length > MAX_REPORT) out = "";
         },
         exit: (code, sig) => exited(code, sig),
       });
@@ -101,6 +117,7 @@ export class Master {
       const exited = (code: number | null, sig: string | null) => {
         clearTimeout(timer);
         this.#workers.delete(slot);
+        this.aggregator.exited(slot, proc.pid);
         const how = sig ? `on signal ${sig}` : `with code ${code}`;
         if (!w.ready) {
           reject(new Error(`worker process ${proc.pid} exited ${how} during start-up`));
@@ -196,11 +213,16 @@ export async function serveMaster(
   const pid = new PidFile();
   const count = workerCount(config);
   const master = new Master(runtime, runtime.args(), count, log);
+  const status = masterStatusServer(runtime, master.aggregator);
   try {
     pid.set(config.pid, runtime.pid);
     await master.start();
+    await status.apply(config.mail?.statusListen ?? []);
   } catch (e) {
     startup.write("emerg", (e as Error).message);
+    master.signal("SIGTERM");
+    await master.exited();
+    await status.close();
     pid.remove();
     return 1;
   }
@@ -214,6 +236,7 @@ export async function serveMaster(
     stopping = true;
     log.notice(`signal ${sig} received, ${sig === "SIGQUIT" ? "gracefully shutting down" : "exiting"}`);
     master.signal(sig);
+    void status.close();
     master.exited().then(() => {
       pid.remove();
       log.notice("exiting");
@@ -232,6 +255,7 @@ export async function serveMaster(
       master.log = nextLog;
       master.signal("SIGHUP");
       master.resize(workerCount(next));
+      await status.apply(next.mail?.statusListen ?? []);
     } catch (e) {
       log.log("emerg", e instanceof ConfigError ? formatConfigError(e) : (e as Error).message);
       log.error("reload failed, the running configuration is kept");

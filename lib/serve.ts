@@ -17,6 +17,8 @@ import { buildServerRuntimes, MailProxy, type ServerRuntime } from "./proxy/serv
 import type { Runtime } from "./runtime/types.ts";
 import { StoreHolder } from "./store/holder.ts";
 import { NAME, VERSION } from "./version.ts";
+import { runtimeLabel, singleStatusServer } from "./status/instance.ts";
+import { startWorkerReports } from "./status/worker_report.ts";
 
 export interface LoadArgs {
   file: string;
@@ -42,16 +44,20 @@ export async function serveProxy(
   const pid = new PidFile();
   // One store per process; its messages go to the current main log (reloads replace it).
   const stores = new StoreHolder((spec) => runtime.connect(spec), (level, message) => mainLog.log(level, message));
+  // status_listen: served here in a single process; by the master when there are workers.
+  const status = worker ? null : singleStatusServer(runtime);
   try {
     mainLog = new ErrorLog(config.errorLogs, runtime.pid, runtime);
     servers = await buildServerRuntimes(config, runtime, mainLog);
     await proxy.apply(servers);
     proxy.store = stores.apply(config.mail?.sharedStore ?? null);
+    await status?.apply(config.mail?.statusListen ?? []);
     if (!worker) pid.set(config.pid, runtime.pid);
   } catch (e) {
     startup.write("emerg", (e as Error).message);
     stores.close();
     await proxy.stopAccepting();
+    await status?.close();
     return 1;
   }
   mainLog.notice(
@@ -67,6 +73,7 @@ export async function serveProxy(
   const finish = (code: number) => {
     stores.close();
     pid.remove();
+    void status?.close();
     resolveExit(code);
   };
 
@@ -98,6 +105,7 @@ export async function serveProxy(
       const nextLog = new ErrorLog(next.errorLogs, runtime.pid, runtime);
       await proxy.apply(await buildServerRuntimes(next, runtime, nextLog), next.workerConnections);
       proxy.store = stores.apply(next.mail?.sharedStore ?? null);
+      await status?.apply(next.mail?.statusListen ?? []);
       if (!worker) pid.set(next.pid, runtime.pid);
       mainLog = nextLog;
       config = next;
@@ -121,6 +129,7 @@ export async function serveProxy(
   if (worker) {
     watchMaster(() => fastStop("master process is gone"));
     reportReady();
+    startWorkerReports(runtimeLabel(runtime));
   }
   return await exited;
 }

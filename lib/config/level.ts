@@ -3,6 +3,7 @@
 // merge step name the same slot. Single-valued slots refuse a second value
 // ("is duplicate"); list slots append.
 
+import type { StatusAddress } from "./status_listen.ts";
 import { ConfigError } from "./errors.ts";
 import type { Cidr } from "../core/ip.ts";
 import type { RedisTarget } from "../store/redis_url.ts";
@@ -104,6 +105,7 @@ export interface Lists {
   ssl_conf_command: [string, string][];
   ssl_session_ticket_key: string[];
   set_real_ip_from: RealIpFrom[];
+  status_listen: StatusAddress[];
 }
 
 export interface Slot<T> {

@@ -37,7 +37,12 @@ export function finishMail(st: LoadState, mail: Level, hostname: string): MailCo
 
   eff.forEach((e, i) => checkBackendTls(e, servers[i].proxySsl));
 
-  return { loc: mail.loc, servers, sharedStore: buildSharedStore(mail) };
+  return {
+    loc: mail.loc,
+    servers,
+    sharedStore: buildSharedStore(mail),
+    statusListen: mail.lists.status_listen?.value ?? [],
+  };
 }
 
 function checkBackendTls(e: Effective, p: MailConfigServer["proxySsl"]): void {

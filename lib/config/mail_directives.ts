@@ -24,6 +24,7 @@ import { parseErrorLog } from "./error_log.ts";
 import { handleListen } from "./listen.ts";
 import { handleAuthHttp, handleResolver, handleSetRealIpFrom } from "./mail_net.ts";
 import { SSL_DIRECTIVES } from "./ssl_directives.ts";
+import { handleStatusListen } from "./status_listen.ts";
 import { PROTECT_DIRECTIVES } from "./protect_directives.ts";
 import { SHARED_STORE_DIRECTIVES } from "./shared_store.ts";
 import type { Protocol } from "./types.ts";
@@ -155,6 +156,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   proxy_imap_id: flagSlot("proxy_imap_id"),
   proxy_pop3_xclient: flagSlot("proxy_pop3_xclient"),
   proxy_oauth_passthrough: flagSlot("proxy_oauth_passthrough"),
+  status_listen: { contexts: ["mail"], args: "take1", handle: handleStatusListen },
 };
 
 /** error_log is shared with the main context; at mail/server level it fills the level's list. */

@@ -3,6 +3,7 @@
 // defaulted and inherited (mail -> server), and every path is absolute.
 
 /** Where a directive (or block) was written, for error messages. */
+import type { StatusAddress } from "./status_listen.ts";
 import type { SharedStoreConfig } from "./shared_store.ts";
 export interface Loc {
   file: string;
@@ -51,6 +52,8 @@ export interface Config {
 export interface MailConfig {
   loc: Loc;
   servers: ServerConfig[];
+  /** status_listen addresses (mailgate extension); empty = none. */
+  statusListen: StatusAddress[];
   /** shared_store and its settings (config/shared_store.ts); null = state per process. */
   sharedStore: SharedStoreConfig | null;
 }

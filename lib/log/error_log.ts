@@ -7,6 +7,9 @@
 import { LOG_LEVELS, type LogLevel, type LogTarget } from "../config/types.ts";
 import { sendSyslog, type SyslogTransport } from "./syslog.ts";
 import { openLogFile, writeSafe } from "./files.ts";
+import { recordError } from "../status/recent_errors.ts";
+
+const WARN = LOG_LEVELS.indexOf("warn");
 
 export { reopenLogFiles } from "./files.ts";
 
@@ -82,10 +85,12 @@ export class ErrorLog {
 
   log(level: LogLevel, message: string, ctx?: LogContext): void {
     const li = levelIndex(level);
-    if (li > this.#max) return;
+    // warn and worse also go to the status page's ring (lib/status), logged or not.
+    if (li > this.#max && li > WARN) return;
     const conn = ctx ? `*${ctx.conn} ` : "";
     const suffix = ctx && level !== "debug" ? formatContext(ctx) : "";
     const line = `${timestamp()} [${level}] ${this.#pid}#0: ${conn}${message}${suffix}`;
+    if (li <= WARN) recordError(line);
     for (const s of this.#sinks) if (li <= s.level) s.write(line, li);
   }
 

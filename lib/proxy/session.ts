@@ -29,6 +29,7 @@ import { REAL_TIMERS, type Timers } from "./timers.ts";
 import type { Resolver } from "../resolver/resolver.ts";
 import { relay } from "./relay.ts";
 import type { ProtocolModule } from "./protocols.ts";
+import * as metrics from "../metrics/mail_metrics.ts";
 import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
@@ -129,9 +130,18 @@ export class Session {
   #in = 0;
   #out = 0;
   #outcome: Outcome = "closed";
+  /** This listener's counters (lib/metrics): resolved once, incremented per event. */
+  #metrics: metrics.ListenerMetrics;
+  /** The mechanism of the login under way, for the logins counter. */
+  #mech = "none";
+  #relayedUp = 0;
+  #relayedDown = 0;
 
   constructor(env: SessionEnv, client: Conn) {
     this.#env = env;
+    this.#metrics = metrics.listenerMetrics(env.server.protocol, env.listen);
+    this.#metrics.accepted.inc();
+    this.#metrics.open.inc();
     this.#timers = env.timers ?? REAL_TIMERS;
     this.#client = client;
     this.#clientAddr = client.remote;
@@ -214,8 +224,10 @@ export class Session {
   async #handshake(prefix?: Uint8Array): Promise<boolean> {
     const env = this.#env;
     try {
-      await this.#client.startTls(env.tls!, prefix);
+      const info = await this.#client.startTls(env.tls!, prefix);
+      metrics.countTlsHandshake(info.protocol);
     } catch (e) {
+      this.#metrics.tlsFailed.inc();
       env.log.info(`SSL handshake failed: ${(e as Error).message}`, this.ctx);
       this.#finish();
       return false;
@@ -477,6 +489,8 @@ export class Session {
     this.#disarm();
     this.#attempt++;
     this.ctx.login = loginForLog(creds.user);
+    this.#mech = creds.method;
+    const authStart = performance.now();
     const result = await env.auth.authenticate({
       protocol: env.server.protocol,
       creds,
@@ -488,6 +502,10 @@ export class Session {
       verifyClient: env.server.ssl.verifyClient,
       passClientCert: env.server.authHttpPassClientCert,
     }).catch((e): { kind: "error"; log: string } => ({ kind: "error", log: `auth failed: ${(e as Error).message}` }));
+    this.#metrics.auth.observe((performance.now() - authStart) / 1000);
+    if (result.kind !== "ok") {
+      metrics.countLogin(env.server.protocol, this.#mech, result.kind === "refused" ? "refused" : "auth-error");
+    }
     if (this.#closed) return false;
 
     if (result.kind === "error") {
@@ -576,6 +594,8 @@ export class Session {
     this.#dial = dial;
     this.#arm(env.server.timeoutMs, () => {
       env.log.info("upstream timed out", this.ctx);
+      metrics.countLogin(env.server.protocol, this.#mech, "backend-error");
+      metrics.countBackendError(this.ctx.upstream ?? `${addr}:${port}`, "connect");
       dial.cancel();
       this.#internalError();
       this.#outcome = "timeout";
@@ -596,6 +616,11 @@ export class Session {
       case "fail":
         if (r.log) env.log.log(r.log.level, r.log.message, this.ctx);
         this.#outcome = r.blame === "auth" ? "auth-error" : "backend-error";
+        metrics.countLogin(env.server.protocol, this.#mech, this.#outcome);
+        if (r.blame === "backend") {
+          // A reply to pass on means the backend answered the login; else it was never reached.
+          metrics.countBackendError(this.ctx.upstream ?? `${addr}:${port}`, r.toClient ? "login" : "connect");
+        }
         this.#write(r.toClient ?? env.protocol.internalError);
         this.#closeClientGracefully();
     }
@@ -609,6 +634,8 @@ export class Session {
     const pending = this.#machine!.takeInput();
     this.#machine = null;
     this.#outcome = "proxied";
+    metrics.countLogin(env.server.protocol, this.#mech, "ok");
+    metrics.countUpstreamLogin(this.ctx.upstream ?? "-");
     this.#write(toClient);
     if (pending.length > 0) backend.write(pending);
     this.#client.resume();
@@ -617,6 +644,8 @@ export class Session {
       onEnd: (reason, stats) => {
         this.#in += stats.up;
         this.#out += stats.down;
+        this.#relayedUp = stats.up;
+        this.#relayedDown = stats.down;
         if (reason === "timeout") {
           env.log.info("client timed out", this.ctx);
           this.#outcome = "timeout";
@@ -664,6 +693,7 @@ export class Session {
       durationMs: Date.now() - this.startedAt,
       outcome: this.#outcome,
     });
+    metrics.sessionEnded(this.#metrics, this.#outcome, this.#relayedUp, this.#relayedDown);
     this.#env.onDone(this);
   }
 

@@ -1,0 +1,28 @@
+// The status listener's data source in each mode: a single process reports
+// its own registry; a master (worker_processes > 1) reports its own
+// process metrics plus the sum of its workers' reports (aggregate.ts).
+
+import { processSnapshot } from "../metrics/process.ts";
+import type { Runtime } from "../runtime/types.ts";
+import type { Aggregator } from "./aggregate.ts";
+import { RECENT_MAX, recentErrors } from "./recent_errors.ts";
+import { StatusServer } from "./server.ts";
+import { statusJson } from "./status_json.ts";
+
+export const runtimeLabel = (runtime: Runtime) => `${runtime.name} ${runtime.version}`;
+
+export function singleStatusServer(runtime: Runtime): StatusServer {
+  const label = runtimeLabel(runtime);
+  return new StatusServer(runtime, {
+    metrics: () => processSnapshot(label),
+    status: () => statusJson(processSnapshot(label), recentErrors(), []),
+  });
+}
+
+export function masterStatusServer(runtime: Runtime, agg: Aggregator): StatusServer {
+  const label = runtimeLabel(runtime);
+  return new StatusServer(runtime, {
+    metrics: () => agg.total(processSnapshot(label)),
+    status: () => statusJson(agg.total(processSnapshot(label)), agg.errors(recentErrors(), RECENT_MAX), agg.workers()),
+  });
+}
