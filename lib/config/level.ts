@@ -10,7 +10,6 @@ import type { RedisTarget } from "../store/redis_url.ts";
 import type {
   AuthHttpUrl,
   FailLimit,
-  FailLimit,
   ListenConfig,
   Loc,
   LogTarget,
@@ -25,13 +24,6 @@ export interface Singles {
   resolver: ResolverConfig | null;
   resolver_timeout: number;
   max_errors: number;
-  max_commands: number;
-  auth_cache_ttl: number;
-  auth_cache_negative_ttl: number;
-  auth_cache_size: number;
-  auth_cache_secret: string;
-  auth_fail_limit_ip: FailLimit;
-  auth_fail_limit_user: FailLimit;
   max_commands: number;
   auth_cache_ttl: number;
   auth_cache_negative_ttl: number;

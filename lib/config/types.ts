@@ -183,6 +183,10 @@ export interface ServerConfig {
   resolver: ResolverConfig | null; // null = off
   resolverTimeoutMs: number; // default 30000
   maxErrors: number; // default 5
+  /** freenginx max_commands: commands allowed before authentication (default 1000). */
+  maxCommands: number;
+  /** Auth cache and failed-login limits (README "Protection"). */
+  protect: ProtectConfig;
   /** Server-level (or mail-level) error logs; null = use the main-level ones. */
   errorLogs: LogTarget[] | null;
 
@@ -231,4 +235,20 @@ export interface ServerConfig {
   setRealIpFrom: ({ kind: "cidr"; family: 4 | 6; bytes: Uint8Array; prefix: number } | { kind: "unix" })[];
   /** mailgate extension (issue 5): access log file, or null. */
   accessLog: string | null;
+}
+
+/** auth_fail_limit_ip / auth_fail_limit_user: N failures within a window. */
+export interface FailLimit {
+  count: number;
+  windowMs: number;
+}
+
+/** mailgate's auth cache and failed-login limits (README "Protection"). */
+export interface ProtectConfig {
+  cacheTtlMs: number; // auth_cache_ttl, default 0 (off)
+  cacheNegativeTtlMs: number; // auth_cache_negative_ttl, default 0 (off)
+  cacheSize: number; // auth_cache_size, default 10000 entries
+  cacheSecretFile: string | null; // auth_cache_secret (absolute path)
+  failLimitIp: FailLimit | null;
+  failLimitUser: FailLimit | null;
 }
