@@ -9,6 +9,7 @@
 
 import { bytesToBinary } from "../core/bytes.ts";
 import { parseNginxAddr } from "../core/ip.ts";
+import { isStrictBase64 } from "../core/sasl.ts";
 import type { AuthRequest, AuthResult } from "./types.ts";
 
 /**
@@ -48,6 +49,9 @@ export const AUTH_LOG = {
   noPassword: (a: string) => `auth http server ${a} did not send password`,
   badAddress: (a: string, v: string) => `auth http server ${a} sent invalid server address:"${v}"`,
   badPort: (a: string, v: string) => `auth http server ${a} sent invalid server port:"${v}"`,
+  /** mailgate's: the value is not quoted (it may echo what the client sent). */
+  badErrorSasl: (a: string) =>
+    `auth http server ${a} sent invalid "Auth-Error-SASL" header (not base64), ignored`,
   /** mailgate's bound on Auth-Status: WAIT rounds (nginx has none). */
   tooManyWaits: (a: string, n: number) => `auth http server ${a} sent WAIT ${n} times, giving up`,
   /** Kept on one line, with nginx's action suffix, as nginx's connect() error reads. */
@@ -75,6 +79,8 @@ export interface AuthResponseHeaders {
   user: string | null;
   pass: string | null;
   errorCode: string | null;
+  /** Last Auth-Error-SASL (freenginx 1.27.1: RFC 7628 error challenge, base64 of JSON), null when absent. */
+  errorSasl: string | null;
   /**
    * Last numeric Auth-Wait, clamped; null when none. Non-numeric and
    * overflowing values are ignored (nginx: ngx_atoi's NGX_ERROR), so an
@@ -149,6 +155,7 @@ export class AuthResponseParser {
     user: null,
     pass: null,
     errorCode: null,
+    errorSasl: null,
     waitSec: null,
   };
 
@@ -364,6 +371,8 @@ export class AuthResponseParser {
       if (n !== null) h.waitSec = Math.min(n, MAX_AUTH_WAIT_SEC);
     } else if (this.nameIs("auth-error-code")) {
       h.errorCode = this.value();
+    } else if (this.nameIs("auth-error-sasl")) {
+      h.errorSasl = this.value();
     } else if (this.nameIs("content-length")) {
       this.contentLength = parseDecimal(this.value());
       // Non-numeric or overflowing: unknown framing, never reuse.
@@ -426,6 +435,17 @@ export function usableClientPassword(req: AuthRequest): string | null {
   return req.creds.method === "plain" ? req.creds.pass : null;
 }
 
+/**
+ * Auth-Error-SASL: sent to the client as it is, so it must be strict base64;
+ * anything else is ignored (the refusal is plain) with a log line, as it
+ * could only give the client a challenge it cannot decode. Empty: absent.
+ */
+function errorSasl(v: string | null, server: string): { saslError?: string; log?: string } {
+  if (v === null || v === "") return {};
+  if (isStrictBase64(v)) return { saslError: v };
+  return { log: AUTH_LOG.badErrorSasl(server) };
+}
+
 /** §4: what to do with a complete header block. `server` = authServerName(url). */
 export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: string): AuthDecision {
   if (h.refusal !== null) {
@@ -435,6 +455,7 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
       waitSec: h.waitSec ?? 0,
       // An empty Auth-Error-Code counts as absent (nginx: errcode.len == 0 -> the default).
       errorCode: req.protocol === "smtp" && h.errorCode !== "" ? h.errorCode : null,
+      ...errorSasl(h.errorSasl, server),
     };
   }
   if (h.wait) return { kind: "wait", waitSec: h.waitSec ?? 0, user: h.user, pass: h.pass };

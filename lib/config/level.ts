@@ -53,6 +53,7 @@ export interface Singles {
   proxy_ssl_trusted_certificate: string;
   proxy_ssl_name: string;
   proxy_ssl_server_name: boolean;
+  pop3_client_buffer: number;
   proxy_ssl_certificate: string;
   proxy_ssl_certificate_key: string;
   imap_client_buffer: number;

@@ -31,9 +31,32 @@ import type { Protocol } from "./types.ts";
 import { MAX_ID_KEY, MAX_ID_PAIRS, MAX_ID_VALUE } from "../imap/id.ts";
 
 export const PROTOCOLS: readonly Protocol[] = ["imap", "pop3", "smtp"];
-export const IMAP_AUTH_METHODS = ["plain", "login", "cram-md5", "external"] as const;
-export const POP3_AUTH_METHODS = ["plain", "apop", "cram-md5", "external"] as const;
-export const SMTP_AUTH_METHODS = ["plain", "login", "cram-md5", "external", "none"] as const;
+// xoauth2 / oauthbearer: freenginx 1.27.1 (README "OAuth sign-in").
+export const IMAP_AUTH_METHODS = [
+  "plain",
+  "login",
+  "cram-md5",
+  "external",
+  "xoauth2",
+  "oauthbearer",
+] as const;
+export const POP3_AUTH_METHODS = [
+  "plain",
+  "apop",
+  "cram-md5",
+  "external",
+  "xoauth2",
+  "oauthbearer",
+] as const;
+export const SMTP_AUTH_METHODS = [
+  "plain",
+  "login",
+  "cram-md5",
+  "external",
+  "xoauth2",
+  "oauthbearer",
+  "none",
+] as const;
 
 export const PROXY_SSL_CONFLICT = `"proxy_ssl" and "proxy_starttls" cannot both be "on"`;
 
@@ -130,6 +153,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   smtp_capabilities: capabilities("smtp_capabilities"),
   smtp_client_buffer: sizeSlot("smtp_client_buffer"),
   smtp_greeting_delay: msecSlot("smtp_greeting_delay"),
+  pop3_client_buffer: sizeSlot("pop3_client_buffer"),
 
   set_real_ip_from: mailSpec("take1", handleSetRealIpFrom),
 

@@ -146,6 +146,7 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     smtpGreetingDelayMs: e.get("smtp_greeting_delay", 0),
 
     starttls: e.get("starttls", "off"),
+    pop3ClientBuffer: e.get("pop3_client_buffer", DEFAULT_BUFFER),
     starttlsLoc: e.slot("starttls")?.loc ?? null,
     ssl,
     setRealIpFrom: [...e.listOr("set_real_ip_from", [])],

@@ -59,9 +59,10 @@ export interface MailConfig {
 }
 
 export type Protocol = "imap" | "pop3" | "smtp";
-export type ImapAuthMethod = "plain" | "login" | "cram-md5" | "external";
-export type Pop3AuthMethod = "plain" | "apop" | "cram-md5" | "external";
-export type SmtpAuthMethod = "plain" | "login" | "cram-md5" | "external" | "none";
+type OauthMethod = "xoauth2" | "oauthbearer";
+export type ImapAuthMethod = "plain" | "login" | "cram-md5" | "external" | OauthMethod;
+export type Pop3AuthMethod = "plain" | "apop" | "cram-md5" | "external" | OauthMethod;
+export type SmtpAuthMethod = "plain" | "login" | "cram-md5" | "external" | OauthMethod | "none";
 
 export type ListenAddress =
   /** host: IP literal without brackets, "*" resolved to "0.0.0.0"; "::" for [::]. */
@@ -231,6 +232,12 @@ export interface ServerConfig {
   starttls: "off" | "on" | "only";
   starttlsLoc: Loc | null;
   ssl: SslConfig;
+  /**
+   * mailgate extension (nginx PR #1590): the POP3 pre-auth line bound,
+   * default 4096 (nginx's is fixed at 128 bytes, too small for a token).
+   * Optional: hand-built configurations in tests keep nginx's 128.
+   */
+  pop3ClientBuffer?: number;
   /** Parsed CIDRs; "unix:" entry is { kind: "unix" }. */
   setRealIpFrom: ({ kind: "cidr"; family: 4 | 6; bytes: Uint8Array; prefix: number } | { kind: "unix" })[];
   /** mailgate extension (issue 5): access log file, or null. */

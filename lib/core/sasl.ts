@@ -170,3 +170,154 @@ export function saslResponseOfWords(words: readonly string[], exactlyStar: boole
   if (exactlyStar) return { kind: "cancel" };
   return { kind: "value", value: words.length > 0 ? words[0] : "" };
 }
+
+// ---- OAuth bearer tokens (XOAUTH2, OAUTHBEARER: RFC 7628) -----------------
+//
+// Both carry `auth=Bearer <token>` in ^A-separated key/value pairs. Parsing
+// is strict: anything but the documented shape is an error (counted toward
+// max_errors by the protocols). Log lines never quote the payload: it holds
+// a secret.
+
+/** A decoded bearer-token payload: the user it names, the bare token, the decoded payload. */
+export type SaslBearer =
+  | { ok: true; user: string; token: string; payload: string }
+  | { ok: false; log: string };
+
+const SOH = "\x01";
+
+/** RFC 6750 credentials, scheme matched case-insensitively (RFC 7235 §2.1). */
+const BEARER_PREFIX = "bearer ";
+
+function badPayload(mech: string, what: string): { ok: false; log: string } {
+  return { ok: false, log: `client sent invalid ${what} in AUTH ${mech} command` };
+}
+
+/**
+ * The token of `auth=` value: `Bearer <token>`, the token 1*VCHAR (bytes
+ * 0x21-0x7E; so never CR, LF, NUL, space or 8-bit bytes), null otherwise.
+ */
+function bearerToken(value: string): string | null {
+  if (value.length <= BEARER_PREFIX.length) return null;
+  if (value.slice(0, BEARER_PREFIX.length).toLowerCase() !== BEARER_PREFIX) return null;
+  const token = value.slice(BEARER_PREFIX.length);
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return null;
+  }
+  return token;
+}
+
+/** A user name may not hold control bytes (CR, LF, NUL, ^A ...). */
+function plainUser(user: string): boolean {
+  for (let i = 0; i < user.length; i++) {
+    const c = user.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
+/**
+ * XOAUTH2 (Google's mechanism): base64 of
+ * `user=<user> ^A auth=Bearer <token> ^A ^A`, exactly.
+ */
+export function decodeXoauth2(b64: string): SaslBearer {
+  const data = decodeBase64(b64);
+  if (data === null) return badBase64("XOAUTH2");
+  if (!data.startsWith("user=")) return badPayload("XOAUTH2", "user");
+  const userEnd = data.indexOf(SOH);
+  if (userEnd < 0) return badPayload("XOAUTH2", "user");
+  const user = data.slice(5, userEnd);
+  if (user === "" || !plainUser(user)) return badPayload("XOAUTH2", "user");
+  const rest = data.slice(userEnd + 1);
+  if (!rest.startsWith("auth=") || !rest.endsWith(SOH + SOH)) {
+    return badPayload("XOAUTH2", "token");
+  }
+  const token = bearerToken(rest.slice(5, rest.length - 2));
+  if (token === null) return badPayload("XOAUTH2", "token");
+  return { ok: true, user, token, payload: data };
+}
+
+/**
+ * RFC 5801 saslname: `=2C` is ",", `=3D` is "="; any other "=" or a raw
+ * "," is an error (null).
+ */
+export function unescapeSaslName(s: string): string | null {
+  if (s.indexOf(",") >= 0) return null;
+  if (s.indexOf("=") < 0) return s;
+  let out = "";
+  let i = 0;
+  for (;;) {
+    const eq = s.indexOf("=", i);
+    if (eq < 0) return out + s.slice(i);
+    const esc = s.slice(eq, eq + 3).toUpperCase();
+    if (esc !== "=2C" && esc !== "=3D") return null;
+    out += s.slice(i, eq) + (esc === "=2C" ? "," : "=");
+    i = eq + 3;
+  }
+}
+
+/** RFC 7628 key: 1*(ALPHA). */
+function oauthKey(k: string): boolean {
+  if (k === "") return false;
+  for (let i = 0; i < k.length; i++) {
+    const c = k.charCodeAt(i) | 0x20;
+    if (c < 0x61 || c > 0x7a) return false;
+  }
+  return true;
+}
+
+/**
+ * OAUTHBEARER (RFC 7628 §3.1): base64 of the GS2 header `n,a=<authzid>,`
+ * (or `n,,`; `y` also accepted, channel binding `p=` is not), then
+ * `^A key=value ^A ... ^A ^A` with exactly one `auth=Bearer <token>`;
+ * `host`, `port` and other keys are allowed and ignored. The user is the
+ * authzid with =2C / =3D unescaped ("" when absent).
+ */
+export function decodeOauthBearer(b64: string): SaslBearer {
+  const data = decodeBase64(b64);
+  if (data === null) return badBase64("OAUTHBEARER");
+  const M = "OAUTHBEARER";
+  // gs2-header: cbind-flag "," [authzid] ","
+  if (!(data.startsWith("n,") || data.startsWith("y,"))) return badPayload(M, "GS2 header");
+  const authzEnd = data.indexOf(",", 2);
+  if (authzEnd < 0) return badPayload(M, "GS2 header");
+  const authz = data.slice(2, authzEnd);
+  let user = "";
+  if (authz !== "") {
+    if (!authz.startsWith("a=")) return badPayload(M, "GS2 header");
+    const u = unescapeSaslName(authz.slice(2));
+    if (u === null || u === "" || !plainUser(u)) return badPayload(M, "GS2 header");
+    user = u;
+  }
+  const kv = data.slice(authzEnd + 1);
+  if (!kv.startsWith(SOH) || !kv.endsWith(SOH + SOH) || kv.length < 3) {
+    return badPayload(M, "key/value pairs");
+  }
+  let token: string | null = null;
+  for (const pair of kv.slice(1, kv.length - 2).split(SOH)) {
+    const eq = pair.indexOf("=");
+    if (eq < 0 || !oauthKey(pair.slice(0, eq))) return badPayload(M, "key/value pairs");
+    if (pair.slice(0, eq) !== "auth") continue;
+    if (token !== null) return badPayload(M, "token");
+    token = bearerToken(pair.slice(eq + 1));
+    if (token === null) return badPayload(M, "token");
+  }
+  if (token === null) return badPayload(M, "token");
+  return { ok: true, user, token, payload: data };
+}
+
+/**
+ * Strict base64 (RFC 4648 §4, padded, non-empty), as the auth service's
+ * Auth-Error-SASL must be: it goes to the client as a challenge verbatim.
+ */
+export function isStrictBase64(s: string): boolean {
+  if (s.length === 0 || s.length % 4 !== 0) return false;
+  let pad = 0;
+  if (s.endsWith("==")) pad = 2;
+  else if (s.endsWith("=")) pad = 1;
+  for (let i = 0; i < s.length - pad; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || B64_VALUE[c] < 0) return false;
+  }
+  return true;
+}

@@ -10,18 +10,22 @@
 
 import type { Credentials } from "./machine.ts";
 import {
+  decodeBase64,
   decodeCramMd5,
   decodeExternal,
   decodeLoginValue,
+  decodeOauthBearer,
   decodePlain,
+  decodeXoauth2,
   encodeBase64,
+  type SaslBearer,
   SASL_PASSWORD_CHALLENGE,
   SASL_USERNAME_CHALLENGE,
   type SaslResponse,
 } from "./sasl.ts";
 
 /** What a mechanism hands to the auth service. */
-export type SaslCredentials = Pick<Credentials, "method" | "user" | "pass" | "salt">;
+export type SaslCredentials = Pick<Credentials, "method" | "user" | "pass" | "salt" | "saslPayload">;
 
 /** What a mechanism makes of one client response. */
 export type MechanismStep =
@@ -30,7 +34,13 @@ export type MechanismStep =
   /** The exchange is complete: ask the auth service. */
   | { kind: "credentials"; creds: SaslCredentials }
   /** The response did not decode: nginx's info-level log line; not counted. */
-  | { kind: "decodeError"; log: string };
+  | { kind: "decodeError"; log: string }
+  /**
+   * The payload is malformed (XOAUTH2 / OAUTHBEARER, strict): the log line
+   * (info level, never quoting the payload), then the protocol's error
+   * reply for an invalid line, counted toward max_errors.
+   */
+  | { kind: "malformed"; log: string };
 
 /** What the session gives an exchange. */
 export interface SaslSession {
@@ -69,6 +79,13 @@ export interface SaslMechanism {
    * final refusal once the client has answered it. Absent: a one-line refusal.
    */
   errorChallenge?(error: string): string;
+  /**
+   * The client's answer to the error challenge is acceptable (RFC 7628
+   * §3.2.3: a dummy ^A; freenginx also takes an empty line). Absent: any
+   * answer is. Refused: the answer is an invalid line and the refusal is
+   * not sent (as freenginx).
+   */
+  acceptsDummy?(value: string): boolean;
 }
 
 function challenge(payload: string): MechanismStep {
@@ -82,6 +99,21 @@ function credentials(
   salt: string | null,
 ): MechanismStep {
   return { kind: "credentials", creds: { method, user, pass, salt } };
+}
+
+/** XOAUTH2 / OAUTHBEARER: user and bare token to the auth service, the decoded payload kept for a passthrough login. */
+function bearerStep(method: "xoauth2" | "oauthbearer", c: SaslBearer): MechanismStep {
+  if (!c.ok) return { kind: "malformed", log: c.log };
+  return {
+    kind: "credentials",
+    creds: { method, user: c.user, pass: c.token, salt: null, saslPayload: c.payload },
+  };
+}
+
+/** RFC 7628 §3.2.3 dummy reply: ^A (freenginx also accepts an empty answer). */
+function dummyReply(value: string): boolean {
+  const d = decodeBase64(value);
+  return d === "" || d === "\x01";
 }
 
 /** The mechanisms, in the fixed order capability lists show them. */
@@ -146,6 +178,29 @@ export const SASL_MECHANISMS: readonly SaslMechanism[] = [
         : { kind: "decodeError", log: id.log };
     },
   },
+  {
+    // RFC 7628; the first challenge is empty. A refusal with Auth-Error-SASL
+    // is the error challenge, its base64 sent as the auth service gave it.
+    name: "OAUTHBEARER",
+    directive: "oauthbearer",
+    alwaysAccepted: false,
+    initialResponse: true,
+    challenge: () => "",
+    respond: (value) => bearerStep("oauthbearer", decodeOauthBearer(value)),
+    errorChallenge: (error) => error,
+    acceptsDummy: dummyReply,
+  },
+  {
+    // Google's XOAUTH2: as OAUTHBEARER, `user=` instead of the GS2 header.
+    name: "XOAUTH2",
+    directive: "xoauth2",
+    alwaysAccepted: false,
+    initialResponse: true,
+    challenge: () => "",
+    respond: (value) => bearerStep("xoauth2", decodeXoauth2(value)),
+    errorChallenge: (error) => error,
+    acceptsDummy: dummyReply,
+  },
 ];
 
 /** The mechanism names a protocol offers for its directive values, in table order. */
@@ -195,6 +250,8 @@ export class SaslExchange {
   #lastCredentials: SaslMechanism | null = null;
   /** The refusal to send once the client has answered an error challenge. */
   #refusal: AuthRefusal | null = null;
+  /** The mechanism that sent that error challenge. */
+  #errorChallenger: SaslMechanism | null = null;
   readonly #memo: MechanismMemo = { round: 0, user: "" };
 
   constructor(session: SaslSession, mechanisms: readonly SaslMechanism[] = SASL_MECHANISMS) {
@@ -218,9 +275,22 @@ export class SaslExchange {
   /** The client's answer to the last challenge, split by the protocol's response-line rule. */
   answer(response: SaslResponse): SaslStep {
     if (this.#refusal !== null) {
-      // RFC 7628 §3.2.2: whatever the client answers, the refusal follows.
+      // RFC 7628 §3.2.2: the client's dummy answer, then the refusal.
       const refusal = this.#refusal;
+      const m = this.#errorChallenger;
       this.#refusal = null;
+      this.#errorChallenger = null;
+      if (m?.acceptsDummy !== undefined && response.kind === "cancel") return this.#end(CANCEL);
+      if (m?.acceptsDummy !== undefined && response.kind === "invalid") return this.#end(INVALID);
+      if (
+        m?.acceptsDummy !== undefined && response.kind === "value" &&
+        !m.acceptsDummy(response.value)
+      ) {
+        return this.#end({
+          kind: "malformed",
+          log: `client sent invalid response to the error challenge in AUTH ${m.name} command`,
+        });
+      }
       return { kind: "refused", refusal };
     }
     const m = this.#current;
@@ -243,6 +313,7 @@ export class SaslExchange {
       return { kind: "refused", refusal };
     }
     this.#refusal = refusal;
+    this.#errorChallenger = m;
     return challenge(m.errorChallenge(refusal.saslError));
   }
 
@@ -262,6 +333,7 @@ export class SaslExchange {
     this.#current = null;
     this.#lastCredentials = null;
     this.#refusal = null;
+    this.#errorChallenger = null;
     this.#memo.round = 0;
     this.#memo.user = "";
   }

@@ -233,6 +233,9 @@ class ImapPreauth implements PreauthMachine {
       case "decodeError":
         // Product: tagged BAD for a bad LOGIN user name too (nginx sends it untagged).
         return [info(step.log), send(imapBad(tag))];
+      case "malformed":
+        // XOAUTH2 / OAUTHBEARER: tagged BAD, counted toward max_errors.
+        return [info(step.log), ...this.#invalidLine(tag, false)];
       case "refused":
         return this.#refusal(step.refusal);
       default:

@@ -41,7 +41,7 @@ class Pop3Preauth implements PreauthMachine {
   readonly #makeSalt: () => string;
   #tls: boolean;
   readonly #input: LineBuffer;
-  readonly #framer = new LineFramer(POP3_COMMAND_BUFFER);
+  readonly #framer: LineFramer;
   readonly #capa: Pop3CapaLists;
   readonly #authMethods: Uint8Array;
   #phase: Phase = "initial";
@@ -64,7 +64,11 @@ class Pop3Preauth implements PreauthMachine {
       { enabled: ctx.config.pop3Auth, salt: () => this.#saltOnce() },
       ctx.saslMechanisms,
     );
-    this.#input = new LineBuffer(POP3_COMMAND_BUFFER + READ_CHUNK_SLACK);
+    // pop3_client_buffer (mailgate extension, default 4096 so a 4 KB
+    // OAuth token fits); nginx's fixed 128 when a configuration leaves it out.
+    const bound = ctx.config.pop3ClientBuffer ?? POP3_COMMAND_BUFFER;
+    this.#framer = new LineFramer(bound);
+    this.#input = new LineBuffer(bound + READ_CHUNK_SLACK);
     this.#capa = pop3CapaLists(ctx.config);
     this.#authMethods = pop3AuthMethods(ctx.config);
   }
@@ -264,6 +268,10 @@ class Pop3Preauth implements PreauthMachine {
         // Info log, -ERR, back to the initial state, not counted.
         this.#toInitial();
         return [info(step.log), send(POP3_INVALID_COMMAND)];
+      case "malformed":
+        // XOAUTH2 / OAUTHBEARER: -ERR, counted toward max_errors.
+        this.#toInitial();
+        return [info(step.log), ...this.#invalidLine()];
       case "invalid":
         return this.#invalidLine();
       case "refused":

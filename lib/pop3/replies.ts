@@ -10,7 +10,11 @@ import { offeredMechanisms, type SaslMechanism } from "../core/sasl_exchange.ts"
 
 const CRLF = "\r\n";
 
-/** §2: the command buffer is fixed (no directive), line end included. */
+/**
+ * §2: nginx's command buffer, fixed there, line end included. mailgate's
+ * pop3_client_buffer replaces it (default 4096); this stays the bound of
+ * configurations that leave the field out (tests' hand-built ones).
+ */
 export const POP3_COMMAND_BUFFER = 128;
 
 // ---- to the client, fixed ------------------------------------------------

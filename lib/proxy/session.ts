@@ -528,7 +528,7 @@ export class Session {
       const steps = this.#machine!.authRefused({
         message: result.message,
         errorCode: result.errorCode,
-        saslError: null,
+        saslError: result.saslError ?? null,
         close,
       });
       this.phase = "preauth";

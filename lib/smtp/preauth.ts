@@ -261,6 +261,9 @@ class SmtpPreauth implements PreauthMachine {
       case "decodeError":
         // 500, back to the initial state, not counted.
         return [info(step.log), send(SMTP_INVALID_COMMAND)];
+      case "malformed":
+        // XOAUTH2 / OAUTHBEARER: 500, counted toward max_errors.
+        return [info(step.log), ...this.#invalidLine()];
       case "invalid":
         return this.#invalidLine();
       case "cancel":

@@ -35,6 +35,7 @@ const EMPTY: AuthResponseHeaders = {
   user: null,
   pass: null,
   errorCode: null,
+  errorSasl: null,
   waitSec: null,
 };
 

@@ -133,6 +133,8 @@ describe("the mechanism table", () => {
       "LOGIN",
       "CRAM-MD5",
       "EXTERNAL",
+      "OAUTHBEARER",
+      "XOAUTH2",
     ]);
     assert.deepEqual(offeredMechanisms(["external", "plain", "login"]), [
       "PLAIN",
