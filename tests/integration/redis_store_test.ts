@@ -14,7 +14,8 @@ import { loadRuntime } from "../../lib/runtime/select.ts";
 import type { Runtime } from "../../lib/runtime/types.ts";
 import { parseRedisUrl } from "../../lib/store/redis_url.ts";
 import { RedisStore } from "../../lib/store/shared.ts";
-import { ROOT } from "../helpers/mailgate.ts";
+import { ROOT, startMailgate, targets } from "../helpers/mailgate.ts";
+import { freePorts } from "../helpers/ports.ts";
 import { redisAvailable, type RedisServer, startRedis } from "../helpers/redis.ts";
 
 const avail = redisAvailable();
@@ -199,6 +200,36 @@ describe("shared store against redis-server", { skip: avail.ok ? false : avail.w
       for (const s of sockets) s.destroy();
       hang.close();
       liar.close();
+    }
+  });
+
+  test("mailgate with shared_store: one store per process, the start-up notice without the password", async () => {
+    const secured = await startRedis({ password: "mg-p4ss" });
+    try {
+      for (const target of targets()) {
+        const [port] = await freePorts(1);
+        const conf = `
+error_log stderr info;
+events { }
+mail {
+  auth_http 127.0.0.1:9/auth;
+  shared_store redis://127.0.0.1:${secured.port}/2;
+  shared_store_password_file redis.pass;
+  shared_store_timeout 200ms;
+  server { listen 127.0.0.1:${port}; protocol imap; }
+}
+`;
+        const mg = await startMailgate(target, conf, { "redis.pass": "mg-p4ss\n" });
+        try {
+          await mg.waitLog(new RegExp(`shared store redis://127\\.0\\.0\\.1:${secured.port} \\(db 2\\) connected`));
+          assert.ok(!mg.stderr().includes("mg-p4ss"), `${target}: the password is not logged`);
+          assert.match(await secured.cli("CLIENT", "LIST"), /db=2/, `${target}: connected to db 2`);
+        } finally {
+          await mg.stop();
+        }
+      }
+    } finally {
+      await secured.stop();
     }
   });
 });
