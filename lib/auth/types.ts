@@ -45,6 +45,8 @@ export type AuthResult =
     message: string;
     waitSec: number;
     errorCode: string | null;
+    /** Auth-Error-SASL (strict base64): the RFC 7628 error challenge, for XOAUTH2 / OAUTHBEARER. */
+    saslError?: string;
     /** Why, for mailgate's own log (info level) when the service knows more than the client is told. */
     log?: string;
   }
@@ -54,8 +56,6 @@ export type AuthResult =
 export interface AuthService {
   authenticate(req: AuthRequest): Promise<AuthResult>;
   /** Let go of kept connections (after a reload replaced this service); requests in flight finish. */
-    /** Auth-Error-SASL (strict base64): the RFC 7628 error challenge, for XOAUTH2 / OAUTHBEARER. */
-    saslError?: string;
   close?(): void;
   /** Where logins are routed, for the start-up notice: `auth table <file> (backends ...)` or `auth_http <url>`. */
   readonly route?: string;
