@@ -193,7 +193,7 @@ for (const target of targets()) {
       c.close();
     });
 
-    it("max_errors 2: two -ERR then close; a line over 128 bytes closes", async () => {
+    it("max_errors 2: two -ERR then close; a line over pop3_client_buffer (4096) closes", async () => {
       const [c] = await client(env.port.main);
       c.write("AAAA\r\nBBBB\r\nNOOP\r\n");
       assert.equal(await c.line(), "-ERR invalid command\r\n");
@@ -201,7 +201,7 @@ for (const target of targets()) {
       assert.ok(await c.waitClose());
       assert.equal(c.pending(), "");
       const [d] = await client(env.port.main);
-      d.write(`USER ${"x".repeat(130)}\r\n`);
+      d.write(`USER ${"x".repeat(4100)}\r\n`);
       assert.equal(await d.line(), "-ERR invalid command\r\n");
       assert.ok(await d.waitClose());
     });
