@@ -143,7 +143,13 @@ export class RedisClient {
     conn.attach({
       data: (chunk) => this.#data(conn, chunk),
       drain: () => {},
-      end: () => {},
+      // Redis never half-closes: EOF is the end of the connection. Some adapters
+      // deliver close() only after our side ends too, so end it here.
+      end: () => {
+        if (this.#conn !== conn) return;
+        this.#closeReason ??= "connection closed by Redis";
+        conn.destroy();
+      },
       close: (error) => this.#closed_(conn, error),
     });
     const setup: Promise<Reply>[] = [];

@@ -187,7 +187,8 @@ describe("RedisStore fallback", () => {
     const { redis, logs, store } = setup("redis://app:s3cr%40t@127.0.0.1:6379/3");
     try {
       await until(() => logs.length > 0, "a log line");
-      assert.deepEqual(redis.state.commands.slice(0, 3), [["AUTH", "app", "s3cr@t"], ["SELECT", "3"], ["PING"]]);
+      // PING may not arrive: the client drops the connection at the AUTH error.
+      assert.deepEqual(redis.state.commands.slice(0, 2), [["AUTH", "app", "s3cr@t"], ["SELECT", "3"]]);
       assert.equal(store.state, "local");
       assert.equal(await store.incr("w", 1000), 1);
       await new Promise((r) => setTimeout(r, 500));
@@ -200,6 +201,7 @@ describe("RedisStore fallback", () => {
     const ok = setup("redis://app:right@127.0.0.1:6379/3");
     try {
       await until(() => ok.store.state === "shared", "connected with the right password");
+      assert.deepEqual(ok.redis.state.commands.slice(0, 3), [["AUTH", "app", "right"], ["SELECT", "3"], ["PING"]]);
       assert.deepEqual(ok.logs, ["notice: shared store redis://127.0.0.1:6379 (db 3) connected"]);
     } finally {
       ok.store.close();
