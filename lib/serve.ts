@@ -48,7 +48,7 @@ export async function serveProxy(
   const status = worker ? null : singleStatusServer(runtime);
   try {
     mainLog = new ErrorLog(config.errorLogs, runtime.pid, runtime);
-    servers = await buildServerRuntimes(config, runtime, mainLog);
+    servers = await buildServerRuntimes(config, runtime, mainLog, () => proxy.store);
     await proxy.apply(servers);
     proxy.store = stores.apply(config.mail?.sharedStore ?? null);
     await status?.apply(config.mail?.statusListen ?? []);
@@ -103,7 +103,7 @@ export async function serveProxy(
     try {
       const next = await loadConfig(load);
       const nextLog = new ErrorLog(next.errorLogs, runtime.pid, runtime);
-      await proxy.apply(await buildServerRuntimes(next, runtime, nextLog), next.workerConnections);
+      await proxy.apply(await buildServerRuntimes(next, runtime, nextLog, () => proxy.store), next.workerConnections);
       proxy.store = stores.apply(next.mail?.sharedStore ?? null);
       await status?.apply(next.mail?.statusListen ?? []);
       if (!worker) pid.set(next.pid, runtime.pid);

@@ -38,7 +38,16 @@ export type AuthResult =
    * APOP/CRAM-MD5/EXTERNAL); null when neither exists (SMTP only - for
    * IMAP/POP3 that is an "error" result).
    */
-  | { kind: "ok"; addr: string; port: number; user: string; pass: string | null; backendName: string }
+  | {
+    kind: "ok";
+    addr: string;
+    port: number;
+    user: string;
+    pass: string | null;
+    backendName: string;
+    /** Reached through an `Auth-Status: WAIT` answer: never kept by the auth cache. */
+    uncacheable?: true;
+  }
   /** Refused: tell the client `message`; waitSec > 0 keeps the session open after the delay. */
   | {
     kind: "refused";
@@ -49,6 +58,8 @@ export type AuthResult =
     saslError?: string;
     /** Why, for mailgate's own log (info level) when the service knows more than the client is told. */
     log?: string;
+    /** Reached through an `Auth-Status: WAIT` answer: never kept by the auth cache. */
+    uncacheable?: true;
   }
   /** Internal problem: the client gets the internal-error reply. `log` is the error-level log line. */
   | { kind: "error"; log: string };

@@ -10,12 +10,73 @@ import { authHttpResolvesAtRun } from "../config/auth_http_hosts.ts";
 import { createResolver } from "../resolver/resolver.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { listenKey, type ServerRuntime } from "./server.ts";
+import { readFile } from "node:fs/promises";
+import type { SharedStore } from "../store/types.ts";
+import { LocalStore } from "../store/local.ts";
+import { AuthCache, MIN_SECRET_BYTES } from "../protect/cache.ts";
+import { LoginLimits } from "../protect/limits.ts";
+import { protectAuthService } from "../protect/guard.ts";
+import { chooseStore } from "../protect/store_choice.ts";
+
+/** What the protection layer needs from its server (README "Protection"). */
+export interface ProtectHooks {
+  /** The server's error log at warn level (lockouts). */
+  warn(message: string): void;
+  /** The process's store (MailProxy.store): used when it is `shared_store`'s, else the server's own. */
+  store?: () => SharedStore;
+}
 
 /** Tables are read once per (re)load and shared by the servers naming the same file. */
 export async function createAuthService(
   server: ServerConfig,
   runtime: Runtime,
   tables = new Map<string, Promise<AuthService>>(),
+  hooks?: ProtectHooks,
+): Promise<AuthService> {
+  const svc = await createPlainAuthService(server, runtime, tables);
+  return hooks ? await protect(svc, server, hooks) : svc;
+}
+
+/**
+ * The auth cache and the login limits in front of the service, when any is
+ * configured. With `shared_store` they live in it; without, each server
+ * keeps its own (a reload starts them empty), the cache's bounded to
+ * auth_cache_size entries.
+ */
+async function protect(svc: AuthService, server: ServerConfig, hooks: ProtectHooks): Promise<AuthService> {
+  const p = server.protect;
+  if (!p) return svc;
+  const caching = p.cacheTtlMs > 0 || p.cacheNegativeTtlMs > 0;
+  if (!caching && p.failLimitIp === null && p.failLimitUser === null) return svc;
+  let secret: Uint8Array | null = null;
+  if (caching && p.cacheSecretFile !== null) {
+    secret = new Uint8Array(await readFile(p.cacheSecretFile).catch((e: Error) => {
+      throw new Error(`cannot read "auth_cache_secret" file "${p.cacheSecretFile}": ${e.message}`);
+    }));
+    if (secret.length < MIN_SECRET_BYTES) {
+      throw new Error(`"auth_cache_secret" file "${p.cacheSecretFile}" holds fewer than ${MIN_SECRET_BYTES} bytes`);
+    }
+  }
+  const cache = new AuthCache({
+    ttlMs: p.cacheTtlMs,
+    negativeTtlMs: p.cacheNegativeTtlMs,
+    scope: `${server.protocol}|${server.serverName}|${server.authHttp?.raw ?? server.authTable ?? ""}`,
+    secret,
+    store: chooseStore(hooks.store, new LocalStore(p.cacheSize)),
+  });
+  const limits = new LoginLimits({
+    ip: p.failLimitIp,
+    user: p.failLimitUser,
+    store: chooseStore(hooks.store, new LocalStore()),
+    warn: hooks.warn,
+  });
+  return protectAuthService(svc, cache, limits);
+}
+
+async function createPlainAuthService(
+  server: ServerConfig,
+  runtime: Runtime,
+  tables: Map<string, Promise<AuthService>>,
 ): Promise<AuthService> {
   if (server.authTable) {
     const path = server.authTable;

@@ -175,16 +175,19 @@ export async function buildServerRuntimes(
   config: Config,
   runtime: Runtime,
   mainLog: ErrorLog,
+  /** The process's store (MailProxy.store), for the auth cache and login limits. */
+  store?: () => SharedStore,
 ): Promise<ServerRuntime[]> {
   const out: ServerRuntime[] = [];
   for (const server of config.mail?.servers ?? []) {
     const protocol = PROTOCOLS[server.protocol];
     if (!protocol) continue; // reported at start-up as not built yet
+    const log = server.errorLogs ? new ErrorLog(server.errorLogs, runtime.pid, runtime) : mainLog;
     out.push({
       server,
       protocol,
-      log: server.errorLogs ? new ErrorLog(server.errorLogs, runtime.pid, runtime) : mainLog,
-      auth: await createAuthService(server, runtime),
+      log,
+      auth: await createAuthService(server, runtime, undefined, { warn: (m) => log.warn(m), store }),
       tls: serverTlsOptions(server, server.protocol),
       accessLog: server.accessLog ? new AccessLog(server.accessLog) : null,
       backendTls: makeBackendTls(server.proxySsl),
