@@ -43,12 +43,12 @@ svg{width:100%;height:70px;background:#fafbfc}.ok{stroke:#2a7;fill:none}.bad{str
 <div class="card" style="margin-top:12px"><h2>Recent errors and warnings</h2><pre id="errors"></pre></div>
 <script>
 "use strict";
-const N = 300, hist = [];
-let prev = null;
+const N = 300;
 const $ = (id) => document.getElementById(id);
 const set = (id, v) => { $(id).textContent = String(v); };
 function line(id, vals, max) {
-  const pts = vals.map((v, i) => (i * 300 / (N - 1)).toFixed(1) + "," + (68 - 64 * v / max).toFixed(1));
+  // The newest point at the right edge; the chart fills up over five minutes.
+  const pts = vals.map((v, i) => (300 - (vals.length - 1 - i) * 300 / (N - 1)).toFixed(1) + "," + (68 - 64 * v / max).toFixed(1));
   $(id).setAttribute("points", pts.join(" "));
 }
 function rows(id, list, cells) {
@@ -64,19 +64,18 @@ function draw(s) {
   set("accepted", s.accepted); set("logins-ok", s.logins.ok); set("logins-failed", s.logins.failed);
   set("auth-count", s.auth.count);
   set("auth-avg", s.auth.count ? (1000 * s.auth.sumSeconds / s.auth.count).toFixed(2) : "-");
-  let ok = 0, bad = 0;
-  if (prev && s.time > prev.time) {
-    const dt = (s.time - prev.time) / 1000;
-    ok = Math.max(0, s.logins.ok - prev.logins.ok) / dt;
-    bad = Math.max(0, s.logins.failed - prev.logins.failed) / dt;
+  // Rates from the server's history (one sample a second, five minutes), so a page opened now has them.
+  const h = s.history, ok = [], bad = [], open = [];
+  for (let i = 1; i < h.length; i++) {
+    const dt = Math.max(0.001, (h[i].t - h[i - 1].t) / 1000);
+    ok.push(Math.max(0, h[i].ok - h[i - 1].ok) / dt);
+    bad.push(Math.max(0, h[i].failed - h[i - 1].failed) / dt);
+    open.push(h[i].open);
   }
-  prev = s;
-  const open = (s.open.imap ?? 0) + (s.open.pop3 ?? 0) + (s.open.smtp ?? 0);
-  hist.push({ ok, bad, open }); if (hist.length > N) hist.shift();
-  set("logins-rate", ok.toFixed(1));
-  const max = Math.max(1, ...hist.map((h) => Math.max(h.ok, h.bad)));
-  line("line-ok", hist.map((h) => h.ok), max); line("line-bad", hist.map((h) => h.bad), max);
-  line("line-open", hist.map((h) => h.open), Math.max(1, ...hist.map((h) => h.open)));
+  set("logins-rate", ok.length ? ok[ok.length - 1].toFixed(1) : "-");
+  const max = Math.max(1, ...ok, ...bad);
+  line("line-ok", ok, max); line("line-bad", bad, max);
+  line("line-open", open, Math.max(1, ...open));
   rows("backends", s.backends, (b) => [b.upstream, b.logins, b.errors]);
   $("workers-card").style.display = s.workers.length ? "" : "none";
   rows("workers", s.workers, (w) => [w.slot, w.pid, w.open, w.logins]);

@@ -11,6 +11,7 @@ import type { Conn, ListenSpec, Listener, Runtime } from "../runtime/types.ts";
 import { formatResponse, type HttpRequest, RequestReader } from "./http.ts";
 import { STATUS_PAGE } from "./page.ts";
 import type { StatusJson } from "./status_json.ts";
+import type { History, Sample } from "./history.ts";
 
 export const MAX_CONNS = 32;
 export const IDLE_MS = 30_000;
@@ -18,6 +19,9 @@ export const IDLE_MS = 30_000;
 export interface StatusSource {
   metrics(): FamilySnapshot[];
   status(): StatusJson;
+  /** The page's history, sampled while a listener is open (absent in unit tests). */
+  sample?: () => Sample;
+  history?: History;
 }
 
 import type { StatusAddress } from "../config/status_listen.ts";
@@ -95,6 +99,11 @@ export class StatusServer {
       const spec: ListenSpec = a.kind === "unix" ? a : { kind: "tcp", host: a.host, port: a.port };
       this.#listeners.set(key, await this.#runtime.listen(spec, (c) => this.#accept(c)));
     }
+    const { history, sample } = this.#source;
+    if (history && sample) {
+      if (this.#listeners.size > 0) history.start(sample);
+      else history.stop();
+    }
   }
 
   addresses(): string[] {
@@ -104,6 +113,7 @@ export class StatusServer {
   async close(): Promise<void> {
     const ls = [...this.#listeners.values()];
     this.#listeners.clear();
+    this.#source.history?.stop();
     await Promise.all(ls.map((l) => l.close()));
     for (const c of this.#conns) c.destroy();
   }

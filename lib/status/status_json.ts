@@ -4,6 +4,7 @@
 
 import type { FamilySnapshot } from "../metrics/registry.ts";
 import type { WorkerReport } from "./aggregate.ts";
+import type { Sample } from "./history.ts";
 
 export interface StatusJson {
   time: number;
@@ -18,6 +19,8 @@ export interface StatusJson {
   backends: { upstream: string; logins: number; errors: number }[];
   errors: string[];
   workers: { slot: number; pid: number; open: number; logins: number }[];
+  /** Totals once a second over the last five minutes (history.ts), oldest first. */
+  history: Sample[];
 }
 
 const fam = (s: FamilySnapshot[], name: string) => s.find((f) => f.name === name)?.series ?? [];
@@ -33,6 +36,7 @@ export function statusJson(
   s: FamilySnapshot[],
   errors: string[],
   workers: WorkerReport[],
+  history: Sample[] = [],
   now = Date.now(),
 ): StatusJson {
   const byOutcome: Record<string, number> = {};
@@ -58,6 +62,7 @@ export function statusJson(
     auth: { count: auth.reduce((t, x) => t + x.value, 0), sumSeconds: auth.reduce((t, x) => t + (x.sum ?? 0), 0) },
     backends,
     errors,
+    history,
     workers: workers.map((w) => ({
       slot: w.slot,
       pid: w.pid,
@@ -65,4 +70,15 @@ export function statusJson(
       logins: fam(w.metrics, "mailgate_logins").filter((x) => x.labels[2] === "ok").reduce((t, x) => t + x.value, 0),
     })),
   };
+}
+
+/** One history sample from a snapshot. */
+export function sampleOf(s: FamilySnapshot[], now = Date.now()): Sample {
+  let ok = 0;
+  let all = 0;
+  for (const x of fam(s, "mailgate_logins")) {
+    all += x.value;
+    if (x.labels[2] === "ok") ok += x.value;
+  }
+  return { t: now, ok, failed: all - ok, open: sum(s, "mailgate_connections_open") };
 }
