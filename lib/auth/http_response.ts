@@ -446,6 +446,16 @@ function errorSasl(v: string | null, server: string): { saslError?: string; log?
   return { log: AUTH_LOG.badErrorSasl(server) };
 }
 
+/**
+ * An Auth-Server value that is a host name (mailgate extension): letters,
+ * digits, `-` and `.` with at least one letter, at most 253 characters, so
+ * that nothing nginx reads as an address (`010.1..2`) is taken for a name.
+ */
+export function isAuthServerName(v: string): boolean {
+  return v.length <= 253 && /^[A-Za-z0-9.-]+$/.test(v) && /[A-Za-z]/.test(v) && !v.startsWith(".") &&
+    !v.startsWith("-") && !v.includes("..");
+}
+
 /** §4: what to do with a complete header block. `server` = authServerName(url). */
 export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: string): AuthDecision {
   if (h.refusal !== null) {
@@ -467,7 +477,8 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
   if (pass === null && req.protocol !== "smtp") {
     return { kind: "error", log: AUTH_LOG.noPassword(server) };
   }
-  const addr = parseNginxAddr(h.server);
+  // mailgate extension: a host name, looked up with the server's resolver when dialing (backend_dial.ts).
+  const addr = parseNginxAddr(h.server) ?? (isAuthServerName(h.server) ? h.server : null);
   if (addr === null) return { kind: "error", log: AUTH_LOG.badAddress(server, h.server) };
   const port = parseDecimal(h.port);
   if (port === null || port < 1 || port > 65535) {

@@ -19,11 +19,16 @@ import { ownCertFor } from "../proxy_protocol/own_cert.ts";
 import { describeSocketError } from "../core/errno.ts";
 import type { BackendTlsMode } from "./backend_tls.ts";
 import type { OwnAddresses } from "./own_addresses.ts";
+import { parseIPv4, parseIPv6 } from "../core/ip.ts";
+import type { HostAddresses } from "../resolver/host_addresses.ts";
+import { resolveErrorText } from "../resolver/client_host.ts";
 
 export interface DialRequest {
   connect(spec: ConnectSpec): Promise<Conn>;
-  /** Backend address (an IP literal) and port, from the auth answer. */
+  /** Backend address (an IP literal, or a host name: mailgate extension) and port, from the auth answer. */
   addr: string;
+  /** The server's resolver for an Auth-Server host name; null when no `resolver` is configured. */
+  lookupHost?: ((name: string) => Promise<HostAddresses>) | null;
   port: number;
   /** How the auth service named it, for log lines: `upstream` of the log context. */
   upstream: string;
@@ -92,13 +97,32 @@ export class BackendDial implements ConnEvents {
     this.#resolve(r);
   }
 
+  /**
+   * The address to connect to: the Auth-Server literal, or the first
+   * address of its host name through the resolver (null: failed, logged).
+   */
+  async #address(): Promise<string | null> {
+    const req = this.#req;
+    if (parseIPv4(req.addr) !== null || parseIPv6(req.addr) !== null) return req.addr;
+    if (!req.lookupHost) {
+      this.#fail("error", `Auth-Server "${req.addr}" is a host name, but no "resolver" is defined`, "auth");
+      return null;
+    }
+    const r = await req.lookupHost(req.addr);
+    if (r.ok) return r.addresses[0];
+    this.#fail("error", `Auth-Server "${req.addr}" could not be resolved (${r.code}: ${resolveErrorText(r.code)})`);
+    return null;
+  }
+
   #fail(level: LogLevel, message: string, blame: "auth" | "backend" = "backend"): void {
     this.#end({ kind: "fail", log: { level, message }, toClient: null, blame });
   }
 
   async #start(): Promise<void> {
     const req = this.#req;
-    const own = req.own?.listenerFor(req.addr, req.port) ?? null;
+    const addr = await this.#address();
+    if (addr === null || this.#state !== "connecting") return;
+    const own = req.own?.listenerFor(addr, req.port) ?? null;
     if (own !== null) {
       const answer = req.authKind === "http"
         ? `the auth answer (Auth-Server: ${req.addr}, Auth-Port: ${req.port})`
@@ -109,7 +133,7 @@ export class BackendDial implements ConnEvents {
     try {
       backend = await req.connect({
         kind: "tcp",
-        host: req.addr,
+        host: addr,
         port: req.port,
         timeoutMs: req.connectTimeoutMs,
         ...(req.tlsMode === "ssl" && req.tls ? { tls: req.tls } : {}),

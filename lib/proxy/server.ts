@@ -191,7 +191,8 @@ export async function buildServerRuntimes(
       tls: serverTlsOptions(server, server.protocol),
       accessLog: server.accessLog ? new AccessLog(server.accessLog) : null,
       backendTls: makeBackendTls(server.proxySsl),
-      resolver: server.protocol === "smtp" && server.resolver ? sharedResolver(server, runtime) : null,
+      // SMTP client hosts, and Auth-Server host names for every protocol.
+      resolver: server.resolver ? sharedResolver(server, runtime) : null,
     });
   }
   return out;

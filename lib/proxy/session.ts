@@ -45,7 +45,7 @@ export interface SessionEnv {
   tls: TlsServerOptions | null;
   /** mailgate's access log for this server, if configured. */
   accessLog: AccessLog | null;
-  /** SMTP client host lookups (resolver), null when off. */
+  /** SMTP client host lookups and Auth-Server host names (resolver), null when off. */
   resolver: Resolver | null;
   /** TLS options towards a backend address (proxy_ssl / proxy_starttls), null when off. */
   backendTls: ((addr: string) => TlsClientOptions) | null;
@@ -570,6 +570,7 @@ export class Session {
         }),
       addr,
       port,
+      lookupHost: env.resolver ? (name) => env.resolver!.lookupHost(name) : null,
       upstream: this.ctx.upstream ?? `${addr}:${port}`,
       authKind: env.server.authTable ? "table" : "http",
       own: env.own ?? null,

@@ -2,7 +2,8 @@
 // node:tls auth service (tests/helpers/https_auth.ts) with a valid
 // certificate for auth.mailgate.test, one for the wrong name, an expired one,
 // one that requires a client certificate, and one for 127.0.0.1; the name is
-// resolved through FakeDns by the configured `resolver`. One mailgate per
+// resolved through FakeDns by the configured `resolver`, as is an Auth-Server
+// host name. One mailgate per
 // target serves every case on its own listener.
 
 import { after, before, describe, it } from "node:test";
@@ -19,6 +20,7 @@ import { freePorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const NAME = "auth.mailgate.test";
+const BACKEND = "backend.mailgate.test";
 
 for (const target of targets()) {
   describe(`auth_http over HTTPS and by name (${target})`, () => {
@@ -31,9 +33,12 @@ for (const target of targets()) {
     before(async () => {
       imap = await MockImap.start();
       // Framed for keep-alive (HTTP/1.1, Content-Length): every request on a connection is answered.
+      // Auth-Server is X-Backend-Name when the server sends one (a host name), else 127.0.0.1.
       auth = await MockAuth.start(
-        () =>
-          `HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: ${imap.port}\r\nContent-Length: 0\r\n\r\n`,
+        (req) =>
+          `HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: ${
+            req.get("X-Backend-Name") ?? "127.0.0.1"
+          }\r\nAuth-Port: ${imap.port}\r\nContent-Length: 0\r\n\r\n`,
         true,
       );
       https.good = await HttpsAuth.start(auth, { fixtures: TLS, cert: "auth_https" });
@@ -44,8 +49,9 @@ for (const target of targets()) {
       dns = await FakeDns.start(zone({
         [`${NAME} A`]: { answers: [{ type: A, data: "127.0.0.1" }] },
         [`${NAME} AAAA`]: { answers: [] },
+        [`${BACKEND} A`]: { answers: [{ type: A, data: "127.0.0.1" }] },
       }, { rcode: NXDOMAIN }));
-      const names = ["name", "wrongname", "expired", "noverify", "clientcert", "noclientcert", "ip", "nxname"];
+      const names = ["name", "wrongname", "expired", "noverify", "clientcert", "noclientcert", "ip", "nxname", "backendname", "backendnores"];
       const ps = await freePorts(names.length);
       port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
       const ca = `auth_http_ssl_trusted_certificate ${join(TLS, "ca.pem")};`;
@@ -73,6 +79,8 @@ ${
 ${srv("noclientcert", `auth_http ${url(https.cc)}; ${ca}`)}
 ${srv("ip", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca}`)}
 ${srv("nxname", `auth_http https://missing.mailgate.test:${https.good.port}/auth; ${ca}`)}
+${srv("backendname", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} auth_http_header X-Backend-Name ${BACKEND};`)}
+${srv("backendnores", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} auth_http_header X-Backend-Name ${BACKEND}; resolver off;`)}
 }
 `);
     });
@@ -136,6 +144,21 @@ ${srv("nxname", `auth_http https://missing.mailgate.test:${https.good.port}/auth
     it("a name the resolver does not know: internal error and a clear log line", async () => {
       assert.equal(await login("nxname"), INTERNAL);
       await mg.waitLog(/auth http server missing\.mailgate\.test:\d+ could not be resolved \(3: Host not found\)/);
+    });
+
+    it("Auth-Server may name a host: resolved with the server's resolver", async () => {
+      const before = dns.queries.length;
+      const logins = imap.conns.length;
+      assert.match(await login("backendname"), /^a1 OK/);
+      assert.ok(dns.queries.slice(before).some((q) => q.name === BACKEND && q.type === A));
+      assert.equal(imap.conns.length, logins + 1);
+    });
+
+    it("Auth-Server naming a host without a resolver: internal error and a clear log line", async () => {
+      const logins = imap.conns.length;
+      assert.equal(await login("backendnores"), INTERNAL);
+      await mg.waitLog(new RegExp(`Auth-Server "${BACKEND}" is a host name, but no "resolver" is defined`));
+      assert.equal(imap.conns.length, logins);
     });
   });
 }

@@ -457,12 +457,26 @@ describe("decideAuth (auth_http.md §4)", () => {
       { kind: "error", log: `auth http server ${A} did not send password` },
     ],
     [
-      "host name is not resolved",
+      // mailgate extension: kept as a name, resolved when dialing (backend_dial.ts).
+      "host name is passed on for the resolver",
       h({ server: "mail.example.com", port: "143" }),
       authReq("imap"),
       {
+        kind: "ok",
+        addr: "mail.example.com",
+        port: 143,
+        user: "alice",
+        pass: "secret",
+        backendName: "mail.example.com:143",
+      },
+    ],
+    [
+      "something that is neither an address nor a host name",
+      h({ server: "mail_example.com", port: "143" }),
+      authReq("imap"),
+      {
         kind: "error",
-        log: `auth http server ${A} sent invalid server address:"mail.example.com"`,
+        log: `auth http server ${A} sent invalid server address:"mail_example.com"`,
       },
     ],
     [
