@@ -7,9 +7,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { TestClient } from "../helpers/client.ts";
-import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth.ts";
+import { type AuthRequestSeen, MockAuth, ok, refuse } from "../helpers/mock_auth.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
-import { startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 
@@ -31,7 +31,9 @@ for (const target of targets()) {
       const names = ["cache", "limit", "chatty"];
       const ps = await freePorts(names.length);
       port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
-      mg = await startMailgate(target, `
+      mg = await startMailgate(
+        target,
+        `
 error_log stderr info;
 events { }
 mail {
@@ -41,7 +43,8 @@ mail {
            auth_fail_limit_ip 3 60s; }
   server { listen 127.0.0.1:${port.chatty}; protocol imap; max_commands 2; }
 }
-`);
+`,
+      );
     });
     after(() => stopAll(mg, auth, imap));
 
@@ -67,14 +70,24 @@ mail {
 
     it("auth_fail_limit_ip: the address is locked out, told what a wrong password gets; others still log in", async () => {
       for (let i = 0; i < 3; i++) {
-        assert.equal(await login(port.limit, `mallory${i}`, "guess", "203.0.113.7"), "a1 NO Bad password\r\n");
+        assert.equal(
+          await login(port.limit, `mallory${i}`, "guess", "203.0.113.7"),
+          "a1 NO Bad password\r\n",
+        );
       }
       await mg.waitLog(/\[warn\].*3 failed logins from 203\.0\.113\.7 within 60s/);
       const before = auth.requests.length;
-      assert.equal(await login(port.limit, "dave", "right", "203.0.113.7"), "a1 NO Bad password\r\n");
+      assert.equal(
+        await login(port.limit, "dave", "right", "203.0.113.7"),
+        "a1 NO Bad password\r\n",
+      );
       assert.equal(auth.requests.length, before, "the auth service was not asked");
       assert.match(await login(port.limit, "dave", "right", "198.51.100.4"), /^a1 OK/);
-      assert.equal(mg.stderr().match(/failed logins from 203\.0\.113\.7/g)?.length, 1, "warned once");
+      assert.equal(
+        mg.stderr().match(/failed logins from 203\.0\.113\.7/g)?.length,
+        1,
+        "warned once",
+      );
       assert.ok(!/guess/.test(mg.stderr()), "no password in the log");
     });
 
