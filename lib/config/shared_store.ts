@@ -5,7 +5,14 @@
 // in the typed config, never in a message.
 
 import { readFileSync } from "node:fs";
-import { argMsec, confPath, type Directive, type DirectiveSpec, fail, type LoadState } from "./directive.ts";
+import {
+  argMsec,
+  confPath,
+  type Directive,
+  type DirectiveSpec,
+  fail,
+  type LoadState,
+} from "./directive.ts";
 import { ConfigError } from "./errors.ts";
 import type { Level } from "./level.ts";
 import type { Loc } from "./types.ts";
@@ -45,7 +52,9 @@ function handlePasswordFile(d: Directive, st: LoadState): void {
     } catch (e) {
       fail(d, `cannot read "shared_store_password_file" "${path}": ${(e as Error).message}`);
     }
-    if (text.length > MAX_PASSWORD_FILE) fail(d, `"shared_store_password_file" "${path}" is too long`);
+    if (text.length > MAX_PASSWORD_FILE) {
+      fail(d, `"shared_store_password_file" "${path}" is too long`);
+    }
     // The first line, as ssl_password_file reads pass phrases; a trailing newline is not part of it.
     const password = text.split(/\r?\n/)[0];
     if (password === "") fail(d, `"shared_store_password_file" "${path}" is empty`);
@@ -84,7 +93,10 @@ export function buildSharedStore(mail: Level): SharedStoreConfig | null {
   let target = url.value;
   if (file !== undefined) {
     if (!target.bareCredential && target.password !== null) {
-      throw configError(`"shared_store_password_file" and a password in "shared_store" cannot both be given`, file.loc);
+      throw configError(
+        `"shared_store_password_file" and a password in "shared_store" cannot both be given`,
+        file.loc,
+      );
     }
     // redis://name@host with a password file: "name" is the user (ACL), not a password.
     const user = target.user ?? target.password;

@@ -93,8 +93,12 @@ export class RedisClient {
    * connection is lost first.
    */
   command(args: readonly (string | number)[], timeoutMs: number): Promise<Reply> {
-    if (!this.#ready || this.#conn === null) return Promise.reject(new RedisUnavailable("not connected"));
-    if (this.#pending.length >= MAX_IN_FLIGHT) return Promise.reject(new RedisUnavailable("too many commands in flight"));
+    if (!this.#ready || this.#conn === null) {
+      return Promise.reject(new RedisUnavailable("not connected"));
+    }
+    if (this.#pending.length >= MAX_IN_FLIGHT) {
+      return Promise.reject(new RedisUnavailable("too many commands in flight"));
+    }
     return this.#send(this.#conn, args, timeoutMs);
   }
 
@@ -153,7 +157,11 @@ export class RedisClient {
       close: (error) => this.#closed_(conn, error),
     });
     const setup: Promise<Reply>[] = [];
-    if (password !== null) setup.push(this.#send(conn, user !== null ? ["AUTH", user, password] : ["AUTH", password], setupMs));
+    if (password !== null) {
+      setup.push(
+        this.#send(conn, user !== null ? ["AUTH", user, password] : ["AUTH", password], setupMs),
+      );
+    }
     if (db !== 0) setup.push(this.#send(conn, ["SELECT", db], setupMs));
     setup.push(this.#send(conn, ["PING"], setupMs));
     try {
@@ -171,7 +179,10 @@ export class RedisClient {
     const where = `${this.#o.target.display} (db ${db})`;
     if (!this.#announced) {
       this.#announced = true;
-      this.#o.log("notice", `shared store ${where} connected${this.#down ? " after an outage" : ""}`);
+      this.#o.log(
+        "notice",
+        `shared store ${where} connected${this.#down ? " after an outage" : ""}`,
+      );
     } else if (this.#down) {
       this.#o.log("notice", `shared store ${where} reachable again, state is shared`);
     }
@@ -220,7 +231,8 @@ export class RedisClient {
 
   #closed_(conn: Conn, error?: Error): void {
     if (this.#conn !== conn) return;
-    const reason = this.#closeReason ?? (error ? `connection lost: ${error.message}` : "connection closed by Redis");
+    const reason = this.#closeReason ??
+      (error ? `connection lost: ${error.message}` : "connection closed by Redis");
     this.#drop(reason);
     if (this.#closed) return;
     this.#outage(reason);

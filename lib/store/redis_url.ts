@@ -20,8 +20,13 @@ const MAX_DB = 1_000_000;
 
 /** The target, or an error message (without the password) for the configuration error. */
 export function parseRedisUrl(text: string): RedisTarget | string {
-  const m = /^redis:\/\/(?:([^@/]*)@)?(\[[0-9a-fA-F:.]+\]|[^:/@\[\]]+)(?::(\d{1,5}))?(?:\/(\d*))?$/.exec(text);
-  if (m === null) return `invalid shared store URL "${redacted(text)}": expected redis://[user:password@]host:port[/db]`;
+  const m = /^redis:\/\/(?:([^@/]*)@)?(\[[0-9a-fA-F:.]+\]|[^:/@\[\]]+)(?::(\d{1,5}))?(?:\/(\d*))?$/
+    .exec(text);
+  if (m === null) {
+    return `invalid shared store URL "${
+      redacted(text)
+    }": expected redis://[user:password@]host:port[/db]`;
+  }
   const [, cred, hostPart, portText, dbText] = m;
   const port = portText === undefined ? DEFAULT_PORT : Number(portText);
   if (port < 1 || port > 65535) return `invalid port in shared store URL "${redacted(text)}"`;
@@ -45,7 +50,15 @@ export function parseRedisUrl(text: string): RedisTarget | string {
     if (password === "") password = null;
   }
   const host = hostPart.startsWith("[") ? hostPart.slice(1, -1) : hostPart;
-  return { host, port, db, user, password, bareCredential: cred !== undefined && !cred.includes(":"), display: `redis://${hostPart}:${port}` };
+  return {
+    host,
+    port,
+    db,
+    user,
+    password,
+    bareCredential: cred !== undefined && !cred.includes(":"),
+    display: `redis://${hostPart}:${port}`,
+  };
 }
 
 /** The URL with any credentials replaced, for error messages. */

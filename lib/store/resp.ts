@@ -123,11 +123,15 @@ export class RespParser {
     const limit = Math.min(this.#len, at + MAX_LINE + 2);
     for (let i = at; i < limit; i++) {
       if (this.#buf[i] === LF) {
-        if (i === at || this.#buf[i - 1] !== CR) throw new RespProtocolError("line ends without CR");
+        if (i === at || this.#buf[i - 1] !== CR) {
+          throw new RespProtocolError("line ends without CR");
+        }
         return { text: dec.decode(this.#buf.subarray(at, i - 1)), end: i + 1 };
       }
     }
-    if (this.#len - at >= MAX_LINE + 2) throw new RespProtocolError(`line longer than ${MAX_LINE} bytes`);
+    if (this.#len - at >= MAX_LINE + 2) {
+      throw new RespProtocolError(`line longer than ${MAX_LINE} bytes`);
+    }
     this.#need = this.#len + 1;
     return null;
   }
@@ -151,7 +155,9 @@ export class RespParser {
       case 0x24: { // '$'
         const n = integer(text, "bulk length");
         if (n === -1) return { reply: null, end: line.end };
-        if (n < 0 || n > MAX_BULK) throw new RespProtocolError(`bulk length ${n} out of range (max ${MAX_BULK})`);
+        if (n < 0 || n > MAX_BULK) {
+          throw new RespProtocolError(`bulk length ${n} out of range (max ${MAX_BULK})`);
+        }
         const end = line.end + n + 2;
         if (this.#len < end) {
           this.#need = end;
@@ -165,8 +171,12 @@ export class RespParser {
       case 0x2a: { // '*'
         const n = integer(text, "array length");
         if (n === -1) return { reply: null, end: line.end };
-        if (n < 0 || n > MAX_ARRAY) throw new RespProtocolError(`array length ${n} out of range (max ${MAX_ARRAY})`);
-        if (depth >= MAX_DEPTH) throw new RespProtocolError(`arrays nested deeper than ${MAX_DEPTH}`);
+        if (n < 0 || n > MAX_ARRAY) {
+          throw new RespProtocolError(`array length ${n} out of range (max ${MAX_ARRAY})`);
+        }
+        if (depth >= MAX_DEPTH) {
+          throw new RespProtocolError(`arrays nested deeper than ${MAX_DEPTH}`);
+        }
         const items: Reply[] = [];
         let end = line.end;
         for (let i = 0; i < n; i++) {
@@ -178,7 +188,9 @@ export class RespParser {
         return { reply: items, end };
       }
       default:
-        throw new RespProtocolError(`unexpected reply type byte 0x${type.toString(16).padStart(2, "0")}`);
+        throw new RespProtocolError(
+          `unexpected reply type byte 0x${type.toString(16).padStart(2, "0")}`,
+        );
     }
   }
 }

@@ -64,7 +64,11 @@ export class RedisStore implements SharedStore {
   }
 
   /** The reply, or `fallback()`'s answer when Redis cannot give one in time. */
-  async #call<T>(args: (string | number)[], read: (r: Reply) => T | typeof BAD, fallback: () => T): Promise<T> {
+  async #call<T>(
+    args: (string | number)[],
+    read: (r: Reply) => T | typeof BAD,
+    fallback: () => T,
+  ): Promise<T> {
     if (!this.client.ready) return fallback();
     try {
       const v = read(await this.client.command(args, this.#timeout));
@@ -75,7 +79,11 @@ export class RedisStore implements SharedStore {
   }
 
   incr(key: string, ttlMs: number): Promise<number> {
-    return this.#call(["EVAL", INCR_SCRIPT, 1, key, Math.max(1, Math.ceil(ttlMs))], int, () => this.local.incrSync(key, ttlMs));
+    return this.#call(
+      ["EVAL", INCR_SCRIPT, 1, key, Math.max(1, Math.ceil(ttlMs))],
+      int,
+      () => this.local.incrSync(key, ttlMs),
+    );
   }
   decr(key: string): Promise<number> {
     return this.#call(["EVAL", DECR_SCRIPT, 1, key], int, () => this.local.decrSync(key));

@@ -36,7 +36,18 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
 
   const start = () =>
     new Promise<void>((resolve, reject) => {
-      const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
+      const args = [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir,
+      ];
       if (options.password) args.push("--requirepass", options.password);
       const p = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
       proc = p;
@@ -75,10 +86,15 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
     cli: (...args) =>
       new Promise((resolve, reject) => {
         const auth = options.password ? ["-a", options.password, "--no-auth-warning"] : [];
-        const c = spawn("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...auth, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        const c = spawn("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...auth, ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let out = "";
         c.stdout!.on("data", (b: Uint8Array) => (out += new TextDecoder().decode(b)));
-        c.once("exit", (code) => code === 0 ? resolve(out.trim()) : reject(new Error(`redis-cli ${args.join(" ")}: exit ${code}`)));
+        c.once("exit", (code) =>
+          code === 0
+            ? resolve(out.trim())
+            : reject(new Error(`redis-cli ${args.join(" ")}: exit ${code}`)));
       }),
     kill: () => gone("SIGKILL"),
     restart: start,

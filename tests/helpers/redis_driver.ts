@@ -22,9 +22,13 @@ const store = new RedisStore({
   timeoutMs: 2000,
 });
 const deadline = Date.now() + 10_000;
-while (store.state !== "shared" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+while (store.state !== "shared" && Date.now() < deadline) {
+  await new Promise((r) => setTimeout(r, 10));
+}
 const state = store.state;
-const values = await Promise.all(Array.from({ length: Number(countText) }, () => store.incr(key, 60_000)));
+const values = await Promise.all(
+  Array.from({ length: Number(countText) }, () => store.incr(key, 60_000)),
+);
 store.close();
 console.log(JSON.stringify({ runtime: runtime.name, state, values, logs }));
 process.exit(0);

@@ -35,17 +35,30 @@ function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   });
 }
 
-function driver(runtime: "deno" | "bun", url: string, key: string, count: number): Promise<{ state: string; values: number[] }> {
+function driver(
+  runtime: "deno" | "bun",
+  url: string,
+  key: string,
+  count: number,
+): Promise<{ state: string; values: number[] }> {
   const bin = join(ROOT, "node_modules", ".bin", runtime);
   const script = join(ROOT, "tests", "helpers", "redis_driver.ts");
-  const args = runtime === "deno" ? ["run", "-A", "--unstable-net", script, url, key, String(count)] : [script, url, key, String(count)];
+  const args = runtime === "deno"
+    ? ["run", "-A", "--unstable-net", script, url, key, String(count)]
+    : [script, url, key, String(count)];
   return new Promise((resolve, reject) => {
     const p = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     p.stdout!.on("data", (b: Uint8Array) => (out += new TextDecoder().decode(b)));
     p.stderr!.on("data", (b: Uint8Array) => (err += new TextDecoder().decode(b)));
-    p.once("exit", (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${runtime} driver exit ${code}: ${err}`)));
+    p.once(
+      "exit",
+      (code) =>
+        code === 0
+          ? resolve(JSON.parse(out))
+          : reject(new Error(`${runtime} driver exit ${code}: ${err}`)),
+    );
   });
 }
 
@@ -85,7 +98,10 @@ describe("shared store against redis-server", { skip: avail.ok ? false : avail.w
   });
 
   test("counters are atomic across two instances, one under Deno and one under Bun, pipelined", async () => {
-    const [a, b] = await Promise.all([driver("deno", redis.url, "race", 300), driver("bun", redis.url, "race", 300)]);
+    const [a, b] = await Promise.all([
+      driver("deno", redis.url, "race", 300),
+      driver("bun", redis.url, "race", 300),
+    ]);
     assert.equal(a.state, "shared");
     assert.equal(b.state, "shared");
     const all = [...a.values, ...b.values].sort((x, y) => x - y);
@@ -127,13 +143,18 @@ describe("shared store against redis-server", { skip: avail.ok ? false : avail.w
     await until(() => s.state === "shared", "connected");
     assert.equal(await s.incr("k", 60_000), 1);
     await redis.kill();
-    for (let i = 0; i < 5; i++) assert.equal(await timed(s.incr("k", 60_000)), i + 1, "local count");
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await timed(s.incr("k", 60_000)), i + 1, "local count");
+    }
     await until(() => logs.some((l) => l.startsWith("error:")), "outage logged");
     await new Promise((r) => setTimeout(r, 800)); // several failed reconnects
     assert.equal(logs.filter((l) => l.startsWith("error:")).length, 1, logs.join("\n"));
     await redis.restart();
     await until(() => s.state === "shared", "reconnected after restart", 10_000);
-    assert.match(logs.at(-1)!, /^notice: shared store redis:\/\/127\.0\.0\.1:\d+ \(db 0\) reachable again/);
+    assert.match(
+      logs.at(-1)!,
+      /^notice: shared store redis:\/\/127\.0\.0\.1:\d+ \(db 0\) reachable again/,
+    );
     assert.equal(await s.incr("k", 60_000), 1, "Redis restarted empty (no persistence)");
     assert.equal(await redis.cli("GET", "k"), "1");
   });
@@ -221,7 +242,9 @@ mail {
 `;
         const mg = await startMailgate(target, conf, { "redis.pass": "mg-p4ss\n" });
         try {
-          await mg.waitLog(new RegExp(`shared store redis://127\\.0\\.0\\.1:${secured.port} \\(db 2\\) connected`));
+          await mg.waitLog(
+            new RegExp(`shared store redis://127\\.0\\.0\\.1:${secured.port} \\(db 2\\) connected`),
+          );
           assert.ok(!mg.stderr().includes("mg-p4ss"), `${target}: the password is not logged`);
           assert.match(await secured.cli("CLIENT", "LIST"), /db=2/, `${target}: connected to db 2`);
         } finally {

@@ -32,19 +32,38 @@ function parseAll(chunks: Uint8Array[]): Reply[] {
 
 const TRANSCRIPT = "+OK\r\n-ERR wrong number\r\n:42\r\n:-7\r\n$5\r\nhé\r\n\r\n$-1\r\n$0\r\n\r\n" +
   "*3\r\n:1\r\n$3\r\nabc\r\n*1\r\n+x\r\n*-1\r\n*0\r\n";
-const EXPECTED: Reply[] = ["OK", new RespError("ERR wrong number"), 42, -7, "hé\r\n", null, "", [1, "abc", ["x"]], null, []];
+const EXPECTED: Reply[] = [
+  "OK",
+  new RespError("ERR wrong number"),
+  42,
+  -7,
+  "hé\r\n",
+  null,
+  "",
+  [1, "abc", ["x"]],
+  null,
+  [],
+];
 
 describe("RESP encoder", () => {
   test("a command is an array of bulk strings, lengths in bytes", () => {
-    assert.equal(dec.decode(encodeCommand(["SET", "k", "hé", 100])), "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nhé\r\n$3\r\n100\r\n");
+    assert.equal(
+      dec.decode(encodeCommand(["SET", "k", "hé", 100])),
+      "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nhé\r\n$3\r\n100\r\n",
+    );
     assert.equal(dec.decode(encodeCommand(["PING"])), "*1\r\n$4\r\nPING\r\n");
     assert.equal(dec.decode(encodeCommand(["GET", ""])), "*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
   });
 
   test("the parser reads back what the encoder writes", () => {
-    check(fc.property(fc.array(fc.string({ maxLength: 20 }), { minLength: 1, maxLength: 8 }), (args) => {
-      assert.deepEqual(parseAll([encodeCommand(args)]), [args]);
-    }));
+    check(
+      fc.property(
+        fc.array(fc.string({ maxLength: 20 }), { minLength: 1, maxLength: 8 }),
+        (args) => {
+          assert.deepEqual(parseAll([encodeCommand(args)]), [args]);
+        },
+      ),
+    );
   });
 });
 
@@ -63,22 +82,27 @@ describe("RESP parser", () => {
 
   test("random splits: the same replies, chunks reused by the caller", () => {
     const bytes = enc.encode(TRANSCRIPT);
-    check(fc.property(fc.array(fc.integer({ min: 1, max: bytes.length }), { maxLength: 12 }), (cuts) => {
-      const points = [...new Set(cuts)].sort((a, b) => a - b);
-      const p = new RespParser();
-      const out: Reply[] = [];
-      let at = 0;
-      const scratch = new Uint8Array(bytes.length);
-      for (const end of [...points, bytes.length]) {
-        if (end <= at) continue;
-        const view = scratch.subarray(0, end - at);
-        view.set(bytes.subarray(at, end));
-        out.push(...p.push(view));
-        view.fill(0x21); // the adapter reuses its buffer: a parser that kept a view sees garbage
-        at = end;
-      }
-      assert.deepEqual(out, EXPECTED);
-    }));
+    check(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: bytes.length }), { maxLength: 12 }),
+        (cuts) => {
+          const points = [...new Set(cuts)].sort((a, b) => a - b);
+          const p = new RespParser();
+          const out: Reply[] = [];
+          let at = 0;
+          const scratch = new Uint8Array(bytes.length);
+          for (const end of [...points, bytes.length]) {
+            if (end <= at) continue;
+            const view = scratch.subarray(0, end - at);
+            view.set(bytes.subarray(at, end));
+            out.push(...p.push(view));
+            view.fill(0x21); // the adapter reuses its buffer: a parser that kept a view sees garbage
+            at = end;
+          }
+          assert.deepEqual(out, EXPECTED);
+        },
+      ),
+    );
   });
 
   test("an incomplete reply is held, not returned", () => {

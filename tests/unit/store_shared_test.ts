@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { RedisStore } from "../../lib/store/shared.ts";
 import { parseRedisUrl, type RedisTarget } from "../../lib/store/redis_url.ts";
 import { RespParser } from "../../lib/store/resp.ts";
-import { fakeConnector, type FakeConn } from "../helpers/fake_conn.ts";
+import { type FakeConn, fakeConnector } from "../helpers/fake_conn.ts";
 
 type Mode = "ok" | "hang" | "garbage" | "error" | "refuse";
 
@@ -29,8 +29,11 @@ function fakeRedis() {
           const name = cmd[0].toUpperCase();
           if (state.mode === "garbage") server.write(enc.encode("?garbage\r\n"));
           else if (name === "PING") server.write(enc.encode("+PONG\r\n"));
-          else if (name === "AUTH") server.write(enc.encode(cmd.at(-1) === "right" ? "+OK\r\n" : "-WRONGPASS invalid username-password pair\r\n"));
-          else if (state.mode === "hang") continue;
+          else if (name === "AUTH") {
+            server.write(enc.encode(
+              cmd.at(-1) === "right" ? "+OK\r\n" : "-WRONGPASS invalid username-password pair\r\n",
+            ));
+          } else if (state.mode === "hang") continue;
           else if (state.mode === "error") server.write(enc.encode("-OOM command not allowed\r\n"));
           else if (name === "GET") server.write(enc.encode("$6\r\nremote\r\n"));
           else if (name === "EVAL") server.write(enc.encode(":99\r\n"));
@@ -93,9 +96,19 @@ describe("RedisStore fallback", () => {
     const { redis, store } = setup();
     try {
       await until(() => store.state === "shared", "connected");
-      const got = await Promise.all([store.get("a"), store.incr("b", 10), store.get("c"), store.setIfAbsent("d", "x")]);
+      const got = await Promise.all([
+        store.get("a"),
+        store.incr("b", 10),
+        store.get("c"),
+        store.setIfAbsent("d", "x"),
+      ]);
       assert.deepEqual(got, ["remote", 99, "remote", "x"]);
-      assert.deepEqual(redis.state.commands.slice(-4).map((c) => c[0]), ["GET", "EVAL", "GET", "EVAL"]);
+      assert.deepEqual(redis.state.commands.slice(-4).map((c) => c[0]), [
+        "GET",
+        "EVAL",
+        "GET",
+        "EVAL",
+      ]);
     } finally {
       store.close();
     }
@@ -129,7 +142,10 @@ describe("RedisStore fallback", () => {
       assert.equal(await store.get("x"), "remote");
       assert.equal(logs.filter((l) => l.startsWith("error:")).length, 1, logs.join("\n"));
       assert.match(logs.find((l) => l.startsWith("error:"))!, /no reply for 300 ms/);
-      assert.match(logs.at(-1)!, /^notice: shared store redis:\/\/127.0.0.1:6379 \(db 0\) reachable again/);
+      assert.match(
+        logs.at(-1)!,
+        /^notice: shared store redis:\/\/127.0.0.1:6379 \(db 0\) reachable again/,
+      );
     } finally {
       store.close();
     }
@@ -188,12 +204,18 @@ describe("RedisStore fallback", () => {
     try {
       await until(() => logs.length > 0, "a log line");
       // PING may not arrive: the client drops the connection at the AUTH error.
-      assert.deepEqual(redis.state.commands.slice(0, 2), [["AUTH", "app", "s3cr@t"], ["SELECT", "3"]]);
+      assert.deepEqual(redis.state.commands.slice(0, 2), [["AUTH", "app", "s3cr@t"], [
+        "SELECT",
+        "3",
+      ]]);
       assert.equal(store.state, "local");
       assert.equal(await store.incr("w", 1000), 1);
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(logs.length, 1, logs.join("\n"));
-      assert.match(logs[0], /^error: shared store redis:\/\/127.0.0.1:6379 unavailable \(connection set-up failed: WRONGPASS/);
+      assert.match(
+        logs[0],
+        /^error: shared store redis:\/\/127.0.0.1:6379 unavailable \(connection set-up failed: WRONGPASS/,
+      );
       assert.ok(!logs.join("").includes("s3cr"));
     } finally {
       store.close();
@@ -201,7 +223,10 @@ describe("RedisStore fallback", () => {
     const ok = setup("redis://app:right@127.0.0.1:6379/3");
     try {
       await until(() => ok.store.state === "shared", "connected with the right password");
-      assert.deepEqual(ok.redis.state.commands.slice(0, 3), [["AUTH", "app", "right"], ["SELECT", "3"], ["PING"]]);
+      assert.deepEqual(ok.redis.state.commands.slice(0, 3), [["AUTH", "app", "right"], [
+        "SELECT",
+        "3",
+      ], ["PING"]]);
       assert.deepEqual(ok.logs, ["notice: shared store redis://127.0.0.1:6379 (db 3) connected"]);
     } finally {
       ok.store.close();
@@ -219,4 +244,3 @@ describe("RedisStore fallback", () => {
     assert.equal(store.state, "local");
   });
 });
-
