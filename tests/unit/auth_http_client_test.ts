@@ -225,6 +225,7 @@ describe("auth_http client over loopback", () => {
         user: "bob",
         pass: "p w",
         backendName: "198.51.100.1:143",
+        uncacheable: true, // reached through WAIT: the auth cache must not keep it
       });
       assert.equal(srv.conns, 2);
       assert.match(srv.requests[0], /\r\nAuth-User: alice\r\nAuth-Pass: secret\r\n/);
@@ -251,7 +252,15 @@ describe("auth_http client over loopback", () => {
             : { method, user: "alice", pass: "", salt: null, tag: "a1" },
         });
         const r = await service(tcpAuthUrl(srv.port)).authenticate(req);
-        assert.deepEqual(r, { kind: "ok", addr: "198.51.100.1", port: 25, user: "routed", pass: "pw", backendName: "198.51.100.1:25" }, method);
+        assert.deepEqual(r, {
+          kind: "ok",
+          addr: "198.51.100.1",
+          port: 25,
+          user: "routed",
+          pass: "pw",
+          backendName: "198.51.100.1:25",
+          uncacheable: true,
+        }, method);
         assert.match(srv.requests[0], method === "none" ? /\r\nAuth-User: \r\nAuth-Pass: \r\n/ : /\r\nAuth-User: alice\r\nAuth-Pass: \r\n/);
         assert.match(srv.requests[1], /\r\nAuth-User: routed\r\nAuth-Pass: pw\r\n/, method);
       } finally {
