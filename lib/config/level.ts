@@ -35,6 +35,10 @@ export interface Singles {
   auth_http_pass_client_cert: boolean;
   auth_http_timeout: number;
   auth_http_keepalive: number;
+  auth_http_ssl_verify: boolean;
+  auth_http_ssl_trusted_certificate: string;
+  auth_http_ssl_certificate: string;
+  auth_http_ssl_certificate_key: string;
   auth_table: string;
   access_log: string | null;
   proxy: boolean;

@@ -164,6 +164,10 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   // mailgate extensions.
   auth_table: confPathSlot("auth_table"),
   auth_http_keepalive: numSlot("auth_http_keepalive"),
+  auth_http_ssl_verify: flagSlot("auth_http_ssl_verify"),
+  auth_http_ssl_trusted_certificate: confPathSlot("auth_http_ssl_trusted_certificate"),
+  auth_http_ssl_certificate: confPathSlot("auth_http_ssl_certificate"),
+  auth_http_ssl_certificate_key: confPathSlot("auth_http_ssl_certificate_key"),
   access_log: mailSpec("take1", (d, st) => {
     const v = d.args[0];
     level(st).set("access_log", v.toLowerCase() === "off" ? null : prefixPath(st, v), d.loc);

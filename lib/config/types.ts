@@ -92,6 +92,27 @@ export interface AuthHttpUrl {
   hostHeader: string;
   /** Request URI, default "/". */
   uri: string;
+  /** `https://` (mailgate extension): TLS to the auth service, auth_http_ssl_* settings. */
+  tls?: boolean;
+  /**
+   * The host name as written when it is not an IP literal (null/absent: a
+   * literal or unix:). With a `resolver` it is looked up per connection and
+   * target.host is ""; without one it was looked up at load (as nginx does).
+   * Also the name sent as SNI and verified in the certificate.
+   */
+  name?: string | null;
+  /** Where auth_http was written (for errors found after the merge). */
+  loc?: Loc;
+}
+
+/** auth_http_ssl_* (mailgate extension): TLS towards an `https://` auth_http. */
+export interface AuthHttpSslConfig {
+  verify: boolean; // default on
+  trustedCertificate: string | null;
+  certificate: string | null;
+  certificateKey: string | null;
+  /** The files above, read at load when auth_http is https. */
+  pem?: BackendPem;
 }
 
 export interface ResolverConfig {
@@ -197,6 +218,8 @@ export interface ServerConfig {
   authHttpTimeoutMs: number; // default 60000
   /** mailgate extension auth_http_keepalive: idle auth_http connections kept (0: none, as nginx). */
   authHttpKeepalive: number;
+  /** mailgate extension auth_http_ssl_*: TLS settings for an https:// auth_http. */
+  authHttpSsl: AuthHttpSslConfig;
   /** mailgate extension: built-in auth table file (absolute path), or null. */
   authTable: string | null;
 
