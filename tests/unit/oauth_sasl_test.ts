@@ -482,3 +482,48 @@ describe("a random token never appears in a log step", () => {
     });
   }
 });
+
+// ---- configuration ----------------------------------------------------------
+
+describe("configuration: xoauth2 / oauthbearer values, pop3_client_buffer", () => {
+  async function loadText(conf: string) {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { loadConfig } = await import("../../lib/config/load.ts");
+    const dir = mkdtempSync(join(tmpdir(), "mailgate-oauth-"));
+    try {
+      writeFileSync(join(dir, "nginx.conf"), conf);
+      return await loadConfig({
+        file: join(dir, "nginx.conf"),
+        prefix: dir,
+        lookup: () => Promise.resolve([]),
+        hostname: "host.test",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  test("accepted in each *_auth (case-insensitively); pop3_client_buffer default 4096, set 16k", async () => {
+    const cfg = await loadText(
+      "events {}\nmail {\nauth_http 127.0.0.1:1;\n" +
+        "server { listen 127.0.0.1:10143; protocol imap; imap_auth XOAUTH2 oauthbearer; }\n" +
+        "server { listen 127.0.0.1:10110; protocol pop3; pop3_auth xoauth2 oauthbearer; pop3_client_buffer 16k; }\n" +
+        "server { listen 127.0.0.1:10025; protocol smtp; smtp_auth oauthbearer; }\n}\n",
+    );
+    const [i, p, s] = cfg.mail!.servers;
+    assert.deepEqual(i.imapAuth, ["xoauth2", "oauthbearer"]);
+    assert.deepEqual(p.pop3Auth, ["xoauth2", "oauthbearer"]);
+    assert.deepEqual(s.smtpAuth, ["oauthbearer"]);
+    assert.equal(p.pop3ClientBuffer, 16384);
+    assert.equal(i.pop3ClientBuffer, 4096);
+  });
+  test("an unknown value is still an error", async () => {
+    await assert.rejects(
+      loadText(
+        "events {}\nmail {\nauth_http 127.0.0.1:1;\n" +
+          "server { listen 127.0.0.1:10143; protocol imap; imap_auth xoauth3; }\n}\n",
+      ),
+    );
+  });
+});
