@@ -6,7 +6,10 @@
 import { isStrictIpv4, isStrictIpv6 } from "../core/ip.ts";
 import { type Directive, fail, type LoadState } from "./directive.ts";
 
-export type StatusAddress = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
+export type StatusAddress = { kind: "tcp"; host: string; port: number } | {
+  kind: "unix";
+  path: string;
+};
 
 export function parseStatusAddress(v: string): StatusAddress | string {
   if (v.startsWith("unix:")) {
@@ -24,6 +27,8 @@ export function parseStatusAddress(v: string): StatusAddress | string {
 
 export function handleStatusListen(d: Directive, st: LoadState): void {
   const a = parseStatusAddress(d.args[0]);
-  if (typeof a === "string") fail(d, `invalid value "${d.args[0]}" in "status_listen" directive: ${a}`);
+  if (typeof a === "string") {
+    fail(d, `invalid value "${d.args[0]}" in "status_listen" directive: ${a}`);
+  }
   st.mail!.append("status_listen", [a], d.loc);
 }

@@ -37,7 +37,7 @@ export const authDuration = registry.histogram(
 export const UPSTREAM_CAP = 100;
 export const backendErrors = registry.counter(
   "mailgate_backend_errors",
-  "Backend failures by upstream (first 100 names, then \"other\") and stage (connect, login).",
+  'Backend failures by upstream (first 100 names, then "other") and stage (connect, login).',
   ["upstream", "stage"],
   { cap: UPSTREAM_CAP * 2, capLabel: "upstream" },
 );
@@ -66,8 +66,14 @@ export const buildInfo = registry.gauge(
   "Always 1; the labels say which mailgate and which runtime.",
   ["version", "runtime"],
 );
-export const startTime = registry.gauge("process_start_time_seconds", "Start time of the process, Unix seconds.");
-export const rss = registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
+export const startTime = registry.gauge(
+  "process_start_time_seconds",
+  "Start time of the process, Unix seconds.",
+);
+export const rss = registry.gauge(
+  "process_resident_memory_bytes",
+  "Resident memory size in bytes.",
+);
 export const openFds = registry.gauge("process_open_fds", "Number of open file descriptors.");
 
 /** The per-listener counters a session touches; made once per listen entry. */
@@ -113,7 +119,7 @@ export function listenerMetrics(protocol: string, l: ListenConfig): ListenerMetr
 export function sessionEnded(m: ListenerMetrics, reason: string, up: number, down: number): void {
   m.open.dec();
   let c = m.ended.get(reason);
-  if (!c) m.ended.set(reason, (c = sessionsEnded.labels(m.protocol, reason)));
+  if (!c) m.ended.set(reason, c = sessionsEnded.labels(m.protocol, reason));
   c.inc();
   if (up > 0) m.up.inc(up);
   if (down > 0) m.down.inc(down);
@@ -123,11 +129,11 @@ const loginCounters = new Map<string, Map<string, Map<LoginOutcome, Counter>>>()
 
 export function countLogin(protocol: string, mechanism: string, outcome: LoginOutcome): void {
   let byMech = loginCounters.get(protocol);
-  if (!byMech) loginCounters.set(protocol, (byMech = new Map()));
+  if (!byMech) loginCounters.set(protocol, byMech = new Map());
   let byOutcome = byMech.get(mechanism);
-  if (!byOutcome) byMech.set(mechanism, (byOutcome = new Map()));
+  if (!byOutcome) byMech.set(mechanism, byOutcome = new Map());
   let c = byOutcome.get(outcome);
-  if (!c) byOutcome.set(outcome, (c = logins.labels(protocol, mechanism, outcome)));
+  if (!c) byOutcome.set(outcome, c = logins.labels(protocol, mechanism, outcome));
   c.inc();
 }
 
@@ -135,7 +141,7 @@ const tlsByVersion = new Map<string, Counter>();
 
 export function countTlsHandshake(version: string): void {
   let c = tlsByVersion.get(version);
-  if (!c) tlsByVersion.set(version, (c = tlsHandshakes.labels(version)));
+  if (!c) tlsByVersion.set(version, c = tlsHandshakes.labels(version));
   c.inc();
 }
 
@@ -145,7 +151,7 @@ export function countBackendError(upstream: string, stage: "connect" | "login"):
 
 export const upstreamLogins = registry.counter(
   "mailgate_upstream_logins",
-  "Logins relayed to each upstream (first 100 names, then \"other\").",
+  'Logins relayed to each upstream (first 100 names, then "other").',
   ["upstream"],
   { cap: UPSTREAM_CAP, capLabel: "upstream" },
 );

@@ -96,7 +96,9 @@ export class Family<C extends Child = Child> {
   /** The child for these label values, made on first use. Callers on hot paths keep the result. */
   labels(...values: string[]): C {
     if (values.length !== this.labelNames.length) {
-      throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
+      throw new Error(
+        `${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`,
+      );
     }
     const key = values.join("\u0000");
     let c = this.#children.get(key);
@@ -131,11 +133,23 @@ export class Family<C extends Child = Child> {
   snapshot(): FamilySnapshot {
     const series: SeriesSnapshot[] = this.#order.map(({ labels, child }) => {
       if (child instanceof Histogram) {
-        return { labels, value: child.count, created: child.created, counts: child.counts.slice(), sum: child.sum };
+        return {
+          labels,
+          value: child.count,
+          created: child.created,
+          counts: child.counts.slice(),
+          sum: child.sum,
+        };
       }
       return { labels, value: child.value, created: child.created };
     });
-    const f: FamilySnapshot = { name: this.name, help: this.help, type: this.type, labelNames: this.labelNames, series };
+    const f: FamilySnapshot = {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      labelNames: this.labelNames,
+      series,
+    };
     if (this.type === "histogram") f.buckets = [...(this.options.buckets ?? [])];
     return f;
   }
@@ -151,13 +165,28 @@ export class Registry {
     this.#families.push(f as unknown as Family);
     return f;
   }
-  counter(name: string, help: string, labelNames: string[] = [], options?: FamilyOptions): Family<Counter> {
+  counter(
+    name: string,
+    help: string,
+    labelNames: string[] = [],
+    options?: FamilyOptions,
+  ): Family<Counter> {
     return this.#add(new Family<Counter>(name, help, "counter", labelNames, options));
   }
-  gauge(name: string, help: string, labelNames: string[] = [], options?: FamilyOptions): Family<Gauge> {
+  gauge(
+    name: string,
+    help: string,
+    labelNames: string[] = [],
+    options?: FamilyOptions,
+  ): Family<Gauge> {
     return this.#add(new Family<Gauge>(name, help, "gauge", labelNames, options));
   }
-  histogram(name: string, help: string, labelNames: string[], buckets: number[]): Family<Histogram> {
+  histogram(
+    name: string,
+    help: string,
+    labelNames: string[],
+    buckets: number[],
+  ): Family<Histogram> {
     return this.#add(new Family<Histogram>(name, help, "histogram", labelNames, { buckets }));
   }
   snapshot(): FamilySnapshot[] {
@@ -198,7 +227,9 @@ export function mergeSnapshots(parts: FamilySnapshot[][], countersOnly = false):
         have.value += s.value;
         have.created = Math.min(have.created, s.created);
         if (have.counts && s.counts) {
-          for (let i = 0; i < have.counts.length && i < s.counts.length; i++) have.counts[i] += s.counts[i];
+          for (let i = 0; i < have.counts.length && i < s.counts.length; i++) {
+            have.counts[i] += s.counts[i];
+          }
           have.sum = (have.sum ?? 0) + (s.sum ?? 0);
         }
       }

@@ -36,7 +36,11 @@ export class Aggregator {
 
   /** The instance's totals: the master's own families plus every worker's, plus the retired counters. */
   total(own: FamilySnapshot[]): FamilySnapshot[] {
-    const parts = [own, ...[...this.#workers.values()].map((w) => workerPart(w.metrics)), this.#retired];
+    const parts = [
+      own,
+      ...[...this.#workers.values()].map((w) => workerPart(w.metrics)),
+      this.#retired,
+    ];
     return mergeSnapshots(parts);
   }
 

@@ -105,7 +105,9 @@ export function parseHead(head: string): ReadResult {
   if (m[1] !== "1") return { kind: "error", status: 505, reason: "HTTP version not supported" };
   if (!TARGET.test(target)) return bad("request target must be an absolute path");
   const version = m[2] === "0" ? "1.0" : "1.1";
-  if (lines.length - 1 > MAX_HEADERS) return { kind: "error", status: 431, reason: "too many header fields" };
+  if (lines.length - 1 > MAX_HEADERS) {
+    return { kind: "error", status: 431, reason: "too many header fields" };
+  }
   const headers = new Map<string, string>();
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
@@ -118,7 +120,9 @@ export function parseHead(head: string): ReadResult {
     if (!FIELD_VALUE.test(value)) return bad("malformed header field value");
     const key = name.toLowerCase();
     const had = headers.get(key);
-    if (had !== undefined && (key === "host" || key === "content-length")) return bad(`repeated ${key} header`);
+    if (had !== undefined && (key === "host" || key === "content-length")) {
+      return bad(`repeated ${key} header`);
+    }
     headers.set(key, had === undefined ? value : `${had}, ${value}`);
   }
   if (version === "1.1" && !headers.has("host")) return bad("missing Host header");

@@ -7,7 +7,7 @@
 import { OPENMETRICS_TYPE, render, TEXT_TYPE, wantsOpenMetrics } from "../metrics/exposition.ts";
 import type { FamilySnapshot } from "../metrics/registry.ts";
 import { REAL_TIMERS, type Timers } from "../proxy/timers.ts";
-import type { Conn, ListenSpec, Listener, Runtime } from "../runtime/types.ts";
+import type { Conn, Listener, ListenSpec, Runtime } from "../runtime/types.ts";
 import { formatResponse, type HttpRequest, RequestReader } from "./http.ts";
 import { STATUS_PAGE } from "./page.ts";
 import type { StatusJson } from "./status_json.ts";
@@ -46,14 +46,19 @@ const COMMON: [string, string][] = [["X-Content-Type-Options", "nosniff"]];
 const ROUTES = new Set(["/", "/metrics", "/status.json"]);
 
 /** The answer to one request: status, headers, body. Pure, for the unit tests too. */
-export function route(req: HttpRequest, source: StatusSource): { status: number; headers: [string, string][]; body: Uint8Array } {
+export function route(
+  req: HttpRequest,
+  source: StatusSource,
+): { status: number; headers: [string, string][]; body: Uint8Array } {
   const text = (status: number, body: string, extra: [string, string][] = []) => ({
     status,
     headers: [["Content-Type", "text/plain; charset=utf-8"], ...extra] as [string, string][],
     body: enc.encode(body),
   });
   if (!ROUTES.has(req.path)) return text(404, "not found\n");
-  if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed\n", [["Allow", "GET, HEAD"]]);
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    return text(405, "method not allowed\n", [["Allow", "GET, HEAD"]]);
+  }
   if (req.path === "/metrics") {
     const om = wantsOpenMetrics(req.headers.get("accept"));
     return {
@@ -152,10 +157,12 @@ export class StatusServer {
         for (const r of reader.push(chunk)) {
           if (r.kind === "error") {
             const body = enc.encode(`${r.reason}\n`);
-            queue.push(formatResponse(r.status, [["Content-Type", "text/plain; charset=utf-8"]], body, {
-              head: false,
-              keepAlive: false,
-            }));
+            queue.push(
+              formatResponse(r.status, [["Content-Type", "text/plain; charset=utf-8"]], body, {
+                head: false,
+                keepAlive: false,
+              }),
+            );
             closing = true;
             break;
           }

@@ -28,7 +28,9 @@ const sum = (s: FamilySnapshot[], name: string) => fam(s, name).reduce((t, x) =>
 
 function openByProtocol(s: FamilySnapshot[]): Record<string, number> {
   const out: Record<string, number> = { imap: 0, pop3: 0, smtp: 0 };
-  for (const x of fam(s, "mailgate_connections_open")) out[x.labels[0]] = (out[x.labels[0]] ?? 0) + x.value;
+  for (const x of fam(s, "mailgate_connections_open")) {
+    out[x.labels[0]] = (out[x.labels[0]] ?? 0) + x.value;
+  }
   return out;
 }
 
@@ -40,15 +42,23 @@ export function statusJson(
   now = Date.now(),
 ): StatusJson {
   const byOutcome: Record<string, number> = {};
-  for (const x of fam(s, "mailgate_logins")) byOutcome[x.labels[2]] = (byOutcome[x.labels[2]] ?? 0) + x.value;
+  for (const x of fam(s, "mailgate_logins")) {
+    byOutcome[x.labels[2]] = (byOutcome[x.labels[2]] ?? 0) + x.value;
+  }
   const ok = byOutcome.ok ?? 0;
   const failed = Object.values(byOutcome).reduce((t, v) => t + v, 0) - ok;
   const errs = new Map<string, number>();
-  for (const x of fam(s, "mailgate_backend_errors")) errs.set(x.labels[0], (errs.get(x.labels[0]) ?? 0) + x.value);
+  for (const x of fam(s, "mailgate_backend_errors")) {
+    errs.set(x.labels[0], (errs.get(x.labels[0]) ?? 0) + x.value);
+  }
   const names = new Map<string, number>();
   for (const x of fam(s, "mailgate_upstream_logins")) names.set(x.labels[0], x.value);
   for (const k of errs.keys()) if (!names.has(k)) names.set(k, 0);
-  const backends = [...names].map(([upstream, logins]) => ({ upstream, logins, errors: errs.get(upstream) ?? 0 }))
+  const backends = [...names].map(([upstream, logins]) => ({
+    upstream,
+    logins,
+    errors: errs.get(upstream) ?? 0,
+  }))
     .sort((a, b) => b.logins + b.errors - (a.logins + a.errors)).slice(0, 10);
   const auth = fam(s, "mailgate_auth_duration_seconds");
   const info = fam(s, "mailgate_build_info")[0]?.labels ?? ["", ""];
@@ -59,7 +69,10 @@ export function statusJson(
     open: openByProtocol(s),
     accepted: sum(s, "mailgate_connections_accepted"),
     logins: { ok, failed, byOutcome },
-    auth: { count: auth.reduce((t, x) => t + x.value, 0), sumSeconds: auth.reduce((t, x) => t + (x.sum ?? 0), 0) },
+    auth: {
+      count: auth.reduce((t, x) => t + x.value, 0),
+      sumSeconds: auth.reduce((t, x) => t + (x.sum ?? 0), 0),
+    },
     backends,
     errors,
     history,
@@ -67,7 +80,10 @@ export function statusJson(
       slot: w.slot,
       pid: w.pid,
       open: sum(w.metrics, "mailgate_connections_open"),
-      logins: fam(w.metrics, "mailgate_logins").filter((x) => x.labels[2] === "ok").reduce((t, x) => t + x.value, 0),
+      logins: fam(w.metrics, "mailgate_logins").filter((x) => x.labels[2] === "ok").reduce(
+        (t, x) => t + x.value,
+        0,
+      ),
     })),
   };
 }

@@ -11,7 +11,9 @@ import { recentErrors } from "./recent_errors.ts";
 export const REPORT_INTERVAL_MS = 1000;
 
 export function sendReport(runtime: string): void {
-  process.stdout.write(`${REPORT_PREFIX}${JSON.stringify({ m: processSnapshot(runtime), e: recentErrors() })}\n`);
+  process.stdout.write(
+    `${REPORT_PREFIX}${JSON.stringify({ m: processSnapshot(runtime), e: recentErrors() })}\n`,
+  );
 }
 
 export function startWorkerReports(runtime: string): void {

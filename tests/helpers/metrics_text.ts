@@ -15,12 +15,21 @@ export function metricSum(text: string, name: string, labels: Record<string, str
 }
 
 /** Polls `read` until `cond` holds, at most `ms`; returns the last value read. */
-export async function pollUntil<T>(read: () => Promise<T>, cond: (v: T) => boolean, ms: number, what: string): Promise<T> {
+export async function pollUntil<T>(
+  read: () => Promise<T>,
+  cond: (v: T) => boolean,
+  ms: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await read();
     if (cond(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}; last:\n${typeof v === "string" ? v : JSON.stringify(v)}`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timeout waiting for ${what}; last:\n${typeof v === "string" ? v : JSON.stringify(v)}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }

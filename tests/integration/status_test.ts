@@ -55,7 +55,9 @@ for (const target of targets()) {
       let port: number;
       let sport: number;
       const metrics = async (accept?: string) => {
-        const r = await fetch(`http://127.0.0.1:${sport}/metrics`, { headers: accept ? { accept } : {} });
+        const r = await fetch(`http://127.0.0.1:${sport}/metrics`, {
+          headers: accept ? { accept } : {},
+        });
         assert.equal(r.status, 200);
         return { type: r.headers.get("content-type") ?? "", text: await r.text() };
       };
@@ -64,7 +66,9 @@ for (const target of targets()) {
       before(async () => {
         backend = await MockImap.start();
         auth = await MockAuth.start((req) =>
-          req.get("Auth-User") === "bad" ? refuse("Invalid login or password") : ok("127.0.0.1", backend.port)
+          req.get("Auth-User") === "bad"
+            ? refuse("Invalid login or password")
+            : ok("127.0.0.1", backend.port)
         );
         [port, sport] = await freePorts(2);
         const conf = `
@@ -77,7 +81,9 @@ mail {
   server { listen 127.0.0.1:${port}; protocol imap; }
 }
 `;
-        const ready = workers === 1 ? /started, listening on/ : /master started with 2 worker processes/;
+        const ready = workers === 1
+          ? /started, listening on/
+          : /master started with 2 worker processes/;
         mg = await startMailgate(target, conf, {}, ready);
       });
       after(async () => {
@@ -89,18 +95,36 @@ mail {
       it("counts logins and sessions; the numbers survive a reload", async () => {
         for (let i = 0; i < 4; i++) assert.match(await login(port, "good"), /^a1 OK/);
         for (let i = 0; i < 2; i++) assert.match(await login(port, "bad"), /^a1 NO/);
-        const t = await pollUntil(text, (t) =>
-          metricSum(t, "mailgate_sessions_ended_total") === 6 &&
-          metricSum(t, "mailgate_logins_total", { outcome: "ok" }) === 4, 15000, "6 sessions counted");
+        const t = await pollUntil(
+          text,
+          (t) =>
+            metricSum(t, "mailgate_sessions_ended_total") === 6 &&
+            metricSum(t, "mailgate_logins_total", { outcome: "ok" }) === 4,
+          15000,
+          "6 sessions counted",
+        );
         const imap = { protocol: "imap", listener: `127.0.0.1:${port}` };
         assert.equal(metricSum(t, "mailgate_connections_accepted_total", imap), 6);
         assert.equal(metricSum(t, "mailgate_connections_open", imap), 0);
-        assert.equal(metricSum(t, "mailgate_logins_total", { protocol: "imap", mechanism: "plain", outcome: "refused" }), 2);
+        assert.equal(
+          metricSum(t, "mailgate_logins_total", {
+            protocol: "imap",
+            mechanism: "plain",
+            outcome: "refused",
+          }),
+          2,
+        );
         assert.equal(metricSum(t, "mailgate_sessions_ended_total", { reason: "proxied" }), 4);
-        assert.equal(metricSum(t, "mailgate_sessions_ended_total", { reason: "refused" }) +
-          metricSum(t, "mailgate_sessions_ended_total", { reason: "closed" }), 2);
+        assert.equal(
+          metricSum(t, "mailgate_sessions_ended_total", { reason: "refused" }) +
+            metricSum(t, "mailgate_sessions_ended_total", { reason: "closed" }),
+          2,
+        );
         assert.equal(metricSum(t, "mailgate_auth_duration_seconds_count", { protocol: "imap" }), 6);
-        assert.equal(metricSum(t, "mailgate_upstream_logins_total", { upstream: `127.0.0.1:${backend.port}` }), 4);
+        assert.equal(
+          metricSum(t, "mailgate_upstream_logins_total", { upstream: `127.0.0.1:${backend.port}` }),
+          4,
+        );
         assert.ok(metricSum(t, "mailgate_relayed_bytes_total", { direction: "down" }) > 0);
         assert.equal(metricSum(t, "mailgate_build_info"), 1);
         assert.ok(metricSum(t, "process_resident_memory_bytes") > 0);
@@ -112,15 +136,28 @@ mail {
         assert.equal(status.workers.length, workers === 1 ? 0 : 2);
         if (workers === 2) {
           // Each worker's share adds up to the total.
-          assert.equal(status.workers.reduce((s: number, w: { logins: number }) => s + w.logins, 0), 4);
+          assert.equal(
+            status.workers.reduce((s: number, w: { logins: number }) => s + w.logins, 0),
+            4,
+          );
         }
 
         process.kill(mg.proc.pid!, "SIGHUP");
-        await pollUntil(async () => mg.stderr(), (e) =>
-          (e.match(/reconfiguring done/g) ?? []).length >= workers, 20000, "the reload");
+        await pollUntil(
+          () => Promise.resolve(mg.stderr()),
+          (e) => (e.match(/reconfiguring done/g) ?? []).length >= workers,
+          20000,
+          "the reload",
+        );
         assert.match(await login(port, "good"), /^a1 OK/);
-        await pollUntil(text, (t) => metricSum(t, "mailgate_logins_total", { outcome: "ok" }) === 5 &&
-          metricSum(t, "mailgate_sessions_ended_total") === 7, 15000, "counters kept across the reload");
+        await pollUntil(
+          text,
+          (t) =>
+            metricSum(t, "mailgate_logins_total", { outcome: "ok" }) === 5 &&
+            metricSum(t, "mailgate_sessions_ended_total") === 7,
+          15000,
+          "counters kept across the reload",
+        );
       });
 
       it("Prometheus text (promtool) and OpenMetrics", async () => {
@@ -129,7 +166,10 @@ mail {
         // CI installs prometheus (.ci/run) and requires its peers; elsewhere promtool is optional.
         assert.ok(hasPromtool || !process.env.MAILGATE_REQUIRE_PEERS, "promtool is required");
         if (hasPromtool) {
-          const r = spawnSync("promtool", ["check", "metrics"], { input: m.text, encoding: "utf8" });
+          const r = spawnSync("promtool", ["check", "metrics"], {
+            input: m.text,
+            encoding: "utf8",
+          });
           assert.equal(r.status, 0, r.stdout + r.stderr);
         }
         const om = await metrics("application/openmetrics-text; version=1.0.0");
@@ -139,9 +179,18 @@ mail {
       });
 
       it("bad requests: 400 and close, 404, 405; keep-alive serves two in a row", async () => {
-        assert.match(await raw(sport, "GARBAGE\r\n\r\n"), /^HTTP\/1\.1 400 Bad Request\r\n[^]*Connection: close/);
-        assert.match(await raw(sport, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), /^HTTP\/1\.1 404 /);
-        const p = await raw(sport, "POST /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert.match(
+          await raw(sport, "GARBAGE\r\n\r\n"),
+          /^HTTP\/1\.1 400 Bad Request\r\n[^]*Connection: close/,
+        );
+        assert.match(
+          await raw(sport, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+          /^HTTP\/1\.1 404 /,
+        );
+        const p = await raw(
+          sport,
+          "POST /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        );
         assert.match(p, /^HTTP\/1\.1 405 [^]*Allow: GET, HEAD\r\n/);
         const two = await raw(
           sport,

@@ -19,7 +19,9 @@ import { ROOT, type Running, startMailgate, targets } from "../helpers/mailgate.
 import { freePorts } from "../helpers/ports.ts";
 import { metricSum, pollUntil } from "../helpers/metrics_text.ts";
 
-const CHROMIUM = ["chromium", "chromium-browser"].find((c) => spawnSync(c, ["--version"]).status === 0);
+const CHROMIUM = ["chromium", "chromium-browser"].find((c) =>
+  spawnSync(c, ["--version"]).status === 0
+);
 /** Bounds one browser run; it ends by itself once its virtual time budget is spent. */
 const BROWSER_MS = 60_000;
 
@@ -84,7 +86,9 @@ for (const [i, target] of targets().entries()) {
     before(async () => {
       backend = await MockImap.start();
       auth = await MockAuth.start((req) =>
-        req.get("Auth-User") === "bad" ? refuse("Invalid login or password") : ok("127.0.0.1", backend.port)
+        req.get("Auth-User") === "bad"
+          ? refuse("Invalid login or password")
+          : ok("127.0.0.1", backend.port)
       );
       assert.ok(CHROMIUM, "chromium is required (MAILGATE_REQUIRE_PEERS)");
       [port, sport] = await freePorts(2);
@@ -128,7 +132,11 @@ mail {
             20000,
             "six history samples",
           );
-          await chromium(["--window-size=1200,860", "--virtual-time-budget=2000", `--screenshot=${join(ROOT, "docs", "status_page.png")}`], url);
+          await chromium([
+            "--window-size=1200,860",
+            "--virtual-time-budget=2000",
+            `--screenshot=${join(ROOT, "docs", "status_page.png")}`,
+          ], url);
         }
       } finally {
         running = false;
@@ -137,19 +145,41 @@ mail {
       assert.ok(done > 0, "the load ran");
       // The load is over: wait until the master's sums have every session (workers report once a second).
       const metrics = () => fetch(`http://127.0.0.1:${sport}/metrics`).then((r) => r.text());
-      const t = await pollUntil(metrics, (t) => metricSum(t, "mailgate_sessions_ended_total") === done &&
-        metricSum(t, "mailgate_connections_open") === 3, 20000, "the sums to settle");
+      const t = await pollUntil(
+        metrics,
+        (t) =>
+          metricSum(t, "mailgate_sessions_ended_total") === done &&
+          metricSum(t, "mailgate_connections_open") === 3,
+        20000,
+        "the sums to settle",
+      );
       const dom = await chromium(["--dump-dom", "--virtual-time-budget=3000"], url);
-      assert.equal(Number(byId(dom, "open-imap")), metricSum(t, "mailgate_connections_open", { protocol: "imap" }));
+      assert.equal(
+        Number(byId(dom, "open-imap")),
+        metricSum(t, "mailgate_connections_open", { protocol: "imap" }),
+      );
       assert.equal(Number(byId(dom, "open-imap")), 3);
-      assert.equal(Number(byId(dom, "accepted")), metricSum(t, "mailgate_connections_accepted_total"));
-      assert.equal(Number(byId(dom, "logins-ok")), metricSum(t, "mailgate_logins_total", { outcome: "ok" }));
-      const failed = metricSum(t, "mailgate_logins_total") - metricSum(t, "mailgate_logins_total", { outcome: "ok" });
+      assert.equal(
+        Number(byId(dom, "accepted")),
+        metricSum(t, "mailgate_connections_accepted_total"),
+      );
+      assert.equal(
+        Number(byId(dom, "logins-ok")),
+        metricSum(t, "mailgate_logins_total", { outcome: "ok" }),
+      );
+      const failed = metricSum(t, "mailgate_logins_total") -
+        metricSum(t, "mailgate_logins_total", { outcome: "ok" });
       assert.equal(Number(byId(dom, "logins-failed")), failed);
       assert.ok(failed > 0);
-      assert.equal(Number(byId(dom, "auth-count")), metricSum(t, "mailgate_auth_duration_seconds_count"));
+      assert.equal(
+        Number(byId(dom, "auth-count")),
+        metricSum(t, "mailgate_auth_duration_seconds_count"),
+      );
       // Per worker: two rows, and the busiest backend is the mock.
-      assert.equal((dom.match(/<tbody id="workers">(.*?)<\/tbody>/s)?.[1].match(/<tr>/g) ?? []).length, 2);
+      assert.equal(
+        (dom.match(/<tbody id="workers">(.*?)<\/tbody>/s)?.[1].match(/<tr>/g) ?? []).length,
+        2,
+      );
       assert.match(dom, new RegExp(`<td>127\\.0\\.0\\.1:${backend.port}</td>`));
       // No secrets: the password the clients sent is nowhere on the page.
       assert.doesNotMatch(dom, /secret/);

@@ -9,9 +9,13 @@ import { Registry } from "../../lib/metrics/registry.ts";
 
 function sample() {
   const r = new Registry();
-  r.counter("t_logins", "Logins \\ by \"outcome\"\nsecond line.", ["outcome"]).labels('we"ird\\\nvalue').inc(3);
+  r.counter("t_logins", 'Logins \\ by "outcome"\nsecond line.', ["outcome"]).labels(
+    'we"ird\\\nvalue',
+  ).inc(3);
   r.gauge("t_open", "Open now.", ["protocol"]).labels("imap").set(2);
-  const h = r.histogram("t_auth_seconds", "Auth latency.", ["protocol"], [0.01, 0.1]).labels("pop3");
+  const h = r.histogram("t_auth_seconds", "Auth latency.", ["protocol"], [0.01, 0.1]).labels(
+    "pop3",
+  );
   h.observe(0.005);
   h.observe(0.05);
   h.observe(5);
@@ -53,14 +57,19 @@ describe("exposition", () => {
     assert.equal(wantsOpenMetrics(undefined), false);
     assert.equal(wantsOpenMetrics("text/plain;version=0.0.4"), false);
     assert.equal(
-      wantsOpenMetrics("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+      wantsOpenMetrics(
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+      ),
       true,
     );
   });
 
   // promtool's `check metrics` reads the text format only (not OpenMetrics).
   test("promtool check metrics accepts the text format", { skip: !hasPromtool() }, () => {
-    const r = spawnSync("promtool", ["check", "metrics"], { input: render(sample(), false), encoding: "utf8" });
+    const r = spawnSync("promtool", ["check", "metrics"], {
+      input: render(sample(), false),
+      encoding: "utf8",
+    });
     // promtool exits 1 on lint problems too; errors and lint findings both land in its output.
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   });

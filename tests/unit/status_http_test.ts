@@ -30,7 +30,9 @@ describe("status http reader", () => {
   test("two pipelined requests, whole and split at every byte", () => {
     const want = readAll(TWO);
     assert.equal(want.length, 2);
-    const [a, b] = want.map((r) => (r.kind === "request" ? r.request : assert.fail(JSON.stringify(r))));
+    const [a, b] = want.map((
+      r,
+    ) => (r.kind === "request" ? r.request : assert.fail(JSON.stringify(r))));
     assert.equal(a.method, "GET");
     assert.equal(a.path, "/metrics");
     assert.equal(a.headers.get("accept"), "application/openmetrics-text");
@@ -80,7 +82,10 @@ describe("status http reader", () => {
 
   test("head too large, with and without its end", () => {
     const big = "GET / HTTP/1.1\r\nHost: a\r\nX: " + "a".repeat(MAX_HEAD) + "\r\n\r\n";
-    assert.equal(readAll(big)[0].kind === "error" && (readAll(big)[0] as { status: number }).status, 431);
+    assert.equal(
+      readAll(big)[0].kind === "error" && (readAll(big)[0] as { status: number }).status,
+      431,
+    );
     const r = new RequestReader();
     const res = r.push(enc.encode("GET / HTTP/1.1\r\nX: " + "a".repeat(MAX_HEAD + 10)));
     assert.equal(res.length, 1);
@@ -89,7 +94,9 @@ describe("status http reader", () => {
 
   test("responses: HEAD has no body; close said when not kept alive", () => {
     const body = enc.encode("hello");
-    const get = dec.decode(formatResponse(200, [["Content-Type", "text/plain"]], body, { head: false, keepAlive: true }));
+    const get = dec.decode(
+      formatResponse(200, [["Content-Type", "text/plain"]], body, { head: false, keepAlive: true }),
+    );
     assert.match(get, /^HTTP\/1\.1 200 OK\r\n/);
     assert.match(get, /Content-Length: 5\r\n/);
     assert.ok(get.endsWith("\r\n\r\nhello"));
@@ -101,8 +108,15 @@ describe("status http reader", () => {
 
 describe("status routes", () => {
   const reg = new Registry();
-  reg.counter("mailgate_logins", "h", ["protocol", "mechanism", "outcome"]).labels("imap", "plain", "ok").inc(4);
-  const source: StatusSource = { metrics: () => reg.snapshot(), status: () => statusJson(reg.snapshot(), [], []) };
+  reg.counter("mailgate_logins", "h", ["protocol", "mechanism", "outcome"]).labels(
+    "imap",
+    "plain",
+    "ok",
+  ).inc(4);
+  const source: StatusSource = {
+    metrics: () => reg.snapshot(),
+    status: () => statusJson(reg.snapshot(), [], []),
+  };
   const req = (method: string, path: string, accept?: string) => {
     const headers = new Map([["host", "a"]]);
     if (accept) headers.set("accept", accept);
@@ -112,7 +126,10 @@ describe("status routes", () => {
     const t = route(req("GET", "/metrics"), source);
     assert.equal(t.status, 200);
     assert.match(t.headers[0][1], /^text\/plain; version=0\.0\.4/);
-    assert.match(dec.decode(t.body), /mailgate_logins_total\{protocol="imap",mechanism="plain",outcome="ok"\} 4/);
+    assert.match(
+      dec.decode(t.body),
+      /mailgate_logins_total\{protocol="imap",mechanism="plain",outcome="ok"\} 4/,
+    );
     const o = route(req("GET", "/metrics", "application/openmetrics-text"), source);
     assert.match(o.headers[0][1], /^application\/openmetrics-text/);
     assert.ok(dec.decode(o.body).endsWith("# EOF\n"));
