@@ -105,6 +105,53 @@ describe("RESP parser", () => {
     );
   });
 
+  test("generated replies: any tree of replies, any chunking, parses back the same", () => {
+    const simple = fc.string({ maxLength: 12 }).map((t) => t.replace(/[\r\n]/g, "_"));
+    const { reply } = fc.letrec<{ reply: Reply }>((tie) => ({
+      reply: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        simple,
+        simple.map((t) => new RespError(t)),
+        fc.integer(),
+        fc.constant(null),
+        fc.string({ maxLength: 30 }).map((t) => ({ bulk: t }) as unknown as Reply),
+        fc.array(tie("reply"), { maxLength: 4 }),
+      ),
+    }));
+    const wire = (r: Reply): string => {
+      if (r === null) return "$-1\r\n";
+      if (r instanceof RespError) return `-${r.message}\r\n`;
+      if (typeof r === "number") return `:${r}\r\n`;
+      if (typeof r === "string") return `+${r}\r\n`;
+      if (Array.isArray(r)) return `*${r.length}\r\n${r.map(wire).join("")}`;
+      const t = (r as unknown as { bulk: string }).bulk;
+      return `$${enc.encode(t).length}\r\n${t}\r\n`;
+    };
+    const plain = (r: Reply): Reply =>
+      Array.isArray(r)
+        ? r.map(plain)
+        : r !== null && typeof r === "object" && !(r instanceof RespError)
+        ? (r as unknown as { bulk: string }).bulk
+        : r;
+    check(fc.property(
+      fc.array(reply, { minLength: 1, maxLength: 4 }),
+      fc.array(fc.nat(), { maxLength: 10 }),
+      (replies, cutSeeds) => {
+        const bytes = enc.encode(replies.map(wire).join(""));
+        const cuts = [...new Set(cutSeeds.map((c) => c % (bytes.length + 1)))].sort((a, b) =>
+          a - b
+        );
+        const chunks: Uint8Array[] = [];
+        let at = 0;
+        for (const c of [...cuts, bytes.length]) {
+          if (c > at) chunks.push(bytes.slice(at, c));
+          at = Math.max(at, c);
+        }
+        assert.deepEqual(parseAll(chunks), replies.map(plain));
+      },
+    ));
+  });
+
   test("an incomplete reply is held, not returned", () => {
     const p = new RespParser();
     assert.deepEqual(p.push(enc.encode("$10\r\nabc")), []);
