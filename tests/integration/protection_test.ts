@@ -2,7 +2,9 @@
 // cache answers a repeated login without the auth service; wrong passwords
 // from one address (the real one, from a trusted PROXY header) lock that
 // address out while the same user from elsewhere still logs in; max_commands
-// closes a chatty pre-auth session. One mailgate start per target.
+// closes a chatty pre-auth session. One mailgate start per target. Then two
+// instances (the first two targets) sharing one redis-server: the cache and
+// the counters of one are the other's.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +14,7 @@ import { MockImap } from "../helpers/mock_imap.ts";
 import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
+import { redisAvailable, type RedisServer, startRedis } from "../helpers/redis.ts";
 
 for (const target of targets()) {
   describe(`protection (${target})`, () => {
@@ -103,3 +106,77 @@ mail {
     });
   });
 }
+
+const avail = redisAvailable();
+describe(
+  "protection across two instances sharing Redis",
+  { skip: avail.ok ? false : avail.why },
+  () => {
+    let redis: RedisServer;
+    let auth: MockAuth;
+    let imap: MockImap;
+    const mgs: Running[] = [];
+    const ports: number[] = [];
+    const asked = (user: string) => auth.requests.filter((r) => r.get("Auth-User") === user).length;
+
+    before(async () => {
+      redis = await startRedis();
+      imap = await MockImap.start();
+      auth = await MockAuth.start((req: AuthRequestSeen) =>
+        req.get("Auth-Pass") === "right" ? ok("127.0.0.1", imap.port) : refuse("Bad password")
+      );
+      const ts = targets();
+      ports.push(...await freePorts(2));
+      for (let i = 0; i < 2; i++) {
+        const mg = await startMailgate(
+          ts[i] ?? ts[0],
+          `
+error_log stderr info;
+events { }
+mail {
+  auth_http 127.0.0.1:${auth.port}/auth;
+  shared_store redis://127.0.0.1:${redis.port};
+  auth_cache_ttl 60s;
+  auth_fail_limit_user 3 60s;
+  server { listen 127.0.0.1:${ports[i]}; protocol imap; }
+}
+`,
+        );
+        mgs.push(mg);
+        await mg.waitLog(/shared store redis:\/\/127\.0\.0\.1:\d+ \(db 0\) connected/);
+      }
+    });
+    after(() => stopAll(...mgs, auth, imap, redis));
+
+    async function login(p: number, user: string, pass: string): Promise<string> {
+      const c = await TestClient.open(p);
+      assert.equal(await c.line(), "* OK IMAP4 ready\r\n");
+      c.write(`a1 LOGIN ${user} ${pass}\r\n`);
+      const reply = await c.line(5000);
+      c.close();
+      return reply;
+    }
+
+    it("a login through A fills the cache; the same login through B does not reach the auth service", async () => {
+      assert.match(await login(ports[0], "erin", "right"), /^a1 OK/);
+      assert.match(await login(ports[1], "erin", "right"), /^a1 OK/);
+      assert.equal(asked("erin"), 1, "B found A's entry (one secret, agreed through Redis)");
+      const keys = await redis.cli("KEYS", "mailgate:auth:*");
+      assert.ok(!keys.includes("erin") && !(await redis.cli("KEYS", "*")).includes("right"));
+    });
+
+    it("failures spread over both instances lock the user out on both; warned once", async () => {
+      assert.equal(await login(ports[0], "frank", "guess"), "a1 NO Bad password\r\n");
+      assert.equal(await login(ports[1], "frank", "guess"), "a1 NO Bad password\r\n");
+      assert.equal(await login(ports[0], "frank", "guess"), "a1 NO Bad password\r\n");
+      const before = asked("frank");
+      assert.equal(await login(ports[1], "frank", "right"), "a1 NO Bad password\r\n");
+      assert.equal(await login(ports[0], "frank", "right"), "a1 NO Bad password\r\n");
+      assert.equal(asked("frank"), before, "locked out on both without asking");
+      const warns = mgs.map((m) =>
+        m.stderr().match(/failed logins for user "frank"/g)?.length ?? 0
+      );
+      assert.equal(warns[0] + warns[1], 1, `one warning in all (${warns})`);
+    });
+  },
+);
