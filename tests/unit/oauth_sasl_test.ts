@@ -527,3 +527,26 @@ describe("configuration: xoauth2 / oauthbearer values, pop3_client_buffer", () =
     );
   });
 });
+
+describe("token sizes with the 4096-byte default buffers (README 'Token sizes')", () => {
+  for (const p of PROTOS) {
+    test(`${p.name}: the largest XOAUTH2 token an initial response carries is about 3000 bytes`, () => {
+      const cfg = { imapClientBuffer: 4096, smtpClientBuffer: 4096, pop3ClientBuffer: 4096 } as Partial<ServerConfig>;
+      const fits = (n: number) => {
+        const m = machine(p, cfg);
+        if (p.name === "SMTP") run(m, "EHLO x\r\n");
+        const out = run(m, p.auth + "XOAUTH2 " + b64(xo("test@example.com", "A".repeat(n))) + "\r\n");
+        return out.at(-1)?.kind === "auth";
+      };
+      let lo = 100; // fits
+      let hi = 4096; // does not
+      assert.ok(fits(lo) && !fits(hi));
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (fits(mid)) lo = mid;
+        else hi = mid;
+      }
+      assert.ok(lo >= 2990 && lo <= 3040, `largest token ${lo}`);
+    });
+  }
+});
