@@ -18,6 +18,9 @@ export const WELL_KNOWN_PORTS: Record<number, Protocol> = {
   587: "smtp",
 };
 
+/** Addresses each server block listens on (the per-server duplicate check). */
+const serverAddrs = new WeakMap<object, Set<string>>();
+
 export const MULTIPATH_WARNING = "multipath is not supported on this platform, ignored";
 
 export async function handleListen(d: Directive, st: LoadState): Promise<void> {
@@ -102,8 +105,13 @@ export async function handleListen(d: Directive, st: LoadState): Promise<void> {
     }
   }
 
+  // One server may not repeat an address; several servers may share one
+  // when they have server_names (SNI; checked by config/server_names.ts).
+  const mine = serverAddrs.get(srv) ?? new Set<string>();
+  serverAddrs.set(srv, mine);
   for (const t of targets) {
-    if (st.listenAddrs.has(t.text)) fail(d, `duplicate "${t.text}" address and port pair`);
+    if (mine.has(t.text)) fail(d, `duplicate "${t.text}" address and port pair`);
+    mine.add(t.text);
     st.listenAddrs.add(t.text);
     srv.listens.push({ loc: d.loc, address: t.address, ...opts });
   }

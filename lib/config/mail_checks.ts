@@ -10,6 +10,7 @@ import { PROXY_SSL_CONFLICT } from "./mail_directives.ts";
 import { buildServer, Effective } from "./merge.ts";
 import { loadBackendPem } from "./pem_files.ts";
 import { checkServerTls } from "./tls_check.ts";
+import { checkSharedListens } from "./server_names.ts";
 import { buildSharedStore } from "./shared_store.ts";
 import type { Loc, MailConfig } from "./types.ts";
 
@@ -24,6 +25,7 @@ export function finishMail(st: LoadState, mail: Level, hostname: string): MailCo
     }
   }
   const servers = eff.map((e) => buildServer(e, st, hostname));
+  checkSharedListens(st, st.servers, servers);
 
   eff.forEach((e, i) => checkServerTls(e, servers[i]));
 

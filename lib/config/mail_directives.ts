@@ -22,6 +22,7 @@ import {
 } from "./directive.ts";
 import { parseErrorLog } from "./error_log.ts";
 import { handleListen } from "./listen.ts";
+import { handleServerName } from "./server_names.ts";
 import { handleAuthHttp, handleResolver, handleSetRealIpFrom } from "./mail_net.ts";
 import { SSL_DIRECTIVES } from "./ssl_directives.ts";
 import { handleStatusListen } from "./status_listen.ts";
@@ -117,7 +118,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
   server: { contexts: ["mail"], args: "noargs", block: true },
   listen: { contexts: ["server"], args: "1more", handle: handleListen },
   protocol: { contexts: ["server"], args: "take1", handle: handleProtocol },
-  server_name: strSlot("server_name"),
+  server_name: mailSpec("1more", handleServerName),
   timeout: msecSlot("timeout"),
   resolver: mailSpec("1more", handleResolver),
   resolver_timeout: msecSlot("resolver_timeout"),

@@ -2,6 +2,7 @@
 // level, else from the mail level, else the default. Lists are inherited as
 // a whole. Runs after the whole mail block has been read.
 
+import { splitServerNames } from "./server_names.ts";
 import { confPath, type LoadState } from "./directive.ts";
 import type { Level, Lists, ServerLevel, Singles, Slot } from "./level.ts";
 import type { ProxySslConfig, ServerConfig, SslConfig } from "./types.ts";
@@ -101,7 +102,9 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     // nginx ≤ 1.24's `ssl on` (mail or server level): TLS from the first
     // byte on every listen of the server, as `listen ... ssl` does.
     listens: e.get("ssl", false) ? srv.listens.map((l) => ({ ...l, ssl: true })) : srv.listens,
-    serverName: e.get("server_name", hostname),
+    // server_name may list several names (SNI, config/server_names.ts); the first is "the" name.
+    serverName: e.get("server_name", hostname).split(" ")[0],
+    serverNames: splitServerNames(e.get("server_name", "")),
     timeoutMs: e.get("timeout", DEFAULTS.timeoutMs),
     resolver: e.get("resolver", null),
     resolverTimeoutMs: e.get("resolver_timeout", DEFAULTS.resolverTimeoutMs),

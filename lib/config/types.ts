@@ -200,7 +200,10 @@ export interface ServerConfig {
   loc: Loc;
   protocol: Protocol;
   listens: ListenConfig[];
+  /** The first server_name: greetings, SASL. */
   serverName: string;
+  /** Every server_name, lower-cased ([] when none is set): SNI selection. */
+  serverNames: string[];
   timeoutMs: number; // default 60000
   resolver: ResolverConfig | null; // null = off
   resolverTimeoutMs: number; // default 30000

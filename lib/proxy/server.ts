@@ -69,7 +69,8 @@ function pruneResolvers(): void {
   }
 }
 import { PROTOCOLS, type ProtocolModule } from "./protocols.ts";
-import { Session } from "./session.ts";
+import { Session, type SniBlock } from "./session.ts";
+import { selectServerByName } from "../tls/server_names.ts";
 import { serverTlsOptions } from "./tls_options.ts";
 import { createAuthService } from "./auth_service.ts";
 import { interfaceAddresses, OwnAddresses, type OwnListener } from "./own_addresses.ts";
@@ -89,6 +90,13 @@ export interface ServerRuntime {
 interface Entry {
   listen: ListenConfig;
   srv: ServerRuntime;
+  /**
+   * Several servers on this very address (told apart by SNI): all of them,
+   * the default first, in file order; null for the usual one.
+   */
+  group: Entry[] | null;
+  /** The group's SNI chooser, made at the first connection. */
+  sni?: (name: string | null) => SniBlock;
 }
 
 interface Socket {
@@ -135,17 +143,40 @@ function openOrder(a: Socket, b: Socket): number {
 /** Groups listen entries into the sockets to open. */
 export function planSockets(servers: ServerRuntime[]): Socket[] {
   const sockets = new Map<string, Socket>();
-  const all: Entry[] = servers.flatMap((srv) => srv.server.listens.map((listen) => ({ listen, srv })));
+  const all: Entry[] = servers.flatMap((srv) =>
+    srv.server.listens.map((listen): Entry => ({ listen, srv, group: null }))
+  );
+  // Servers sharing one address (SNI, config/server_names.ts): one group each.
+  const groups = new Map<string, Entry[]>();
+  for (const e of all) {
+    const k = listenKey(e.listen);
+    const g = groups.get(k);
+    if (g) {
+      g.push(e);
+      e.group = g;
+      g[0].group = g;
+    } else groups.set(k, [e]);
+  }
   const wild = new Map<string, Socket>();
   const add = (e: Entry): Socket => {
+    const key = listenKey(e.listen);
+    const had = sockets.get(key);
+    if (had) {
+      had.entries.push(e); // a later server of a group: never picked by address
+      return had;
+    }
     const spec = listenSpec(e.listen);
-    const s: Socket = { key: listenKey(e.listen), spec, entries: [e], listener: null };
+    const s: Socket = { key, spec, entries: [e], listener: null };
     sockets.set(s.key, s);
     return s;
   };
   for (const e of all) {
     const a = e.listen.address;
-    if (a.kind === "tcp" && a.wildcard) wild.set(familyPort(a.host, a.port), add(e));
+    if (a.kind === "tcp" && a.wildcard) {
+      const k = familyPort(a.host, a.port);
+      const s = add(e);
+      if (!wild.has(k)) wild.set(k, s);
+    }
   }
   for (const e of all) {
     const a = e.listen.address;
@@ -168,6 +199,29 @@ function pick(sock: Socket, conn: Conn): Entry {
     }
   }
   return sock.entries[0];
+}
+
+/** The settings of a group's block that SNI can choose. */
+function sniBlock(e: Entry): SniBlock {
+  const srv = e.srv;
+  return {
+    server: srv.server,
+    listen: e.listen,
+    protocol: srv.protocol,
+    log: srv.log,
+    auth: srv.auth,
+    tls: srv.tls,
+    accessLog: srv.accessLog,
+    resolver: srv.resolver,
+    backendTls: srv.backendTls,
+  };
+}
+
+/** The SNI chooser of a group (nginx's server_name precedence, tls/server_names.ts). */
+function sniChooser(group: Entry[]): (name: string | null) => SniBlock {
+  const names = group.map((e) => e.srv.server.serverNames);
+  const blocks = group.map(sniBlock);
+  return (name) => blocks[selectServerByName(names, name)];
 }
 
 /** Builds per-server state; throws one clear line on a problem (unreadable certificate...). */
@@ -288,8 +342,11 @@ export class MailProxy {
       conn.destroy();
       return;
     }
-    const resolver = e.srv.resolver;
-    if (resolver) useResolver(resolver);
+    // With SNI the session may move to another block of the group: every
+    // resolver the group uses stays in use until the session is over.
+    const resolvers = new Set<Resolver>();
+    for (const g of e.group ?? [e]) if (g.srv.resolver) resolvers.add(g.srv.resolver);
+    for (const r of resolvers) useResolver(r);
     const session = new Session({
       runtime: this.#runtime,
       server: e.srv.server,
@@ -302,8 +359,9 @@ export class MailProxy {
       resolver: e.srv.resolver,
       tls: e.srv.tls,
       own: this.own,
+      sni: e.group ? (e.sni ??= sniChooser(e.group)) : null,
       onDone: (s) => {
-        if (this.sessions.delete(s) && resolver) releaseResolver(resolver);
+        if (this.sessions.delete(s)) for (const r of resolvers) releaseResolver(r);
         if (this.sessions.size === 0) {
           const w = this.#idleWaiters;
           this.#idleWaiters = [];

@@ -32,6 +32,7 @@ import type { ProtocolModule } from "./protocols.ts";
 import * as metrics from "../metrics/mail_metrics.ts";
 import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
+import { helloServerName } from "../tls/hello_server_name.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
 
 /** Everything a session needs from the server that accepted it. */
@@ -51,11 +52,23 @@ export interface SessionEnv {
   backendTls: ((addr: string) => TlsClientOptions) | null;
   /** mailgate's own listeners, which a backend dial refuses; null: no check. */
   own?: OwnAddresses | null;
+  /**
+   * Several server blocks share this listen address: the block a TLS
+   * client's SNI names (proxy/server.ts). Implicit TLS takes all of its
+   * settings; STARTTLS only its certificates. Absent: one block.
+   */
+  sni?: ((name: string | null) => SniBlock) | null;
   /** Timers for `timeout`, the greeting delay and Auth-Wait; the host's by default. */
   timers?: Timers;
   /** Called once when the session is completely over. */
   onDone(session: Session): void;
 }
+
+/** The settings of one server block that SNI can choose. */
+export type SniBlock = Pick<
+  SessionEnv,
+  "server" | "listen" | "protocol" | "log" | "auth" | "tls" | "accessLog" | "resolver" | "backendTls"
+>;
 
 let nextConnId = 1;
 
@@ -86,7 +99,7 @@ export function addrPortText(a: SockAddr): string {
   return a.family === "ipv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-type Phase = "start" | "proxy" | "pregreet" | "preauth" | "auth" | "backend" | "relay" | "done";
+type Phase = "start" | "proxy" | "hello" | "pregreet" | "preauth" | "auth" | "backend" | "relay" | "done";
 
 const isStarttls = (s: ClientStep): boolean => s.kind === "starttls";
 
@@ -126,6 +139,8 @@ export class Session {
   /** Client bytes that arrived before the greeting (with the PROXY header, or held by the pre-greeting hook). */
   #early: Uint8Array | null = null;
   #relayStop: (() => void) | null = null;
+  /** Reading the ClientHello for its SNI (env.sni): bytes so far, and who waits. */
+  #hello: { bytes: Uint8Array; done: (hello: Uint8Array) => void } | null = null;
   /** For the access log: bytes read from / written to the client, and how it ended. */
   #in = 0;
   #out = 0;
@@ -209,6 +224,19 @@ export class Session {
       this.#beforeGreeting();
       return;
     }
+    const sni = this.#env.sni;
+    if (sni) {
+      // Implicit TLS on a shared address: the named block's settings, all of them.
+      this.#readHello(rest).then((hello) => {
+        if (this.#closed) return;
+        this.#env = { ...this.#env, ...sni(helloServerName(hello) ?? null) };
+        this.phase = "start";
+        this.#handshake(hello).then((ok) => {
+          if (ok) this.#beforeGreeting();
+        });
+      });
+      return;
+    }
     this.phase = "start";
     this.#client.pause();
     this.#handshake(rest ?? undefined).then((ok) => {
@@ -217,14 +245,50 @@ export class Session {
   }
 
   /**
+   * Reads the first TLS record (the ClientHello) as plain bytes, so the
+   * block can be chosen by its SNI before the handshake; the bytes then go
+   * to startTls() as its prefix. Client reads are paused when it resolves.
+   */
+  #readHello(first: Uint8Array | null): Promise<Uint8Array> {
+    const phase = this.phase;
+    this.phase = "hello";
+    return new Promise((resolve) => {
+      this.#hello = {
+        bytes: first ?? new Uint8Array(0),
+        done: (hello) => {
+          this.#client.pause();
+          this.phase = phase;
+          resolve(hello);
+        },
+      };
+      if (first !== null && helloServerName(first) !== undefined) return this.#finishHello();
+      this.#client.resume();
+    });
+  }
+
+  #onHelloData(chunk: Uint8Array): void {
+    const h = this.#hello;
+    if (h === null) return;
+    this.#in += chunk.length;
+    h.bytes = concatBytes([h.bytes, chunk]);
+    if (helloServerName(h.bytes) !== undefined) this.#finishHello();
+  }
+
+  #finishHello(): void {
+    const h = this.#hello!;
+    this.#hello = null;
+    h.done(h.bytes);
+  }
+
+  /**
    * Server-side TLS (implicit, or after STARTTLS), then the client
    * certificate checks of ssl_verify_client (tls_and_proxy_protocol.md §4).
    * False when the session is over (handshake failed, or rejected).
    */
-  async #handshake(prefix?: Uint8Array): Promise<boolean> {
+  async #handshake(prefix?: Uint8Array, tls = this.#env.tls): Promise<boolean> {
     const env = this.#env;
     try {
-      const info = await this.#client.startTls(env.tls!, prefix);
+      const info = await this.#client.startTls(tls!, prefix);
       metrics.countTlsHandshake(info.protocol);
     } catch (e) {
       this.#metrics.tlsFailed.inc();
@@ -386,6 +450,7 @@ export class Session {
 
   #onClientData(chunk: Uint8Array): void {
     if (this.phase === "proxy") return this.#onProxyData(chunk);
+    if (this.phase === "hello") return this.#onHelloData(chunk);
     if (this.phase === "pregreet") return this.#onEarlyData(chunk);
     const phase = this.phase;
     if (!this.#machine || (phase !== "preauth" && phase !== "auth" && phase !== "backend")) return;
@@ -476,7 +541,14 @@ export class Session {
     // Set before the handshake (as nginx's s->starttls), so its failures and
     // the client-certificate checks log " using starttls" too.
     this.ctx.starttls = true;
-    if (!(await this.#handshake())) return false;
+    const sni = this.#env.sni;
+    if (sni) {
+      // After STARTTLS the SNI chooses only the certificate: the session
+      // already runs with the default block's settings.
+      const hello = await this.#readHello(null);
+      if (this.#closed) return false;
+      if (!(await this.#handshake(hello, sni(helloServerName(hello) ?? null).tls ?? tls))) return false;
+    } else if (!(await this.#handshake())) return false;
     this.#machine!.tlsStarted();
     return true;
   }
