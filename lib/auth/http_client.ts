@@ -285,7 +285,9 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
       for (let round = 1;; round++) {
         const d = await ask(current);
         // After a WAIT the answer depends on that exchange: the auth cache must not keep it.
-        if (d.kind !== "wait") return round > 1 && d.kind !== "error" ? { ...d, uncacheable: true } : d;
+        if (d.kind !== "wait") {
+          return round > 1 && d.kind !== "error" ? { ...d, uncacheable: true } : d;
+        }
         if (round >= maxRounds) return { kind: "error", log: AUTH_LOG.tooManyWaits(name, round) };
         if (d.waitSec > 0) await new Promise((r) => setTimeout(r, d.waitSec * 1000));
         // Same request again (same attempt number); Auth-User/Auth-Pass of

@@ -14,7 +14,14 @@ import type { LoadState } from "./directive.ts";
 import { ConfigError, sysErrorText } from "./errors.ts";
 import { keyPem, loadPrivateKey, readPemBlocks } from "./pem_files.ts";
 import { certificatesOf } from "../tls/pem.ts";
-import type { AuthHttpSslConfig, AuthHttpUrl, BackendPem, Loc, MailConfig, ServerConfig } from "./types.ts";
+import type {
+  AuthHttpSslConfig,
+  AuthHttpUrl,
+  BackendPem,
+  Loc,
+  MailConfig,
+  ServerConfig,
+} from "./types.ts";
 import { formatIp, resolveHost } from "./url.ts";
 
 export async function finishAuthHttp(config: MailConfig, st: LoadState): Promise<void> {
@@ -31,7 +38,9 @@ export async function finishAuthHttp(config: MailConfig, st: LoadState): Promise
   // no server uses it, as nginx looks it up where it is written.
   const mailUrl = st.mail?.singles.auth_http?.value;
   if (mailUrl?.name && (st.mail?.singles.resolver?.value ?? null) === null) {
-    if (await systemLookup(mailUrl.name) === null) throw hostNotFound(mailUrl, mailUrl.loc ?? config.loc);
+    if (await systemLookup(mailUrl.name) === null) {
+      throw hostNotFound(mailUrl, mailUrl.loc ?? config.loc);
+    }
   }
   for (const s of config.servers) {
     const url = s.authHttp;
@@ -48,7 +57,10 @@ export async function finishAuthHttp(config: MailConfig, st: LoadState): Promise
 }
 
 function hostNotFound(url: AuthHttpUrl, at: Loc): ConfigError {
-  return new ConfigError(`host not found in auth_http "${url.raw.replace(/^https?:\/\//i, "")}"`, at);
+  return new ConfigError(
+    `host not found in auth_http "${url.raw.replace(/^https?:\/\//i, "")}"`,
+    at,
+  );
 }
 
 /** auth_http_ssl_* files, with messages naming the directive, as proxy_ssl_* has them. */

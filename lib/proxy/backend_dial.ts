@@ -13,7 +13,15 @@
 
 import type { BackendLogin, BackendStep } from "../core/machine.ts";
 import type { LogLevel } from "../config/types.ts";
-import type { Conn, ConnectSpec, ConnEvents, SockAddr, TlsClientOptions, TlsInfo, TlsServerOptions } from "../runtime/types.ts";
+import type {
+  Conn,
+  ConnectSpec,
+  ConnEvents,
+  SockAddr,
+  TlsClientOptions,
+  TlsInfo,
+  TlsServerOptions,
+} from "../runtime/types.ts";
 import { proxyV1, proxyV2 } from "../proxy_protocol/writer.ts";
 import { ownCertFor } from "../proxy_protocol/own_cert.ts";
 import { describeSocketError } from "../core/errno.ts";
@@ -105,12 +113,19 @@ export class BackendDial implements ConnEvents {
     const req = this.#req;
     if (parseIPv4(req.addr) !== null || parseIPv6(req.addr) !== null) return req.addr;
     if (!req.lookupHost) {
-      this.#fail("error", `Auth-Server "${req.addr}" is a host name, but no "resolver" is defined`, "auth");
+      this.#fail(
+        "error",
+        `Auth-Server "${req.addr}" is a host name, but no "resolver" is defined`,
+        "auth",
+      );
       return null;
     }
     const r = await req.lookupHost(req.addr);
     if (r.ok) return r.addresses[0];
-    this.#fail("error", `Auth-Server "${req.addr}" could not be resolved (${r.code}: ${resolveErrorText(r.code)})`);
+    this.#fail(
+      "error",
+      `Auth-Server "${req.addr}" could not be resolved (${r.code}: ${resolveErrorText(r.code)})`,
+    );
     return null;
   }
 
@@ -127,7 +142,11 @@ export class BackendDial implements ConnEvents {
       const answer = req.authKind === "http"
         ? `the auth answer (Auth-Server: ${req.addr}, Auth-Port: ${req.port})`
         : `the auth table (${req.upstream})`;
-      return this.#fail("error", `${answer} names mailgate's own listener ${own}, not connecting to itself`, "auth");
+      return this.#fail(
+        "error",
+        `${answer} names mailgate's own listener ${own}, not connecting to itself`,
+        "auth",
+      );
     }
     let backend: Conn;
     try {
@@ -192,7 +211,9 @@ export class BackendDial implements ConnEvents {
     try {
       await backend.startTlsClient(this.#req.tls!);
     } catch (e) {
-      if (this.#state === "tls") this.#fail("error", `upstream SSL handshake failed: ${(e as Error).message}`);
+      if (this.#state === "tls") {
+        this.#fail("error", `upstream SSL handshake failed: ${(e as Error).message}`);
+      }
       return;
     }
     if (this.#state !== "tls") return;

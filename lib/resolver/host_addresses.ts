@@ -19,9 +19,14 @@ export async function lookupHostAddresses(
   const types: number[] = [];
   if (opts.ipv4) types.push(TYPE_A);
   if (opts.ipv6) types.push(TYPE_AAAA);
-  const results = await Promise.all(types.map((t) =>
-    Promise.resolve().then(() => lookup(name, t)).catch(() => ({ ok: false as const, code: RESOLVE_SERVFAIL }))
-  ));
+  const results = await Promise.all(
+    types.map((t) =>
+      Promise.resolve().then(() => lookup(name, t)).catch(() => ({
+        ok: false as const,
+        code: RESOLVE_SERVFAIL,
+      }))
+    ),
+  );
   const addresses: string[] = [];
   let failure = RESOLVE_NXDOMAIN;
   for (const r of results) {

@@ -44,20 +44,38 @@ for (const target of targets()) {
       https.good = await HttpsAuth.start(auth, { fixtures: TLS, cert: "auth_https" });
       https.wrong = await HttpsAuth.start(auth, { fixtures: TLS, cert: "other" });
       https.expired = await HttpsAuth.start(auth, { fixtures: TLS, cert: "auth_expired" });
-      https.cc = await HttpsAuth.start(auth, { fixtures: TLS, cert: "auth_https", requireClientCert: true });
+      https.cc = await HttpsAuth.start(auth, {
+        fixtures: TLS,
+        cert: "auth_https",
+        requireClientCert: true,
+      });
       https.ip = await HttpsAuth.start(auth, { fixtures: TLS, cert: "server" });
       dns = await FakeDns.start(zone({
         [`${NAME} A`]: { answers: [{ type: A, data: "127.0.0.1" }] },
         [`${NAME} AAAA`]: { answers: [] },
         [`${BACKEND} A`]: { answers: [{ type: A, data: "127.0.0.1" }] },
       }, { rcode: NXDOMAIN }));
-      const names = ["name", "wrongname", "expired", "noverify", "clientcert", "noclientcert", "ip", "nxname", "backendname", "backendnores"];
+      const names = [
+        "name",
+        "wrongname",
+        "expired",
+        "noverify",
+        "clientcert",
+        "noclientcert",
+        "ip",
+        "nxname",
+        "backendname",
+        "backendnores",
+      ];
       const ps = await freePorts(names.length);
       port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
       const ca = `auth_http_ssl_trusted_certificate ${join(TLS, "ca.pem")};`;
       const url = (h: HttpsAuth) => `https://${NAME}:${h.port}/auth`;
-      const srv = (n: string, rest: string) => `  server { listen 127.0.0.1:${port[n]}; protocol imap; ${rest} }\n`;
-      mg = await startMailgate(target, `
+      const srv = (n: string, rest: string) =>
+        `  server { listen 127.0.0.1:${port[n]}; protocol imap; ${rest} }\n`;
+      mg = await startMailgate(
+        target,
+        `
 error_log stderr info;
 events { }
 mail {
@@ -69,20 +87,31 @@ ${srv("wrongname", `auth_http ${url(https.wrong)}; ${ca}`)}
 ${srv("expired", `auth_http ${url(https.expired)}; ${ca}`)}
 ${srv("noverify", `auth_http ${url(https.expired)}; auth_http_ssl_verify off;`)}
 ${
-        srv(
-          "clientcert",
-          `auth_http ${url(https.cc)}; ${ca} auth_http_ssl_certificate ${join(TLS, "client.pem")}; auth_http_ssl_certificate_key ${
-            join(TLS, "client.key")
-          };`,
-        )
-      }
+          srv(
+            "clientcert",
+            `auth_http ${url(https.cc)}; ${ca} auth_http_ssl_certificate ${
+              join(TLS, "client.pem")
+            }; auth_http_ssl_certificate_key ${join(TLS, "client.key")};`,
+          )
+        }
 ${srv("noclientcert", `auth_http ${url(https.cc)}; ${ca}`)}
 ${srv("ip", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca}`)}
 ${srv("nxname", `auth_http https://missing.mailgate.test:${https.good.port}/auth; ${ca}`)}
-${srv("backendname", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} auth_http_header X-Backend-Name ${BACKEND};`)}
-${srv("backendnores", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} auth_http_header X-Backend-Name ${BACKEND}; resolver off;`)}
+${
+          srv(
+            "backendname",
+            `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} auth_http_header X-Backend-Name ${BACKEND};`,
+          )
+        }
+${
+          srv(
+            "backendnores",
+            `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} auth_http_header X-Backend-Name ${BACKEND}; resolver off;`,
+          )
+        }
 }
-`);
+`,
+      );
     });
     after(() => stopAll(mg, ...Object.values(https), auth, imap, dns));
 
@@ -115,14 +144,22 @@ ${srv("backendnores", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} 
 
     it("a certificate for another name is refused and logged", async () => {
       assert.equal(await login("wrongname"), INTERNAL);
-      await mg.waitLog(new RegExp(`connect\\(\\) to ${NAME}:${https.wrong.port} failed \\(.+\\) while in http auth state`));
+      await mg.waitLog(
+        new RegExp(
+          `connect\\(\\) to ${NAME}:${https.wrong.port} failed \\(.+\\) while in http auth state`,
+        ),
+      );
       assert.equal(https.wrong.seen.length, 0, "no request went out on the refused connection");
     });
 
     it("an expired certificate is refused and logged; auth_http_ssl_verify off accepts it", async () => {
       assert.equal(await login("expired"), INTERNAL);
       // The reason is the runtime's TLS text (Deno: "unable to verify the first certificate").
-      await mg.waitLog(new RegExp(`connect\\(\\) to ${NAME}:${https.expired.port} failed \\(.+\\) while in http auth state`));
+      await mg.waitLog(
+        new RegExp(
+          `connect\\(\\) to ${NAME}:${https.expired.port} failed \\(.+\\) while in http auth state`,
+        ),
+      );
       assert.equal(https.expired.seen.length, 0, "no request went out on the refused connection");
       assert.match(await login("noverify"), /^a1 OK/);
       assert.equal(https.expired.seen.length, 1);
@@ -143,7 +180,9 @@ ${srv("backendnores", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} 
 
     it("a name the resolver does not know: internal error and a clear log line", async () => {
       assert.equal(await login("nxname"), INTERNAL);
-      await mg.waitLog(/auth http server missing\.mailgate\.test:\d+ could not be resolved \(3: Host not found\)/);
+      await mg.waitLog(
+        /auth http server missing\.mailgate\.test:\d+ could not be resolved \(3: Host not found\)/,
+      );
     });
 
     it("Auth-Server may name a host: resolved with the server's resolver", async () => {
@@ -157,7 +196,9 @@ ${srv("backendnores", `auth_http https://127.0.0.1:${https.ip.port}/auth; ${ca} 
     it("Auth-Server naming a host without a resolver: internal error and a clear log line", async () => {
       const logins = imap.conns.length;
       assert.equal(await login("backendnores"), INTERNAL);
-      await mg.waitLog(new RegExp(`Auth-Server "${BACKEND}" is a host name, but no "resolver" is defined`));
+      await mg.waitLog(
+        new RegExp(`Auth-Server "${BACKEND}" is a host name, but no "resolver" is defined`),
+      );
       assert.equal(imap.conns.length, logins);
     });
   });

@@ -9,7 +9,14 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { command, ROOT, type Running, startMailgate, targets, tempDir } from "../helpers/mailgate.ts";
+import {
+  command,
+  ROOT,
+  type Running,
+  startMailgate,
+  targets,
+  tempDir,
+} from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { TestClient } from "../helpers/client.ts";
@@ -50,8 +57,14 @@ describe("conf/mailgate.service", () => {
     // Unknown keys and unparsable values are only warnings (exit 0): none allowed.
     assert.equal(r.stderr.trim(), "");
     // The check can fail: a bad key in the same unit is reported.
-    writeFileSync(unit, UNIT.replaceAll(EXE, exe).replace("[Service]\n", "[Service]\nKillSignal=SIGNOPE\n"));
-    const bad = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8", timeout: 60000 });
+    writeFileSync(
+      unit,
+      UNIT.replaceAll(EXE, exe).replace("[Service]\n", "[Service]\nKillSignal=SIGNOPE\n"),
+    );
+    const bad = spawnSync("systemd-analyze", ["verify", unit], {
+      encoding: "utf8",
+      timeout: 60000,
+    });
     assert.match(bad.stderr, /SIGNOPE/);
   });
 });
@@ -67,7 +80,9 @@ for (const target of targets()) {
     before(async () => {
       mkdirSync(logs);
       [port] = await freePorts(1);
-      mg = await startMailgate(target, `
+      mg = await startMailgate(
+        target,
+        `
 pid ${pid};
 error_log stderr notice;
 error_log ${join(logs, "error.log")} info;
@@ -76,7 +91,8 @@ mail {
   auth_http 127.0.0.1:9/auth;
   server { listen 127.0.0.1:${port}; protocol imap; }
 }
-`);
+`,
+      );
       // The snippet with its paths in the temp root and the target's command for mailgate.
       const [cmd, argv] = command(target, []);
       const run = [cmd, ...argv].map(sh).join(" ");
@@ -84,7 +100,10 @@ mail {
       writeFileSync(
         conf,
         LOGROTATE.replaceAll("/var/log/mailgate", logs)
-          .replace(/\S*mailgate -c \/etc\/mailgate\/mailgate\.conf -g "pid \/run\/mailgate\/mailgate\.pid;"/, `${run} -c ${sh(mg.conf)}`)
+          .replace(
+            /\S*mailgate -c \/etc\/mailgate\/mailgate\.conf -g "pid \/run\/mailgate\/mailgate\.pid;"/,
+            `${run} -c ${sh(mg.conf)}`,
+          )
           .replace(" 2>/dev/null || true", ""),
       );
     });
@@ -94,7 +113,10 @@ mail {
     });
 
     it("logrotate -d accepts it", () => {
-      const r = spawnSync("logrotate", ["-d", "-s", join(tmp.dir, "state-d"), conf], { encoding: "utf8", timeout: 60000 });
+      const r = spawnSync("logrotate", ["-d", "-s", join(tmp.dir, "state-d"), conf], {
+        encoding: "utf8",
+        timeout: 60000,
+      });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr + r.stdout, new RegExp(`rotating pattern: ${logs}/\\*\\.log`));
       assert.doesNotMatch(r.stderr + r.stdout, /^error:/m);
@@ -103,12 +125,17 @@ mail {
     it("logrotate -f moves the log and mailgate -s reopen makes a new one", async () => {
       const file = join(logs, "error.log");
       assert.ok(readFileSync(file, "utf8").length > 0);
-      const r = spawnSync("logrotate", ["-f", "-v", "-s", join(tmp.dir, "state"), conf], { encoding: "utf8", timeout: 60000 });
+      const r = spawnSync("logrotate", ["-f", "-v", "-s", join(tmp.dir, "state"), conf], {
+        encoding: "utf8",
+        timeout: 60000,
+      });
       assert.equal(r.status, 0, r.stderr + r.stdout);
       assert.ok(existsSync(join(logs, "error.log.1")), "rotated");
       // `mailgate -s reopen` has returned once the signal is sent; mailgate
       // creates the new file when it handles it (bounded wait).
-      for (let i = 0; i < 500 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 500 && !existsSync(file); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       assert.ok(existsSync(file), "new log file created by mailgate");
       // And logs into it, not into the moved file.
       const c = await TestClient.open(port);

@@ -5,7 +5,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lookupHostAddresses } from "../../lib/resolver/host_addresses.ts";
-import { type LookupResult, RESOLVE_NXDOMAIN, RESOLVE_TIMEDOUT } from "../../lib/resolver/client_host.ts";
+import {
+  type LookupResult,
+  RESOLVE_NXDOMAIN,
+  RESOLVE_TIMEDOUT,
+} from "../../lib/resolver/client_host.ts";
 import { TYPE_A, TYPE_AAAA } from "../../lib/resolver/dns_message.ts";
 import { BackendDial, type DialRequest } from "../../lib/proxy/backend_dial.ts";
 import type { ConnectSpec } from "../../lib/runtime/types.ts";
@@ -49,11 +53,17 @@ describe("lookupHostAddresses", () => {
       [TYPE_A]: { ok: false, code: RESOLVE_TIMEDOUT },
       [TYPE_AAAA]: { ok: true, values: ["2001:db8::1"] },
     });
-    assert.deepEqual(await lookupHostAddresses("h.test", s.lookup, BOTH), { ok: true, addresses: ["2001:db8::1"] });
+    assert.deepEqual(await lookupHostAddresses("h.test", s.lookup, BOTH), {
+      ok: true,
+      addresses: ["2001:db8::1"],
+    });
   });
   test("a timeout says more than NXDOMAIN", async () => {
     const s = scripted({ [TYPE_A]: { ok: false, code: RESOLVE_TIMEDOUT } });
-    assert.deepEqual(await lookupHostAddresses("h.test", s.lookup, BOTH), { ok: false, code: RESOLVE_TIMEDOUT });
+    assert.deepEqual(await lookupHostAddresses("h.test", s.lookup, BOTH), {
+      ok: false,
+      code: RESOLVE_TIMEDOUT,
+    });
   });
   test("a throwing lookup is a failure, not a rejection", async () => {
     const r = await lookupHostAddresses("h.test", () => Promise.reject(new Error("bug")), BOTH);
@@ -63,8 +73,23 @@ describe("lookupHostAddresses", () => {
 
 describe("Auth-Server values", () => {
   test("host names are names; addresses and junk are not", () => {
-    for (const v of ["mail.example.com", "backend-1.test", "localhost"]) assert.equal(isAuthServerName(v), true, v);
-    for (const v of ["", "1.2.3.4", "010.1..2", "[::1]", "a_b.test", "-a.test", ".a.test", "a..b", "a b", "x".repeat(254)]) {
+    for (const v of ["mail.example.com", "backend-1.test", "localhost"]) {
+      assert.equal(isAuthServerName(v), true, v);
+    }
+    for (
+      const v of [
+        "",
+        "1.2.3.4",
+        "010.1..2",
+        "[::1]",
+        "a_b.test",
+        "-a.test",
+        ".a.test",
+        "a..b",
+        "a b",
+        "x".repeat(254),
+      ]
+    ) {
       assert.equal(isAuthServerName(v), false, v);
     }
   });
@@ -125,8 +150,13 @@ describe("BackendDial with an Auth-Server host name", () => {
 
   test("a name that does not resolve: logged with nginx's resolver text", async () => {
     const seen: ConnectSpec[] = [];
-    const r = await dial({ lookupHost: () => Promise.resolve({ ok: false, code: RESOLVE_NXDOMAIN }) }, seen);
-    assert.ok(r.kind === "fail" && r.log?.message === `Auth-Server "backend.test" could not be resolved (3: Host not found)`);
+    const r = await dial({
+      lookupHost: () => Promise.resolve({ ok: false, code: RESOLVE_NXDOMAIN }),
+    }, seen);
+    assert.ok(
+      r.kind === "fail" &&
+        r.log?.message === `Auth-Server "backend.test" could not be resolved (3: Host not found)`,
+    );
     assert.equal(seen.length, 0);
   });
 
