@@ -63,6 +63,14 @@ export interface DovecotOptions {
    * (IMAP ID x-originating-ip, POP3 XCLIENT), e.g. "127.0.0.1/32".
    */
   trustedNetworks?: string;
+  /**
+   * An oauth2 passdb (for XOAUTH2 / OAUTHBEARER only; PLAIN and LOGIN still
+   * use the users file) validating tokens at this introspection URL
+   * (introspection_mode = post, username_attribute = username, active =
+   * true), with auth_failure_delay 0 and the auth penalty off (Dovecot's
+   * documented switch), so refused tokens do not slow down later logins.
+   */
+  oauth2IntrospectionUrl?: string;
 }
 
 export async function startDovecot(users: Record<string, string>, opts: DovecotOptions = {}): Promise<Dovecot> {
@@ -77,6 +85,21 @@ export async function startDovecot(users: Record<string, string>, opts: DovecotO
   for (const d of ["run", "state", "home"]) mkdirSync(join(dir, d));
   writeFileSync(join(dir, "users"), Object.entries(users).map(([u, p]) => `${u}:{PLAIN}${p}\n`).join(""));
   const protocols = opts.submissionRelay ? "imap pop3 submission" : "imap pop3";
+  let oauth2 = "";
+  if (opts.oauth2IntrospectionUrl) {
+    writeFileSync(
+      join(dir, "dovecot-oauth2.conf.ext"),
+      `introspection_mode = post\nintrospection_url = ${opts.oauth2IntrospectionUrl}\n` +
+        "username_attribute = username\nactive_attribute = active\nactive_value = true\n",
+    );
+    oauth2 = `auth_failure_delay = 0
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = ${dir}/dovecot-oauth2.conf.ext
+}
+`;
+  }
   const conf = `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -85,8 +108,8 @@ instance_name = mailgate-test-${imapPort}
 protocols = ${protocols}
 listen = ${host}
 ${ssl}disable_plaintext_auth = no
-${opts.trustedNetworks ? `login_trusted_networks = ${opts.trustedNetworks}\n` : ""}auth_mechanisms = plain login
-first_valid_uid = 1
+${opts.trustedNetworks ? `login_trusted_networks = ${opts.trustedNetworks}\n` : ""}auth_mechanisms = plain login${opts.oauth2IntrospectionUrl ? " xoauth2 oauthbearer" : ""}
+${oauth2}first_valid_uid = 1
 last_valid_uid = 0
 default_login_user = dovenull
 default_internal_user = dovecot
@@ -125,7 +148,7 @@ service submission-login {
 }
 ${opts.submissionRelay ? `submission_relay_host = 127.0.0.1\nsubmission_relay_port = ${opts.submissionRelay}\nsubmission_relay_trusted = yes\n` : ""}
 service anvil {
-  chroot =
+  chroot =${opts.oauth2IntrospectionUrl ? "\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }" : ""}
 }
 `;
   writeFileSync(join(dir, "dovecot.conf"), conf);
