@@ -18,14 +18,17 @@ import {
   decodePlain,
   decodeXoauth2,
   encodeBase64,
-  type SaslBearer,
   SASL_PASSWORD_CHALLENGE,
   SASL_USERNAME_CHALLENGE,
+  type SaslBearer,
   type SaslResponse,
 } from "./sasl.ts";
 
 /** What a mechanism hands to the auth service. */
-export type SaslCredentials = Pick<Credentials, "method" | "user" | "pass" | "salt" | "saslPayload">;
+export type SaslCredentials = Pick<
+  Credentials,
+  "method" | "user" | "pass" | "salt" | "saslPayload"
+>;
 
 /** What a mechanism makes of one client response. */
 export type MechanismStep =

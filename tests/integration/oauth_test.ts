@@ -10,11 +10,11 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { TestClient } from "../helpers/client.ts";
-import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth.ts";
+import { type AuthRequestSeen, MockAuth, ok, refuse } from "../helpers/mock_auth.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { MockPop3 } from "../helpers/mock_pop3.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
-import { startMailgate, targets, type Running, type Target } from "../helpers/mailgate.ts";
+import { type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const b64 = (s: string) => Buffer.from(s, "latin1").toString("base64");
@@ -52,9 +52,14 @@ async function setup(target: Target): Promise<Env> {
       return ok("127.0.0.1", port, { "Auth-User": "test@example.com", "Auth-Pass": "secret" });
     }
     if (pass === SASLFAIL) {
-      return refuse("auth-failed", undefined, { "Auth-Error-SASL": ERROR_JSON_B64, "Auth-Error-Code": "535 5.7.8" });
+      return refuse("auth-failed", undefined, {
+        "Auth-Error-SASL": ERROR_JSON_B64,
+        "Auth-Error-Code": "535 5.7.8",
+      });
     }
-    if (pass === BADSASL) return refuse("auth-failed", undefined, { "Auth-Error-SASL": "{not-base64}" });
+    if (pass === BADSASL) {
+      return refuse("auth-failed", undefined, { "Auth-Error-SASL": "{not-base64}" });
+    }
     return refuse("auth-failed");
   });
   const names = ["imap", "pop3", "smtp"];

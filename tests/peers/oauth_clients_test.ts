@@ -9,7 +9,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { type Dovecot, peersAvailable, startDovecot } from "../helpers/dovecot.ts";
 import { MockAuth, ok, refuse } from "../helpers/mock_auth.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
@@ -27,7 +27,9 @@ const curl = (args: string[]) =>
     timeoutMs: CLIENT_TIMEOUT_MS + 5000,
   });
 
-describe("real clients: curl --oauth2-bearer, imaplib and smtplib XOAUTH2", { skip: avail.ok ? false : avail.why }, () => {
+describe("real clients: curl --oauth2-bearer, imaplib and smtplib XOAUTH2", {
+  skip: avail.ok ? false : avail.why,
+}, () => {
   let dovecot: Dovecot;
   let smtp: MockSmtp;
   let auth: MockAuth;
@@ -39,7 +41,11 @@ describe("real clients: curl --oauth2-bearer, imaplib and smtplib XOAUTH2", { sk
       if ((method !== "xoauth2" && method !== "oauthbearer") || req.get("Auth-Pass") !== TOKEN) {
         return refuse("bad token");
       }
-      const port = { imap: dovecot.imapPort, pop3: dovecot.pop3Port, smtp: smtp.port }[req.get("Auth-Protocol")!]!;
+      const port = {
+        imap: dovecot.imapPort,
+        pop3: dovecot.pop3Port,
+        smtp: smtp.port,
+      }[req.get("Auth-Protocol")!]!;
       return ok("127.0.0.1", port, { "Auth-Pass": PASS });
     });
   });
@@ -57,7 +63,9 @@ describe("real clients: curl --oauth2-bearer, imaplib and smtplib XOAUTH2", { sk
       before(async () => {
         const ports = await freePorts(names.length);
         names.forEach((n, i) => (p[n] = ports[i]));
-        mg = await startMailgate(target, `
+        mg = await startMailgate(
+          target,
+          `
 error_log stderr info;
 events { }
 mail {
@@ -69,7 +77,8 @@ mail {
   server { listen 127.0.0.1:${p.smtpXo}; protocol smtp; smtp_auth xoauth2; }
   server { listen 127.0.0.1:${p.smtpOb}; protocol smtp; smtp_auth oauthbearer; }
 }
-`);
+`,
+        );
       });
       after(async () => {
         await mg?.stop();
@@ -78,7 +87,13 @@ mail {
       for (const [name, mech] of [["imapXo", "xoauth2"], ["imapOb", "oauthbearer"]] as const) {
         it(`curl imap:// picks ${mech} and lists the mailbox`, async () => {
           const before = auth.requests.length;
-          const r = await curl(["--user", USER, "--oauth2-bearer", TOKEN, `imap://127.0.0.1:${p[name]}/`]);
+          const r = await curl([
+            "--user",
+            USER,
+            "--oauth2-bearer",
+            TOKEN,
+            `imap://127.0.0.1:${p[name]}/`,
+          ]);
           assert.equal(r.status, 0, `curl exit ${r.status}: ${r.stderr}`);
           assert.match(r.stdout.toString(), /INBOX/);
           const req = auth.requests.slice(before).at(-1)!;
@@ -90,7 +105,13 @@ mail {
       for (const [name, mech] of [["pop3Xo", "xoauth2"], ["pop3Ob", "oauthbearer"]] as const) {
         it(`curl pop3:// picks ${mech} and lists (empty maildir)`, async () => {
           const before = auth.requests.length;
-          const r = await curl(["--user", USER, "--oauth2-bearer", TOKEN, `pop3://127.0.0.1:${p[name]}/`]);
+          const r = await curl([
+            "--user",
+            USER,
+            "--oauth2-bearer",
+            TOKEN,
+            `pop3://127.0.0.1:${p[name]}/`,
+          ]);
           assert.equal(r.status, 0, `curl exit ${r.status}: ${r.stderr}`);
           assert.equal(auth.requests.slice(before).at(-1)!.get("Auth-Method"), mech);
         });
@@ -100,8 +121,20 @@ mail {
         it(`curl smtp:// picks ${mech} and sends a message`, async () => {
           const before = auth.requests.length;
           const r = await runClient("curl", [
-            "-s", "-S", "--max-time", "30", "--user", USER, "--oauth2-bearer", TOKEN,
-            "--mail-from", USER, "--mail-rcpt", "bob@example.org", "--upload-file", "-",
+            "-s",
+            "-S",
+            "--max-time",
+            "30",
+            "--user",
+            USER,
+            "--oauth2-bearer",
+            TOKEN,
+            "--mail-from",
+            USER,
+            "--mail-rcpt",
+            "bob@example.org",
+            "--upload-file",
+            "-",
             `smtp://127.0.0.1:${p[name]}/client.example`,
           ], { input: "Subject: t\r\n\r\nhello\r\n", timeoutMs: CLIENT_TIMEOUT_MS });
           assert.equal(r.status, 0, `curl exit ${r.status}: ${r.stderr}`);
@@ -117,7 +150,9 @@ mail {
       });
 
       it("Python imaplib authenticate('XOAUTH2') and smtplib auth('XOAUTH2')", async () => {
-        const r = await runClient("python3", ["-c", `
+        const r = await runClient("python3", [
+          "-c",
+          `
 import imaplib, smtplib, sys
 payload = "user=${USER}\\x01auth=Bearer ${TOKEN}\\x01\\x01"
 m = imaplib.IMAP4("127.0.0.1", ${p.imapXo}, timeout=20)
@@ -129,7 +164,8 @@ s.ehlo("client.example")
 code, _ = s.auth("XOAUTH2", lambda challenge=None: payload, initial_response_ok=True)
 s.quit()
 sys.stdout.write(f"{typ} {sel} {code}")
-`], { timeoutMs: CLIENT_TIMEOUT_MS });
+`,
+        ], { timeoutMs: CLIENT_TIMEOUT_MS });
         assert.equal(r.status, 0, r.stderr);
         assert.equal(r.stdout.toString(), "OK OK 235");
       });

@@ -79,7 +79,10 @@ describe("decodeXoauth2", () => {
 
 describe("decodeOauthBearer", () => {
   test("RFC 7628 §4.1 example: host, port, auth", () => {
-    const p = ob("n,a=user@example.com,", "host=server.example.com\x01port=143\x01auth=Bearer " + TOKEN);
+    const p = ob(
+      "n,a=user@example.com,",
+      "host=server.example.com\x01port=143\x01auth=Bearer " + TOKEN,
+    );
     assert.deepEqual(decodeOauthBearer(b64(p)), {
       ok: true,
       user: "user@example.com",
@@ -138,7 +141,7 @@ describe("isStrictBase64 (Auth-Error-SASL)", () => {
   test("padded base64 only", () => {
     assert.ok(isStrictBase64("eyJzY2hlbWVzIjoiQmVhcmVyIiwic3RhdHVzIjoiNDAwIn0="));
     assert.ok(isStrictBase64("AQ=="));
-    for (const v of ["", "AQ", "AQ=", "A===", "not base64!", "AQ==AQ==x", "{\"status\":\"400\"}"]) {
+    for (const v of ["", "AQ", "AQ=", "A===", "not base64!", "AQ==AQ==x", '{"status":"400"}']) {
       assert.equal(isStrictBase64(v), false, v);
     }
   });
@@ -223,7 +226,11 @@ const PROTOS: Proto[] = [
     name: "POP3",
     make: createPop3Preauth,
     config: (o) =>
-      pop3Config({ pop3Auth: ["plain", "xoauth2", "oauthbearer"], pop3ClientBuffer: 4096, ...o } as Partial<ServerConfig>),
+      pop3Config(
+        { pop3Auth: ["plain", "xoauth2", "oauthbearer"], pop3ClientBuffer: 4096, ...o } as Partial<
+          ServerConfig
+        >,
+      ),
     auth: "AUTH ",
     capa: "CAPA\r\n",
     challenge: "+ ",
@@ -233,7 +240,8 @@ const PROTOS: Proto[] = [
   {
     name: "SMTP",
     make: createSmtpPreauth,
-    config: (o) => smtpConfig({ smtpAuth: ["plain", "xoauth2", "oauthbearer"], ...o } as Partial<ServerConfig>),
+    config: (o) =>
+      smtpConfig({ smtpAuth: ["plain", "xoauth2", "oauthbearer"], ...o } as Partial<ServerConfig>),
     auth: "AUTH ",
     capa: "EHLO x\r\n",
     challenge: "334 ",
@@ -273,12 +281,14 @@ const logs = (steps: ClientStep[]) =>
 for (const p of PROTOS) {
   describe(`${p.name}: XOAUTH2 / OAUTHBEARER`, () => {
     test("capabilities: listed with starttls off and on, and over TLS; not on plaintext with starttls only", () => {
-      for (const [starttls, tls, shown] of [
-        ["off", false, true],
-        ["on", false, true],
-        ["only", false, false],
-        ["only", true, true],
-      ] as const) {
+      for (
+        const [starttls, tls, shown] of [
+          ["off", false, true],
+          ["on", false, true],
+          ["only", false, false],
+          ["only", true, true],
+        ] as const
+      ) {
         const out = text(run(machine(p, { starttls } as Partial<ServerConfig>, tls), p.capa));
         const want = p.name === "IMAP"
           ? ["AUTH=XOAUTH2", "AUTH=OAUTHBEARER"]
@@ -291,15 +301,25 @@ for (const p of PROTOS) {
       }
     });
     test("not offered and refused when the directive value is absent", () => {
-      const m = machine(p, { imapAuth: ["plain"], pop3Auth: ["plain"], smtpAuth: ["plain"] } as Partial<ServerConfig>);
+      const m = machine(
+        p,
+        { imapAuth: ["plain"], pop3Auth: ["plain"], smtpAuth: ["plain"] } as Partial<ServerConfig>,
+      );
       const out = text(run(m, (p.name === "SMTP" ? "EHLO x\r\n" : "") + p.auth + "XOAUTH2\r\n"));
       assert.ok(!out.includes("XOAUTH2"));
       assert.ok(!out.includes(p.challenge + "\r\n"), out);
     });
-    for (const [mech, payload, method, user] of [
-      ["XOAUTH2", xo("u@x", TOKEN), "xoauth2", "u@x"],
-      ["OAUTHBEARER", ob("n,a=u=2C@x,", "host=h\x01port=1\x01auth=Bearer " + TOKEN), "oauthbearer", "u,@x"],
-    ] as const) {
+    for (
+      const [mech, payload, method, user] of [
+        ["XOAUTH2", xo("u@x", TOKEN), "xoauth2", "u@x"],
+        [
+          "OAUTHBEARER",
+          ob("n,a=u=2C@x,", "host=h\x01port=1\x01auth=Bearer " + TOKEN),
+          "oauthbearer",
+          "u,@x",
+        ],
+      ] as const
+    ) {
       test(`${mech} with an initial response, and after an empty challenge`, () => {
         const pre = p.name === "SMTP" ? "EHLO x\r\n" : "";
         const a = run(machine(p), pre + p.auth + `${mech} ${b64(payload)}\r\n`);
@@ -318,7 +338,12 @@ for (const p of PROTOS) {
       const token = "A".repeat(4096);
       const line = p.auth + "XOAUTH2 " + b64(xo("u", token)) + "\r\n";
       // The line is longer than 4 KB (base64): the challenge form is what a 4 KB buffer must carry.
-      const m = machine(p, { imapClientBuffer: 8192, smtpClientBuffer: 8192, pop3ClientBuffer: 8192 } as Partial<ServerConfig>);
+      const m = machine(
+        p,
+        { imapClientBuffer: 8192, smtpClientBuffer: 8192, pop3ClientBuffer: 8192 } as Partial<
+          ServerConfig
+        >,
+      );
       const out = run(m, (p.name === "SMTP" ? "EHLO x\r\n" : "") + line);
       const creds = (out.at(-1) as { kind: "auth"; creds: Credentials }).creds;
       assert.equal(creds.pass, token);
@@ -338,7 +363,12 @@ for (const p of PROTOS) {
       const m = machine(p);
       if (p.name === "SMTP") run(m, "EHLO x\r\n");
       assert.equal(run(m, p.auth + "XOAUTH2 " + b64(xo("u", "t")) + "\r\n").at(-1)?.kind, "auth");
-      const refusal = { message: "denied", errorCode: null, saslError: "eyJzIjoiNDAwIn0=", close: false };
+      const refusal = {
+        message: "denied",
+        errorCode: null,
+        saslError: "eyJzIjoiNDAwIn0=",
+        close: false,
+      };
       assert.deepEqual(render(m.authRefused(refusal)), [p.challenge + "eyJzIjoiNDAwIn0=\r\n"]);
       assert.deepEqual(render(run(m, "AQ==\r\n")), [p.refusal]);
       // freenginx: a non-dummy answer is an invalid line, no refusal line.
@@ -353,7 +383,10 @@ describe("POP3: pop3_client_buffer", () => {
   const p = PROTOS[1];
   test("the bound follows the directive; without it, nginx's 128", () => {
     const line = "USER " + "x".repeat(200) + "\r\n";
-    assert.equal(text(run(machine(p, { pop3ClientBuffer: 4096 } as Partial<ServerConfig>), line)), "+OK\r\n");
+    assert.equal(
+      text(run(machine(p, { pop3ClientBuffer: 4096 } as Partial<ServerConfig>), line)),
+      "+OK\r\n",
+    );
     const small = createPop3Preauth({ config: pop3Config(), tls: false, makeSalt: () => "<1@x>" });
     small.greeting();
     assert.ok(text(run(small, line)).startsWith("-ERR"));
@@ -420,8 +453,16 @@ function decide(headers: string, method: Credentials["method"] = "xoauth2") {
 
 describe("auth_http response: Auth-Error-SASL", () => {
   test("carried with the refusal (name case-insensitive, last one wins)", () => {
-    const r = decide("Auth-Status: no\r\nAuth-Error-SASL: AQ==\r\nauth-error-sasl: eyJ9\r\nAuth-Wait: 1\r\n");
-    assert.deepEqual(r, { kind: "refused", message: "no", waitSec: 1, errorCode: null, saslError: "eyJ9" });
+    const r = decide(
+      "Auth-Status: no\r\nAuth-Error-SASL: AQ==\r\nauth-error-sasl: eyJ9\r\nAuth-Wait: 1\r\n",
+    );
+    assert.deepEqual(r, {
+      kind: "refused",
+      message: "no",
+      waitSec: 1,
+      errorCode: null,
+      saslError: "eyJ9",
+    });
   });
   test("not base64: ignored with a log line that does not quote it; the refusal is plain", () => {
     const r = decide('Auth-Status: no\r\nAuth-Error-SASL: {"status":"400"}\r\n');
@@ -439,7 +480,9 @@ describe("auth_http response: Auth-Error-SASL", () => {
     });
   });
   test("Auth-Pass is what the backend gets; without it, an internal error (the token is not a password)", () => {
-    const ok = decide("Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 143\r\nAuth-Pass: master\r\n");
+    const ok = decide(
+      "Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 143\r\nAuth-Pass: master\r\n",
+    );
     assert.equal(ok.kind === "ok" && ok.pass, "master");
     const none = decide("Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 143\r\n");
     assert.equal(none.kind, "error");
@@ -467,7 +510,9 @@ describe("a random token never appears in a log step", () => {
           const encoded = b64(payloads[shape]);
           const steps = [...run(m, pre + p.auth + "XOAUTH2 " + encoded + "\r\n")];
           if (steps.at(-1)?.kind === "auth") {
-            steps.push(...m.authRefused({ message: "no", errorCode: null, saslError: "AQ==", close: false }));
+            steps.push(
+              ...m.authRefused({ message: "no", errorCode: null, saslError: "AQ==", close: false }),
+            );
             steps.push(...run(m, "bad\r\n"));
           }
           // and one far too long line with the token in it
@@ -531,11 +576,18 @@ describe("configuration: xoauth2 / oauthbearer values, pop3_client_buffer", () =
 describe("token sizes with the 4096-byte default buffers (README 'Token sizes')", () => {
   for (const p of PROTOS) {
     test(`${p.name}: the largest XOAUTH2 token an initial response carries is about 3000 bytes`, () => {
-      const cfg = { imapClientBuffer: 4096, smtpClientBuffer: 4096, pop3ClientBuffer: 4096 } as Partial<ServerConfig>;
+      const cfg = {
+        imapClientBuffer: 4096,
+        smtpClientBuffer: 4096,
+        pop3ClientBuffer: 4096,
+      } as Partial<ServerConfig>;
       const fits = (n: number) => {
         const m = machine(p, cfg);
         if (p.name === "SMTP") run(m, "EHLO x\r\n");
-        const out = run(m, p.auth + "XOAUTH2 " + b64(xo("test@example.com", "A".repeat(n))) + "\r\n");
+        const out = run(
+          m,
+          p.auth + "XOAUTH2 " + b64(xo("test@example.com", "A".repeat(n))) + "\r\n",
+        );
         return out.at(-1)?.kind === "auth";
       };
       let lo = 100; // fits
