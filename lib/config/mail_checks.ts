@@ -10,14 +10,15 @@ import { PROXY_SSL_CONFLICT } from "./mail_directives.ts";
 import { buildServer, Effective } from "./merge.ts";
 import { loadBackendPem } from "./pem_files.ts";
 import { checkServerTls } from "./tls_check.ts";
-import { checkSharedListens } from "./server_names.ts";
 import { buildSharedStore } from "./shared_store.ts";
+import { checkSharedListens } from "./server_names.ts";
 import type { Loc, MailConfig } from "./types.ts";
 
 export const AUTH_TABLE_WINS = `"auth_table" overrides "auth_http" for server`;
 
 export function finishMail(st: LoadState, mail: Level, hostname: string): MailConfig {
   const eff = st.servers.map((srv) => new Effective(mail, srv));
+  checkSharedListens(st, mail, st.servers);
 
   for (const e of eff) {
     if (!e.srv.protocol && !e.srv.detectedProtocol) {
@@ -25,7 +26,6 @@ export function finishMail(st: LoadState, mail: Level, hostname: string): MailCo
     }
   }
   const servers = eff.map((e) => buildServer(e, st, hostname));
-  checkSharedListens(st, st.servers, servers);
 
   eff.forEach((e, i) => checkServerTls(e, servers[i]));
 

@@ -7,8 +7,8 @@
 
 import { ConfigError } from "./errors.ts";
 import { type Directive, fail, level, type LoadState, warn } from "./directive.ts";
-import type { ServerLevel } from "./level.ts";
-import type { ListenConfig, ServerConfig } from "./types.ts";
+import type { Level, ServerLevel } from "./level.ts";
+import type { ListenConfig } from "./types.ts";
 import { validServerName } from "../tls/server_names.ts";
 
 /** server_name name ...: the first is the greeting/SASL name; all select the block by SNI. */
@@ -36,34 +36,40 @@ function addrKey(l: ListenConfig): string {
  * Checks listen addresses shared by several servers: each must have its own
  * server_name, the same protocol and the same ssl / proxy_protocol on that
  * address (they share one socket); a name given by two of them is nginx's
- * "conflicting server name" warning (the later block never gets it).
+ * "conflicting server name" warning (the later block never gets it). Runs
+ * first among the end-of-mail checks, so that a configuration nginx refuses
+ * for its duplicate address is refused for it here too.
  */
-export function checkSharedListens(st: LoadState, levels: ServerLevel[], servers: ServerConfig[]): void {
-  const byAddr = new Map<string, { i: number; l: ListenConfig }[]>();
-  servers.forEach((s, i) => {
-    for (const l of s.listens) {
+export function checkSharedListens(st: LoadState, mail: Level, levels: ServerLevel[]): void {
+  const byAddr = new Map<string, { lv: ServerLevel; l: ListenConfig }[]>();
+  for (const lv of levels) {
+    for (const l of lv.listens) {
       const k = addrKey(l);
       const list = byAddr.get(k) ?? [];
-      list.push({ i, l });
+      list.push({ lv, l });
       byAddr.set(k, list);
     }
-  });
+  }
+  // `ssl on` (nginx <= 1.24, server or mail level) makes every listen ssl.
+  const ssl = (lv: ServerLevel, l: ListenConfig) => l.ssl || (lv.singles.ssl ?? mail.singles.ssl)?.value === true;
+  const protocol = (lv: ServerLevel) => lv.protocol ?? lv.detectedProtocol;
   for (const [addr, list] of byAddr) {
     if (list.length < 2) continue;
     const first = list[0];
+    if (list.some(({ lv }) => !lv.has("server_name"))) {
+      throw new ConfigError(`duplicate "${addr}" address and port pair`, list[1].l.loc);
+    }
     const seen = new Set<string>();
-    for (const { i, l } of list) {
-      if (!levels[i].has("server_name")) {
-        throw new ConfigError(`duplicate "${addr}" address and port pair`, list[list.length - 1].l.loc);
-      }
-      const s = servers[i];
-      if (s.protocol !== servers[first.i].protocol) {
+    for (const { lv, l } of list) {
+      const p = protocol(lv);
+      const p0 = protocol(first.lv);
+      if (p !== null && p0 !== null && p !== p0) {
         throw new ConfigError(`servers of different protocols on "${addr}"`, l.loc);
       }
-      if (l.ssl !== first.l.ssl || l.proxyProtocol !== first.l.proxyProtocol) {
+      if (ssl(lv, l) !== ssl(first.lv, first.l) || l.proxyProtocol !== first.l.proxyProtocol) {
         throw new ConfigError(`different "ssl" or "proxy_protocol" parameters on "${addr}"`, l.loc);
       }
-      for (const n of s.serverNames) {
+      for (const n of splitServerNames(lv.singles.server_name!.value)) {
         if (seen.has(n)) warn(st, `conflicting server name "${n}" on ${addr}, ignored`, l.loc);
         seen.add(n);
       }
