@@ -429,10 +429,16 @@ export type AuthDecision =
 /**
  * The client's password when it can be used towards the backend: only for
  * `plain`. APOP/CRAM-MD5 sent a digest (the proxy forgets it once Auth-Salt
- * is sent), EXTERNAL and `none` have no password.
+ * is sent), EXTERNAL and `none` have no password. A bearer token is never
+ * a backend password, but with proxy_oauth_passthrough on it is what the
+ * backend login sends (as a token), so an answer without Auth-Pass is
+ * enough there.
  */
 export function usableClientPassword(req: AuthRequest): string | null {
-  return req.creds.method === "plain" ? req.creds.pass : null;
+  const m = req.creds.method;
+  if (m === "plain") return req.creds.pass;
+  if ((m === "xoauth2" || m === "oauthbearer") && req.oauthPassthrough === true) return req.creds.pass;
+  return null;
 }
 
 /**

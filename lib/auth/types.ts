@@ -29,6 +29,11 @@ export interface AuthRequest {
    */
   waitUser?: string | null;
   waitPass?: string | null;
+  /**
+   * proxy_oauth_passthrough on: the backend validates the client's token,
+   * so an answer without Auth-Pass logs in with the token itself.
+   */
+  oauthPassthrough?: boolean;
 }
 
 export type AuthResult =

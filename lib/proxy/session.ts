@@ -573,6 +573,7 @@ export class Session {
       tls: this.#client.tls,
       verifyClient: env.server.ssl.verifyClient,
       passClientCert: env.server.authHttpPassClientCert,
+      oauthPassthrough: env.server.proxyOauthPassthrough,
     }).catch((e): { kind: "error"; log: string } => ({ kind: "error", log: `auth failed: ${(e as Error).message}` }));
     this.#metrics.auth.observe((performance.now() - authStart) / 1000);
     if (result.kind !== "ok") {

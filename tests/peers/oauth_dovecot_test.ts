@@ -113,8 +113,11 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
     intro = await startIntrospection({ [GOOD]: USER });
     dovecot = await startDovecot({ [USER]: PASS }, { oauth2IntrospectionUrl: intro.url });
     // The default path: the auth service validates the token itself and hands out the password.
+    // Asked with X-Route: only (auth_http_header), it only routes: no Auth-Pass, the backend validates.
     auth = await MockAuth.start((req) =>
-      req.get("Auth-Pass") === GOOD && req.get("Auth-User") === USER
+      req.get("X-Route") === "only"
+        ? ok("127.0.0.1", dovecot.imapPort)
+        : req.get("Auth-Pass") === GOOD && req.get("Auth-User") === USER
         ? ok("127.0.0.1", dovecot.imapPort, { "Auth-Pass": PASS })
         : refuse("Invalid token")
     );
@@ -134,8 +137,9 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
       let imapLogins: string[], pop3Logins: string[];
       before(async () => {
         // pass: passthrough on; passErr: the same with proxy_pass_error_message on;
-        // plain: passthrough off, auth_http answers Auth-Pass; pop3: passthrough on.
-        const [pass, passErr, plain, pop3] = await freePorts(4);
+        // plain: passthrough off, auth_http answers Auth-Pass; pop3: passthrough on;
+        // routed: passthrough on, auth_http answers without Auth-Pass.
+        const [pass, passErr, plain, pop3, routed] = await freePorts(5);
         mg = await startMailgate(target, `
 error_log stderr info;
 events { }
@@ -147,6 +151,8 @@ mail {
   server { listen 127.0.0.1:${plain}; protocol imap; imap_auth xoauth2 oauthbearer;
            auth_http 127.0.0.1:${auth.port}; proxy_oauth_passthrough off; }
   server { listen 127.0.0.1:${pop3}; protocol pop3; pop3_auth plain xoauth2; auth_table pop3.table; }
+  server { listen 127.0.0.1:${routed}; protocol imap; imap_auth oauthbearer;
+           auth_http 127.0.0.1:${auth.port}; auth_http_header X-Route only; }
 }
 `, {
           "imap.table": `@example.org 127.0.0.1:${dovecot.imapPort}\n`,
@@ -164,9 +170,10 @@ mail {
           { proto: "imap", port: plain, mech: "XOAUTH2", token: BAD },
           { proto: "pop3", port: pop3, mech: "XOAUTH2", token: GOOD },
           { proto: "pop3", port: pop3, mech: "XOAUTH2", token: BAD },
+          { proto: "imap", port: routed, mech: "OAUTHBEARER", token: GOOD },
         ]);
         asked = intro.seen.slice(seen);
-        imapLogins = await newLoginLines(dovecot, "imap-login", imapSkip, 3);
+        imapLogins = await newLoginLines(dovecot, "imap-login", imapSkip, 4);
         pop3Logins = await newLoginLines(dovecot, "pop3-login", pop3Skip, 1);
       });
       after(async () => {
@@ -176,13 +183,13 @@ mail {
 
       it("Dovecot's endpoint was asked about exactly the tokens mailgate forwarded (passthrough on)", () => {
         // IMAP: good (XOAUTH2), good (OAUTHBEARER), bad, bad (pass_error_message); none for
-        // passthrough off; POP3: good, bad.
-        assert.deepEqual(asked, [GOOD, GOOD, BAD, BAD, GOOD, BAD]);
+        // passthrough off; POP3: good, bad; auth_http without Auth-Pass: good.
+        assert.deepEqual(asked, [GOOD, GOOD, BAD, BAD, GOOD, BAD, GOOD]);
       });
 
       it("passthrough: the good token logs in with the client's mechanism (Dovecot's login line says so)", () => {
         assert.deepEqual(results.slice(0, 2), ["OK OK", "OK OK"]);
-        assert.equal(imapLogins.length, 3, dovecot.log());
+        assert.equal(imapLogins.length, 4, dovecot.log());
         assert.match(imapLogins[0], /method=XOAUTH2,/);
         assert.match(imapLogins[1], /method=OAUTHBEARER,/);
       });
@@ -208,6 +215,11 @@ mail {
         assert.equal(pop3Logins.length, 1, dovecot.log());
         assert.match(pop3Logins[0], /method=XOAUTH2,/);
         assert.equal(results[7], "-ERR internal server error");
+      });
+
+      it("passthrough with an auth_http answer without Auth-Pass: the client's token logs in", () => {
+        assert.equal(results[8], "OK OK");
+        assert.match(imapLogins[3], /method=OAUTHBEARER,/);
       });
 
       it("no token in any line mailgate logged", () => {

@@ -9,6 +9,7 @@ import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
 import type { BackendContext, BackendLogin, Credentials } from "../../lib/core/machine.ts";
 import { encodeBase64 } from "../../lib/core/sasl.ts";
+import { AuthResponseParser, decideAuth } from "../../lib/auth/http_response.ts";
 import { createImapBackendLogin } from "../../lib/imap/backend_login.ts";
 import { createPop3BackendLogin } from "../../lib/pop3/backend_login.ts";
 import { createSmtpBackendLogin } from "../../lib/smtp/backend_login.ts";
@@ -318,5 +319,53 @@ describe("proxy_oauth_passthrough: SMTP", () => {
       "B: EHLO mx.example\r\n",
       "DONE 235 2.0.0 OK\r\n",
     ]);
+  });
+});
+
+describe("proxy_oauth_passthrough: an auth_http answer without Auth-Pass", () => {
+  const answer = binaryToBytes("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 192.0.2.9\r\nAuth-Port: 143\r\n\r\n");
+  function decide(method: Credentials["method"], oauthPassthrough: boolean | undefined) {
+    const parser = new AuthResponseParser();
+    const r = parser.feed(answer);
+    assert.equal(r.kind, "done");
+    if (r.kind !== "done") throw new Error("unreachable");
+    return decideAuth(r.headers, {
+      protocol: "imap",
+      creds: { method, user: USER_IN_PAYLOAD, pass: CLIENT_TOKEN, salt: null },
+      attempt: 1,
+      clientIp: "192.0.2.1",
+      clientHost: null,
+      proxyProtocol: null,
+      tls: null,
+      verifyClient: "off",
+      passClientCert: false,
+      oauthPassthrough,
+    }, "127.0.0.1:8080");
+  }
+  const USER_IN_PAYLOAD = "client@example.org";
+
+  for (const method of ["xoauth2", "oauthbearer"] as const) {
+    test(`${method}, passthrough on: the client's token goes to the backend login`, () => {
+      assert.deepEqual(decide(method, true), {
+        kind: "ok",
+        addr: "192.0.2.9",
+        port: 143,
+        user: USER_IN_PAYLOAD,
+        pass: CLIENT_TOKEN,
+        backendName: "192.0.2.9:143",
+      });
+    });
+    test(`${method}, passthrough off: the token is no password (internal error, as freenginx)`, () => {
+      for (const on of [false, undefined]) {
+        assert.deepEqual(decide(method, on), {
+          kind: "error",
+          log: "auth http server 127.0.0.1:8080 did not send password",
+        });
+      }
+    });
+  }
+  test("other methods are unchanged by passthrough", () => {
+    assert.equal(decide("cram-md5", true).kind, "error");
+    assert.equal(decide("plain", true).kind, "ok");
   });
 });
