@@ -157,7 +157,11 @@ function harness(o: {
   const session = new Session({
     runtime: { connect: connector.connect } as unknown as Runtime,
     server: config,
-    listen: { ssl: false, proxyProtocol: false } as ListenConfig,
+    listen: {
+      ssl: false,
+      proxyProtocol: false,
+      address: { kind: "tcp", host: "127.0.0.1", port: 1143, wildcard: false },
+    } as ListenConfig,
     protocol: PROTOCOLS[config.protocol],
     log,
     auth,
