@@ -10,6 +10,24 @@ import { buildProtect, PROTECT_DEFAULTS } from "./protect_directives.ts";
 
 /** One memory page: nginx's default for every mail buffer. */
 export const DEFAULT_BUFFER = 4096;
+/**
+ * The pre-auth command cap when a protocol offers XOAUTH2 or OAUTHBEARER and
+ * its *_client_buffer is not set: real bearer tokens run to 4 KB and more
+ * (Microsoft 365 JWTs with group claims), and base64 plus the SASL framing
+ * add a third, so one page would refuse them. The buffer grows on demand
+ * (core/line_buffer.ts), so the larger cap costs a session nothing unless
+ * its client sends that much. An explicit *_client_buffer always wins.
+ */
+export const OAUTH_BUFFER = 16384;
+
+function clientBuffer(
+  e: Effective,
+  name: "imap_client_buffer" | "pop3_client_buffer" | "smtp_client_buffer",
+  auth: readonly string[],
+): number {
+  const oauth = auth.includes("xoauth2") || auth.includes("oauthbearer");
+  return e.get(name, oauth ? OAUTH_BUFFER : DEFAULT_BUFFER);
+}
 
 export const DEFAULTS = {
   timeoutMs: 60000,
@@ -140,16 +158,16 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     imapAuth: [...e.listOr("imap_auth", [...DEFAULTS.imapAuth])] as ServerConfig["imapAuth"],
     imapCapabilities: [...e.listOr("imap_capabilities", [...DEFAULTS.imapCapabilities])],
     imapId: [...e.listOr("imap_id", [])],
-    imapClientBuffer: e.get("imap_client_buffer", DEFAULT_BUFFER),
+    imapClientBuffer: clientBuffer(e, "imap_client_buffer", e.listOr("imap_auth", [...DEFAULTS.imapAuth])),
     pop3Auth: [...e.listOr("pop3_auth", [...DEFAULTS.pop3Auth])] as ServerConfig["pop3Auth"],
     pop3Capabilities: [...e.listOr("pop3_capabilities", [...DEFAULTS.pop3Capabilities])],
     smtpAuth: [...e.listOr("smtp_auth", [...DEFAULTS.smtpAuth])] as ServerConfig["smtpAuth"],
     smtpCapabilities: [...e.listOr("smtp_capabilities", [])],
-    smtpClientBuffer: e.get("smtp_client_buffer", DEFAULT_BUFFER),
+    smtpClientBuffer: clientBuffer(e, "smtp_client_buffer", e.listOr("smtp_auth", [...DEFAULTS.smtpAuth])),
+    pop3ClientBuffer: clientBuffer(e, "pop3_client_buffer", e.listOr("pop3_auth", [...DEFAULTS.pop3Auth])),
     smtpGreetingDelayMs: e.get("smtp_greeting_delay", 0),
 
     starttls: e.get("starttls", "off"),
-    pop3ClientBuffer: e.get("pop3_client_buffer", DEFAULT_BUFFER),
     starttlsLoc: e.slot("starttls")?.loc ?? null,
     ssl,
     setRealIpFrom: [...e.listOr("set_real_ip_from", [])],

@@ -549,19 +549,26 @@ describe("configuration: xoauth2 / oauthbearer values, pop3_client_buffer", () =
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  test("accepted in each *_auth (case-insensitively); pop3_client_buffer default 4096, set 16k", async () => {
+  test("accepted in each *_auth (case-insensitively); client buffers 16k by default where OAuth is offered, else 4096; set values win", async () => {
     const cfg = await loadText(
       "events {}\nmail {\nauth_http 127.0.0.1:1;\n" +
         "server { listen 127.0.0.1:10143; protocol imap; imap_auth XOAUTH2 oauthbearer; }\n" +
         "server { listen 127.0.0.1:10110; protocol pop3; pop3_auth xoauth2 oauthbearer; pop3_client_buffer 16k; }\n" +
-        "server { listen 127.0.0.1:10025; protocol smtp; smtp_auth oauthbearer; }\n}\n",
+        "server { listen 127.0.0.1:10025; protocol smtp; smtp_auth oauthbearer; }\n" +
+        "server { listen 127.0.0.1:10026; protocol smtp; smtp_auth plain oauthbearer; smtp_client_buffer 2k; }\n" +
+        "server { listen 127.0.0.1:10111; protocol pop3; }\n}\n",
     );
-    const [i, p, s] = cfg.mail!.servers;
+    const [i, p, s, s2, plain] = cfg.mail!.servers;
     assert.deepEqual(i.imapAuth, ["xoauth2", "oauthbearer"]);
     assert.deepEqual(p.pop3Auth, ["xoauth2", "oauthbearer"]);
     assert.deepEqual(s.smtpAuth, ["oauthbearer"]);
     assert.equal(p.pop3ClientBuffer, 16384);
-    assert.equal(i.pop3ClientBuffer, 4096);
+    assert.equal(i.imapClientBuffer, 16384, "imap_auth offers OAuth: 16k");
+    assert.equal(i.pop3ClientBuffer, 4096, "pop3_auth is the default (no OAuth): 4096");
+    assert.equal(s.smtpClientBuffer, 16384);
+    assert.equal(s2.smtpClientBuffer, 2048, "an explicit smtp_client_buffer wins");
+    assert.equal(plain.pop3ClientBuffer, 4096);
+    assert.equal(plain.imapClientBuffer, 4096);
   });
   test("an unknown value is still an error", async () => {
     await assert.rejects(
@@ -573,7 +580,7 @@ describe("configuration: xoauth2 / oauthbearer values, pop3_client_buffer", () =
   });
 });
 
-describe("token sizes with the 4096-byte default buffers (README 'Token sizes')", () => {
+describe("token sizes with 4096-byte buffers (README 'Token sizes')", () => {
   for (const p of PROTOS) {
     test(`${p.name}: the largest XOAUTH2 token an initial response carries is about 3000 bytes`, () => {
       const cfg = {
