@@ -17,6 +17,8 @@ import type { SharedStore } from "../store/types.ts";
 /** The store key under which instances agree on a secret (first to start sets it). */
 export const SHARED_SECRET_KEY = "mailgate:cache-secret";
 const KEY_PREFIX = "mailgate:auth:";
+/** How often a shared secret is asked again while shared (a flushed or restarted Redis). */
+export const RECHECK_MS = 30_000;
 /** A secret file shorter than this is refused at load: the HMAC would be guessable. */
 export const MIN_SECRET_BYTES = 16;
 
@@ -30,6 +32,8 @@ export interface AuthCacheOptions {
   /** auth_cache_secret's bytes; null: shared through the store, else one per process. */
   secret: Uint8Array | null;
   store: SharedStore;
+  /** The clock for the re-agreement period (tests); default Date.now. */
+  now?: () => number;
 }
 
 /** The answers a cache may hold (AuthResult minus errors and anything temporary). */
@@ -71,7 +75,12 @@ export function keepable(r: AuthResult): r is Cached & AuthResult {
 
 export class AuthCache {
   readonly #o: AuthCacheOptions;
-  #secret: Promise<Uint8Array> | null = null;
+  /** The secret the instances agreed on through the store (null: not yet). */
+  #agreed: Uint8Array | null = null;
+  #asking: Promise<Uint8Array> | null = null;
+  #askedAt = -Infinity;
+  /** The store was seen local since the last ask: ask again once it is shared. */
+  #sawLocal = false;
 
   constructor(o: AuthCacheOptions) {
     this.#o = o;
@@ -132,19 +141,42 @@ export class AuthCache {
     return { id: KEY_PREFIX + mac("key").toString("hex"), seal: new Uint8Array(mac("seal")) };
   }
 
+  /**
+   * The secret the keys are made with. With a shared store the instances
+   * agree through setIfAbsent; the agreement is asked again (1) after the
+   * store was seen local (Redis down at start, or an outage: this process
+   * may have answered with its own secret meanwhile, and Redis may have
+   * come back empty) and (2) every RECHECK_MS while shared (an answer the
+   * local fallback gave on a timeout, a FLUSHALL). A re-ask offers the
+   * secret in use, so instances that already agree stay agreed; entries
+   * made under a secret that is dropped simply miss. Only the first ask
+   * is waited for; re-asks run beside the logins.
+   */
   #resolveSecret(): Promise<Uint8Array> {
     if (this.#o.secret !== null) return Promise.resolve(this.#o.secret);
     const store = this.#o.store;
-    if (store.state !== "shared" && this.#secret === null) {
-      // No Redis (or not yet): this process's own secret; asked again
-      // once the store is shared, so instances end up agreeing.
-      return Promise.resolve(ownSecret());
+    if (store.state !== "shared") {
+      this.#sawLocal = true;
+      return Promise.resolve(this.#agreed ?? ownSecret());
     }
-    return this.#secret ??= store.setIfAbsent(SHARED_SECRET_KEY, hex(ownSecret())).then((v) => {
-      // Answered by the local fallback (Redis went away meanwhile): ask again later.
-      if (store.state !== "shared") this.#secret = null;
-      return /^[0-9a-f]{64}$/.test(v) ? Uint8Array.from(Buffer.from(v, "hex")) : ownSecret();
-    });
+    const now = (this.#o.now ?? Date.now)();
+    const due = this.#agreed === null || this.#sawLocal || now - this.#askedAt >= RECHECK_MS;
+    if (due && this.#asking === null) {
+      this.#sawLocal = false;
+      this.#askedAt = now;
+      const offered = this.#agreed ?? ownSecret();
+      this.#asking = store.setIfAbsent(SHARED_SECRET_KEY, hex(offered)).then((v) => {
+        this.#asking = null;
+        if (store.state !== "shared") {
+          // Answered by the local fallback (Redis went away meanwhile): ask again later.
+          this.#sawLocal = true;
+        } else if (/^[0-9a-f]{64}$/.test(v)) {
+          this.#agreed = Uint8Array.from(Buffer.from(v, "hex"));
+        }
+        return this.#agreed ?? offered;
+      });
+    }
+    return this.#agreed !== null ? Promise.resolve(this.#agreed) : this.#asking!;
   }
 }
 
