@@ -4,12 +4,16 @@
 // and STARTTLS for IMAP, POP3 and SMTP serve each name its block's
 // certificate (exact name, wildcard name, unknown and missing name → the
 // default block); on implicit TLS the block's other settings apply too
-// (imap_capabilities); a reload swaps a certificate for new connections.
+// (imap_capabilities); a ClientHello behind a PROXY header still chooses;
+// a reload swaps a certificate for new connections.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Buffer } from "node:buffer";
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { MockAuth, ok } from "../helpers/mock_auth.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { ROOT, type Running, startMailgate, targets } from "../helpers/mailgate.ts";
@@ -26,7 +30,7 @@ const CLIENT_MS = 10000;
 type Kind = "imaps" | "pop3s" | "smtps" | "imap" | "pop3" | "smtp";
 const KINDS: Kind[] = ["imaps", "pop3s", "smtps", "imap", "pop3", "smtp"];
 
-function conf(auth: number, port: Record<Kind, number>, mailCert: string): string {
+function conf(auth: number, port: Record<Kind, number>, mailCert: string, ppPort: number): string {
   const pair = (name: string) => `ssl_certificate ${join(TLS, name + ".pem")}; ssl_certificate_key ${join(TLS, name + ".key")};`;
   const blocks = (k: Kind) => {
     const proto = k.replace(/s$/, "");
@@ -46,6 +50,8 @@ mail {
   smtp_auth login plain;
   ${pair("server")}
 ${KINDS.map(blocks).join("\n")}
+  server { listen 127.0.0.1:${ppPort} ssl proxy_protocol; protocol imap; server_name default.test; }
+  server { listen 127.0.0.1:${ppPort} ssl proxy_protocol; protocol imap; server_name mail.example.org; ${pair(mailCert)} }
 }
 `;
 }
@@ -92,12 +98,14 @@ for (const target of targets()) {
     let backend: MockImap;
     let mg: Running;
     let port: Record<Kind, number>;
+    let ppPort: number;
     before(async () => {
       backend = await MockImap.start();
       auth = await MockAuth.start(() => ok("127.0.0.1", backend.port));
-      const ports = await freePorts(KINDS.length);
+      const ports = await freePorts(KINDS.length + 1);
       port = Object.fromEntries(KINDS.map((k, i) => [k, ports[i]])) as Record<Kind, number>;
-      mg = await startMailgate(target, conf(auth.port, port, "sni_mail"));
+      ppPort = ports[KINDS.length];
+      mg = await startMailgate(target, conf(auth.port, port, "sni_mail", ppPort));
     });
     after(async () => {
       await mg?.stop();
@@ -133,9 +141,39 @@ for (const target of targets()) {
       assert.match(caps, / XDEFAULT\b/, out);
     });
 
+    it("PROXY header then implicit TLS: the ClientHello after the header still chooses", async () => {
+      for (const [name, cn] of [["mail.example.org", "mail.example.org"], ["x.test", "localhost"]]) {
+        const raw = netConnect(ppPort, "127.0.0.1");
+        await new Promise<void>((resolve, reject) => raw.once("connect", resolve).once("error", reject));
+        raw.write("PROXY TCP4 192.0.2.7 127.0.0.1 4242 993\r\n");
+        // The default block answers x.test with its own (localhost) certificate: checked below, not by name.
+        const t = tlsConnect({
+          socket: raw,
+          servername: name,
+          ca: readFileSync(join(TLS, "ca.pem"), "latin1"),
+          checkServerIdentity: () => undefined,
+        });
+        try {
+          const greeting = await new Promise<string>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error("no greeting")), CLIENT_MS);
+            t.once("error", reject);
+            t.once("data", (d: Buffer) => {
+              clearTimeout(timer);
+              resolve(d.toString("latin1"));
+            });
+          });
+          assert.equal(t.getPeerCertificate().subject.CN, cn, name);
+          assert.match(greeting, /^\* OK/);
+        } finally {
+          t.destroy();
+          raw.destroy();
+        }
+      }
+    });
+
     it("a reload swaps a certificate for new connections", async () => {
       const text = readFileSync(mg.conf, "utf8");
-      writeFileSync(mg.conf, conf(auth.port, port, "other"));
+      writeFileSync(mg.conf, conf(auth.port, port, "other", ppPort));
       try {
         const before = (mg.stderr().match(/reconfiguring done/g) ?? []).length;
         // process.kill: after ChildProcess.kill() Deno's node:child_process ignores later kill() calls (stop()).
