@@ -21,6 +21,7 @@ import { startMailgate, targets, type Running } from "../helpers/mailgate.ts";
 import { type Dovecot, peersAvailable, startDovecot } from "../helpers/dovecot.ts";
 import { type Introspection, startIntrospection } from "../helpers/introspection.ts";
 import { MockAuth, ok, refuse } from "../helpers/mock_auth.ts";
+import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { runClient } from "../helpers/run_client.ts";
 
@@ -33,7 +34,7 @@ const CLIENT_TIMEOUT_MS = 30000;
 
 /** One client session: IMAP through imaplib's authenticate(), or POP3's AUTH XOAUTH2 on a raw socket. */
 interface Case {
-  proto: "imap" | "pop3";
+  proto: "imap" | "pop3" | "smtp";
   port: number;
   mech: "XOAUTH2" | "OAUTHBEARER";
   token: string;
@@ -77,9 +78,24 @@ def pop3(port, mech, token):
         lines.append(f.readline())
     s.close()
     return "".join(l.decode("latin1") for l in lines[1:]).strip()
+def smtp(port, mech, token):
+    s = socket.create_connection(("127.0.0.1", port), 20)
+    f = s.makefile("rb")
+    def reply():
+        lines = [f.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(f.readline())
+        return lines[-1].decode("latin1").strip()
+    reply()
+    s.sendall(b"EHLO client.example\\r\\n")
+    reply()
+    s.sendall(("AUTH %s %s\\r\\n" % (mech, base64.b64encode(payload(mech, token)).decode())).encode())
+    r = reply()
+    s.close()
+    return r
 out = []
 for c in json.loads(sys.argv[1]):
-    out.append((imap if c["proto"] == "imap" else pop3)(c["port"], c["mech"], c["token"]))
+    out.append({"imap": imap, "pop3": pop3, "smtp": smtp}[c["proto"]](c["port"], c["mech"], c["token"]))
 sys.stdout.write(json.dumps(out))
 `, JSON.stringify(cases)], { timeoutMs: CLIENT_TIMEOUT_MS * 2 });
   assert.equal(r.status, 0, r.stderr);
@@ -87,14 +103,15 @@ sys.stdout.write(json.dumps(out))
 }
 
 /** Dovecot's login lines for USER (imap-login / pop3-login). */
-function loginLines(d: Dovecot, service: "imap-login" | "pop3-login"): string[] {
+type LoginService = "imap-login" | "pop3-login" | "submission-login";
+function loginLines(d: Dovecot, service: LoginService): string[] {
   return d.log().split("\n").filter((l) => l.includes(`${service}: Info: Login: user=<${USER}>`));
 }
 
 /** The login lines after the first `skip`, once there are `count` of them (Dovecot logs asynchronously; bounded wait). */
 async function newLoginLines(
   d: Dovecot,
-  service: "imap-login" | "pop3-login",
+  service: LoginService,
   skip: number,
   count: number,
 ): Promise<string[]> {
@@ -109,9 +126,12 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
   let dovecot: Dovecot;
   let intro: Introspection;
   let auth: MockAuth;
+  let sink: MockSmtp;
   before(async () => {
     intro = await startIntrospection({ [GOOD]: USER });
-    dovecot = await startDovecot({ [USER]: PASS }, { oauth2IntrospectionUrl: intro.url });
+    // Dovecot's submission service needs a relay; nothing is sent through it here.
+    sink = await MockSmtp.start({ xclient: false, auth: false });
+    dovecot = await startDovecot({ [USER]: PASS }, { oauth2IntrospectionUrl: intro.url, submissionRelay: sink.port });
     // The default path: the auth service validates the token itself and hands out the password.
     // Asked with X-Route: only (auth_http_header), it only routes: no Auth-Pass, the backend validates.
     auth = await MockAuth.start((req) =>
@@ -126,6 +146,7 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
     await dovecot?.stop();
     await intro?.stop();
     await auth?.stop();
+    await sink?.stop();
   });
 
   for (const target of targets()) {
@@ -134,12 +155,13 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
       let results: string[];
       /** What the introspection endpoint was asked, and Dovecot's new login lines, during the cases. */
       let asked: string[];
-      let imapLogins: string[], pop3Logins: string[];
+      let imapLogins: string[], pop3Logins: string[], smtpLogins: string[];
       before(async () => {
         // pass: passthrough on; passErr: the same with proxy_pass_error_message on;
         // plain: passthrough off, auth_http answers Auth-Pass; pop3: passthrough on;
         // routed: passthrough on, auth_http answers without Auth-Pass.
-        const [pass, passErr, plain, pop3, routed] = await freePorts(5);
+        // smtp: passthrough on with proxy_smtp_auth on, to Dovecot's submission service.
+        const [pass, passErr, plain, pop3, routed, smtp] = await freePorts(6);
         mg = await startMailgate(target, `
 error_log stderr info;
 events { }
@@ -153,14 +175,18 @@ mail {
   server { listen 127.0.0.1:${pop3}; protocol pop3; pop3_auth plain xoauth2; auth_table pop3.table; }
   server { listen 127.0.0.1:${routed}; protocol imap; imap_auth oauthbearer;
            auth_http 127.0.0.1:${auth.port}; auth_http_header X-Route only; }
+  server { listen 127.0.0.1:${smtp}; protocol smtp; smtp_auth plain xoauth2; auth_table smtp.table;
+           proxy_smtp_auth on; xclient off; }
 }
 `, {
           "imap.table": `@example.org 127.0.0.1:${dovecot.imapPort}\n`,
           "pop3.table": `@example.org 127.0.0.1:${dovecot.pop3Port}\n`,
+          "smtp.table": `@example.org 127.0.0.1:${dovecot.submissionPort}\n`,
         });
         const seen = intro.seen.length;
         const imapSkip = loginLines(dovecot, "imap-login").length;
         const pop3Skip = loginLines(dovecot, "pop3-login").length;
+        const smtpSkip = loginLines(dovecot, "submission-login").length;
         results = await runCases([
           { proto: "imap", port: pass, mech: "XOAUTH2", token: GOOD },
           { proto: "imap", port: pass, mech: "OAUTHBEARER", token: GOOD },
@@ -171,10 +197,13 @@ mail {
           { proto: "pop3", port: pop3, mech: "XOAUTH2", token: GOOD },
           { proto: "pop3", port: pop3, mech: "XOAUTH2", token: BAD },
           { proto: "imap", port: routed, mech: "OAUTHBEARER", token: GOOD },
+          { proto: "smtp", port: smtp, mech: "XOAUTH2", token: GOOD },
+          { proto: "smtp", port: smtp, mech: "XOAUTH2", token: BAD },
         ]);
         asked = intro.seen.slice(seen);
         imapLogins = await newLoginLines(dovecot, "imap-login", imapSkip, 4);
         pop3Logins = await newLoginLines(dovecot, "pop3-login", pop3Skip, 1);
+        smtpLogins = await newLoginLines(dovecot, "submission-login", smtpSkip, 1);
       });
       after(async () => {
         if (mg && process.env.OAUTH_DEBUG) console.log(mg.stderr(), dovecot.log());
@@ -183,8 +212,8 @@ mail {
 
       it("Dovecot's endpoint was asked about exactly the tokens mailgate forwarded (passthrough on)", () => {
         // IMAP: good (XOAUTH2), good (OAUTHBEARER), bad, bad (pass_error_message); none for
-        // passthrough off; POP3: good, bad; auth_http without Auth-Pass: good.
-        assert.deepEqual(asked, [GOOD, GOOD, BAD, BAD, GOOD, BAD, GOOD]);
+        // passthrough off; POP3: good, bad; auth_http without Auth-Pass: good; SMTP: good, bad.
+        assert.deepEqual(asked, [GOOD, GOOD, BAD, BAD, GOOD, BAD, GOOD, GOOD, BAD]);
       });
 
       it("passthrough: the good token logs in with the client's mechanism (Dovecot's login line says so)", () => {
@@ -220,6 +249,13 @@ mail {
       it("passthrough with an auth_http answer without Auth-Pass: the client's token logs in", () => {
         assert.equal(results[8], "OK OK");
         assert.match(imapLogins[3], /method=OAUTHBEARER,/);
+      });
+
+      it("SMTP passthrough (proxy_smtp_auth on): AUTH XOAUTH2 to Dovecot's submission; a bad token: 451", () => {
+        assert.equal(results[9], "235 2.0.0 OK");
+        assert.equal(smtpLogins.length, 1, dovecot.log());
+        assert.match(smtpLogins[0], /method=XOAUTH2,/);
+        assert.equal(results[10], "451 4.3.2 Internal server error");
       });
 
       it("no token in any line mailgate logged", () => {
