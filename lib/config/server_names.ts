@@ -51,7 +51,8 @@ export function checkSharedListens(st: LoadState, mail: Level, levels: ServerLev
     }
   }
   // `ssl on` (nginx <= 1.24, server or mail level) makes every listen ssl.
-  const ssl = (lv: ServerLevel, l: ListenConfig) => l.ssl || (lv.singles.ssl ?? mail.singles.ssl)?.value === true;
+  const ssl = (lv: ServerLevel, l: ListenConfig) =>
+    l.ssl || (lv.singles.ssl ?? mail.singles.ssl)?.value === true;
   const protocol = (lv: ServerLevel) => lv.protocol ?? lv.detectedProtocol;
   for (const [addr, list] of byAddr) {
     if (list.length < 2) continue;

@@ -58,6 +58,12 @@ export function selectServerByName(blocks: readonly NamePatterns[], name: string
 /** Whether a server_name value is a form this matcher knows (for the config check). */
 export function validServerName(p: string): boolean {
   if (p === "" || p.startsWith("~")) return false;
-  const inner = p.startsWith("*.") ? p.slice(2) : p.startsWith(".") ? p.slice(1) : p.endsWith(".*") ? p.slice(0, -2) : p;
+  const inner = p.startsWith("*.")
+    ? p.slice(2)
+    : p.startsWith(".")
+    ? p.slice(1)
+    : p.endsWith(".*")
+    ? p.slice(0, -2)
+    : p;
   return inner !== "" && !inner.includes("*");
 }

@@ -31,11 +31,14 @@ type Kind = "imaps" | "pop3s" | "smtps" | "imap" | "pop3" | "smtp";
 const KINDS: Kind[] = ["imaps", "pop3s", "smtps", "imap", "pop3", "smtp"];
 
 function conf(auth: number, port: Record<Kind, number>, mailCert: string, ppPort: number): string {
-  const pair = (name: string) => `ssl_certificate ${join(TLS, name + ".pem")}; ssl_certificate_key ${join(TLS, name + ".key")};`;
+  const pair = (name: string) =>
+    `ssl_certificate ${join(TLS, name + ".pem")}; ssl_certificate_key ${join(TLS, name + ".key")};`;
   const blocks = (k: Kind) => {
     const proto = k.replace(/s$/, "");
     const implicit = k.endsWith("s");
-    const listen = `listen 127.0.0.1:${port[k]}${implicit ? " ssl" : ""}; protocol ${proto};${implicit ? "" : " starttls on;"}`;
+    const listen = `listen 127.0.0.1:${port[k]}${implicit ? " ssl" : ""}; protocol ${proto};${
+      implicit ? "" : " starttls on;"
+    }`;
     const caps = (tag: string) => (proto === "imap" ? ` imap_capabilities IMAP4rev1 ${tag};` : "");
     return `
   server { ${listen} server_name default.test;${caps("XDEFAULT")} }
@@ -51,7 +54,9 @@ mail {
   ${pair("server")}
 ${KINDS.map(blocks).join("\n")}
   server { listen 127.0.0.1:${ppPort} ssl proxy_protocol; protocol imap; server_name default.test; }
-  server { listen 127.0.0.1:${ppPort} ssl proxy_protocol; protocol imap; server_name mail.example.org; ${pair(mailCert)} }
+  server { listen 127.0.0.1:${ppPort} ssl proxy_protocol; protocol imap; server_name mail.example.org; ${
+    pair(mailCert)
+  } }
 }
 `;
 }
@@ -61,8 +66,20 @@ ${KINDS.map(blocks).join("\n")}
  * said. The commands are sent once the handshake is done; -ign_eof keeps
  * reading until the server closes (they end with LOGOUT/QUIT).
  */
-async function sClient(port: number, kind: Kind, name: string | null, input: string): Promise<{ cn: string; out: string }> {
-  const args = ["s_client", "-connect", `127.0.0.1:${port}`, "-CAfile", join(TLS, "ca.pem"), "-ign_eof"];
+async function sClient(
+  port: number,
+  kind: Kind,
+  name: string | null,
+  input: string,
+): Promise<{ cn: string; out: string }> {
+  const args = [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${port}`,
+    "-CAfile",
+    join(TLS, "ca.pem"),
+    "-ign_eof",
+  ];
   args.push(...(name === null ? ["-noservername"] : ["-servername", name]));
   if (!kind.endsWith("s")) args.push("-starttls", kind);
   const r = await runClient("openssl", args, { input, timeoutMs: CLIENT_MS });
@@ -115,7 +132,9 @@ for (const target of targets()) {
 
     for (const kind of KINDS) {
       it(`${kind}${kind.endsWith("s") ? " (implicit TLS)" : " (STARTTLS)"}: each name gets its block's certificate`, async () => {
-        const got = await Promise.all(EXPECT.map(([name]) => sClient(port[kind], kind, name, BYE[kind])));
+        const got = await Promise.all(
+          EXPECT.map(([name]) => sClient(port[kind], kind, name, BYE[kind])),
+        );
         assert.deepEqual(
           got.map((g, i) => [EXPECT[i][0], g.cn]),
           EXPECT.map(([name, cn]) => [name, cn]),
@@ -124,7 +143,10 @@ for (const target of targets()) {
     }
 
     it("implicit TLS: the named block's other settings (imap_capabilities)", async () => {
-      const cases: [string | null, string][] = [["mail.example.org", "XMAIL"], ["b.example.net", "XWILD"], [null, "XDEFAULT"]];
+      const cases: [string | null, string][] = [["mail.example.org", "XMAIL"], [
+        "b.example.net",
+        "XWILD",
+      ], [null, "XDEFAULT"]];
       for (const [name, tag] of cases) {
         const { out } = await sClient(port.imaps, "imaps", name, BYE.imaps);
         const caps = /^\* CAPABILITY .*$/m.exec(out)?.[0] ?? "";
@@ -136,15 +158,24 @@ for (const target of targets()) {
     });
 
     it("STARTTLS: the session keeps the default block's settings (IMAP greeting capabilities)", async () => {
-      const { out } = await sClient(port.imap, "imap", "mail.example.org", "a1 CAPABILITY\r\na2 LOGOUT\r\n");
+      const { out } = await sClient(
+        port.imap,
+        "imap",
+        "mail.example.org",
+        "a1 CAPABILITY\r\na2 LOGOUT\r\n",
+      );
       const caps = /^\* CAPABILITY .*$/m.exec(out)?.[0] ?? "";
       assert.match(caps, / XDEFAULT\b/, out);
     });
 
     it("PROXY header then implicit TLS: the ClientHello after the header still chooses", async () => {
-      for (const [name, cn] of [["mail.example.org", "mail.example.org"], ["x.test", "localhost"]]) {
+      for (
+        const [name, cn] of [["mail.example.org", "mail.example.org"], ["x.test", "localhost"]]
+      ) {
         const raw = netConnect(ppPort, "127.0.0.1");
-        await new Promise<void>((resolve, reject) => raw.once("connect", resolve).once("error", reject));
+        await new Promise<void>((resolve, reject) =>
+          raw.once("connect", resolve).once("error", reject)
+        );
         raw.write("PROXY TCP4 192.0.2.7 127.0.0.1 4242 993\r\n");
         // The default block answers x.test with its own (localhost) certificate: checked below, not by name.
         const t = tlsConnect({
@@ -180,8 +211,16 @@ for (const target of targets()) {
         process.kill(mg.proc.pid!, "SIGHUP");
         await mg.waitLog(new RegExp(`(?:[^]*?reconfiguring done){${before + 1}}`));
         for (const kind of ["imaps", "smtp"] as Kind[]) {
-          assert.equal((await sClient(port[kind], kind, "mail.example.org", BYE[kind])).cn, "inherits", kind);
-          assert.equal((await sClient(port[kind], kind, "x.example.net", BYE[kind])).cn, "*.example.net", kind);
+          assert.equal(
+            (await sClient(port[kind], kind, "mail.example.org", BYE[kind])).cn,
+            "inherits",
+            kind,
+          );
+          assert.equal(
+            (await sClient(port[kind], kind, "x.example.net", BYE[kind])).cn,
+            "*.example.net",
+            kind,
+          );
         }
       } finally {
         writeFileSync(mg.conf, text);

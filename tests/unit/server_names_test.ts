@@ -42,9 +42,18 @@ describe("server name matching (nginx precedence)", () => {
     test(`${name} -> block ${want}`, () => assert.equal(selectServerByName(blocks, name), want));
   }
   test("leading wildcard beats trailing wildcard; longer beats shorter", () => {
-    assert.ok(nameMatchRank("*.example.org", "mail.example.org") > nameMatchRank("mail.*", "mail.example.org"));
-    assert.ok(nameMatchRank("*.b.example.org", "a.b.example.org") > nameMatchRank("*.example.org", "a.b.example.org"));
-    assert.ok(nameMatchRank("mail.example.*", "mail.example.org") > nameMatchRank("mail.*", "mail.example.org"));
+    assert.ok(
+      nameMatchRank("*.example.org", "mail.example.org") >
+        nameMatchRank("mail.*", "mail.example.org"),
+    );
+    assert.ok(
+      nameMatchRank("*.b.example.org", "a.b.example.org") >
+        nameMatchRank("*.example.org", "a.b.example.org"),
+    );
+    assert.ok(
+      nameMatchRank("mail.example.*", "mail.example.org") >
+        nameMatchRank("mail.*", "mail.example.org"),
+    );
     assert.equal(nameMatchRank("mail.*", "mail."), -1);
   });
   test("the earlier block wins a tie", () => {
@@ -81,14 +90,19 @@ const otherExt = new Uint8Array([0, 10, 0, 4, 0, 2, 0, 0x1d]); // supported_grou
 
 describe("ClientHello server_name", () => {
   test("found after other extensions", () => {
-    assert.equal(helloServerName(clientHello([otherExt, sniExt("mail.example.org")])), "mail.example.org");
+    assert.equal(
+      helloServerName(clientHello([otherExt, sniExt("mail.example.org")])),
+      "mail.example.org",
+    );
   });
   test("no SNI extension: null", () => {
     assert.equal(helloServerName(clientHello([otherExt])), null);
   });
   test("incomplete record: undefined (read more), at every cut", () => {
     const full = clientHello([sniExt("a.example.net")]);
-    for (let i = 0; i < full.length; i++) assert.equal(helloServerName(full.subarray(0, i)), undefined, `cut ${i}`);
+    for (let i = 0; i < full.length; i++) {
+      assert.equal(helloServerName(full.subarray(0, i)), undefined, `cut ${i}`);
+    }
   });
   test("not TLS: null", () => {
     assert.equal(helloServerName(new TextEncoder().encode("a1 CAPABILITY\r\n")), null);
@@ -104,7 +118,10 @@ describe("ClientHello server_name", () => {
 async function load(mailBody: string): Promise<Config> {
   const dir = mkdtempSync(join(tmpdir(), "mailgate-sni-"));
   try {
-    writeFileSync(join(dir, "nginx.conf"), `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${mailBody}\n}\n`);
+    writeFileSync(
+      join(dir, "nginx.conf"),
+      `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${mailBody}\n}\n`,
+    );
     return await loadConfig({ file: join(dir, "nginx.conf"), prefix: dir, hostname: "host.test" });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -148,9 +165,14 @@ describe("config: several servers on one address", () => {
       "server { listen 127.0.0.1:10143; protocol imap; server_name a.test c.test; }\n" +
         "server { listen 127.0.0.1:10143; protocol imap; server_name b.test A.test; }",
     );
-    assert.deepEqual(cfg.warnings.map(formatConfigWarning).map((w) => w.replace(/ in \S+nginx\.conf:/, " in nginx.conf:")), [
-      'conflicting server name "a.test" on 127.0.0.1:10143, ignored in nginx.conf:5',
-    ]);
+    assert.deepEqual(
+      cfg.warnings.map(formatConfigWarning).map((w) =>
+        w.replace(/ in \S+nginx\.conf:/, " in nginx.conf:")
+      ),
+      [
+        'conflicting server name "a.test" on 127.0.0.1:10143, ignored in nginx.conf:5',
+      ],
+    );
   });
   test("a shared address where a server has no server_name of its own: nginx's duplicate error", async () => {
     assert.equal(
@@ -163,7 +185,9 @@ describe("config: several servers on one address", () => {
   });
   test("one server repeating an address: still the duplicate error, at parse time", async () => {
     assert.equal(
-      await loadError("server { listen 127.0.0.1:10143; listen 127.0.0.1:10143; protocol imap; server_name a.test; }"),
+      await loadError(
+        "server { listen 127.0.0.1:10143; listen 127.0.0.1:10143; protocol imap; server_name a.test; }",
+      ),
       'duplicate "127.0.0.1:10143" address and port pair in nginx.conf:4',
     );
   });
