@@ -30,6 +30,8 @@ const USER = "alice@example.org";
 const PASS = "wonderland";
 const GOOD = "ya29.good-token-for-alice";
 const BAD = "ya29.expired-token";
+/** A 5 KB token (Microsoft Entra ID JWTs with group claims grow so): needs imap_client_buffer 16k. */
+const BIG = "eyJ0eXAiOiJKV1QifQ." + "x".repeat(5000) + ".sig";
 const CLIENT_TIMEOUT_MS = 30000;
 
 /** One client session: IMAP through imaplib's authenticate(), or POP3's AUTH XOAUTH2 on a raw socket. */
@@ -128,7 +130,7 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
   let auth: MockAuth;
   let sink: MockSmtp;
   before(async () => {
-    intro = await startIntrospection({ [GOOD]: USER });
+    intro = await startIntrospection({ [GOOD]: USER, [BIG]: USER });
     // Dovecot's submission service needs a relay; nothing is sent through it here.
     sink = await MockSmtp.start({ xclient: false, auth: false });
     dovecot = await startDovecot({ [USER]: PASS }, { oauth2IntrospectionUrl: intro.url, submissionRelay: sink.port });
@@ -167,7 +169,8 @@ error_log stderr info;
 events { }
 mail {
   proxy_oauth_passthrough on;
-  server { listen 127.0.0.1:${pass}; protocol imap; imap_auth plain xoauth2 oauthbearer; auth_table imap.table; }
+  server { listen 127.0.0.1:${pass}; protocol imap; imap_auth plain xoauth2 oauthbearer; auth_table imap.table;
+           imap_client_buffer 16k; }
   server { listen 127.0.0.1:${passErr}; protocol imap; imap_auth xoauth2; auth_table imap.table;
            proxy_pass_error_message on; }
   server { listen 127.0.0.1:${plain}; protocol imap; imap_auth xoauth2 oauthbearer;
@@ -199,9 +202,10 @@ mail {
           { proto: "imap", port: routed, mech: "OAUTHBEARER", token: GOOD },
           { proto: "smtp", port: smtp, mech: "XOAUTH2", token: GOOD },
           { proto: "smtp", port: smtp, mech: "XOAUTH2", token: BAD },
+          { proto: "imap", port: pass, mech: "XOAUTH2", token: BIG },
         ]);
         asked = intro.seen.slice(seen);
-        imapLogins = await newLoginLines(dovecot, "imap-login", imapSkip, 4);
+        imapLogins = await newLoginLines(dovecot, "imap-login", imapSkip, 5);
         pop3Logins = await newLoginLines(dovecot, "pop3-login", pop3Skip, 1);
         smtpLogins = await newLoginLines(dovecot, "submission-login", smtpSkip, 1);
       });
@@ -212,13 +216,14 @@ mail {
 
       it("Dovecot's endpoint was asked about exactly the tokens mailgate forwarded (passthrough on)", () => {
         // IMAP: good (XOAUTH2), good (OAUTHBEARER), bad, bad (pass_error_message); none for
-        // passthrough off; POP3: good, bad; auth_http without Auth-Pass: good; SMTP: good, bad.
-        assert.deepEqual(asked, [GOOD, GOOD, BAD, BAD, GOOD, BAD, GOOD, GOOD, BAD]);
+        // passthrough off; POP3: good, bad; auth_http without Auth-Pass: good; SMTP: good, bad;
+        // IMAP: the 5 KB token, whole.
+        assert.deepEqual(asked, [GOOD, GOOD, BAD, BAD, GOOD, BAD, GOOD, GOOD, BAD, BIG]);
       });
 
       it("passthrough: the good token logs in with the client's mechanism (Dovecot's login line says so)", () => {
         assert.deepEqual(results.slice(0, 2), ["OK OK", "OK OK"]);
-        assert.equal(imapLogins.length, 4, dovecot.log());
+        assert.equal(imapLogins.length, 5, dovecot.log());
         assert.match(imapLogins[0], /method=XOAUTH2,/);
         assert.match(imapLogins[1], /method=OAUTHBEARER,/);
       });
@@ -258,9 +263,14 @@ mail {
         assert.equal(results[10], "451 4.3.2 Internal server error");
       });
 
+      it("a 5 KB token (imap_client_buffer 16k) reaches Dovecot whole and logs in", () => {
+        assert.equal(results[11], "OK OK");
+        assert.match(imapLogins[4], /method=XOAUTH2,/);
+      });
+
       it("no token in any line mailgate logged", () => {
         const log = mg.stderr();
-        for (const t of [GOOD, BAD]) assert.ok(!log.includes(t), `token in mailgate's log:\n${log}`);
+        for (const t of [GOOD, BAD, BIG]) assert.ok(!log.includes(t), `token in mailgate's log:\n${log}`);
         assert.ok(!/Bearer|auth=/.test(log), log);
       });
     });
