@@ -53,7 +53,11 @@
 import type { BackendContext, BackendLogin, BackendStep, SmtpState } from "../core/machine.ts";
 import { bytesToBinary } from "../core/bytes.ts";
 import { ReplyReader } from "../core/reply_reader.ts";
-import { logUpstreamNoMechanism, OAUTH_DUMMY_RESPONSE, oauthPassthrough } from "../core/oauth_passthrough.ts";
+import {
+  logUpstreamNoMechanism,
+  OAUTH_DUMMY_RESPONSE,
+  oauthPassthrough,
+} from "../core/oauth_passthrough.ts";
 import {
   BACKEND_AUTH_CODES,
   BACKEND_CHALLENGE_CODES,

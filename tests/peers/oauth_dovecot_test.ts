@@ -17,7 +17,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { startMailgate, targets, type Running } from "../helpers/mailgate.ts";
+import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { type Dovecot, peersAvailable, startDovecot } from "../helpers/dovecot.ts";
 import { type Introspection, startIntrospection } from "../helpers/introspection.ts";
 import { MockAuth, ok, refuse } from "../helpers/mock_auth.ts";
@@ -50,7 +50,9 @@ interface Case {
  * (the untagged BAD before the connection closed); POP3 the reply lines.
  */
 async function runCases(cases: Case[]): Promise<string[]> {
-  const r = await runClient("python3", ["-c", `
+  const r = await runClient("python3", [
+    "-c",
+    `
 import base64, imaplib, json, socket, sys
 USER = "${USER}"
 def payload(mech, token):
@@ -99,7 +101,9 @@ out = []
 for c in json.loads(sys.argv[1]):
     out.append({"imap": imap, "pop3": pop3, "smtp": smtp}[c["proto"]](c["port"], c["mech"], c["token"]))
 sys.stdout.write(json.dumps(out))
-`, JSON.stringify(cases)], { timeoutMs: CLIENT_TIMEOUT_MS * 2 });
+`,
+    JSON.stringify(cases),
+  ], { timeoutMs: CLIENT_TIMEOUT_MS * 2 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.toString()) as string[];
 }
@@ -124,7 +128,9 @@ async function newLoginLines(
   return loginLines(d, service).slice(skip);
 }
 
-describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: avail.ok ? false : avail.why }, () => {
+describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", {
+  skip: avail.ok ? false : avail.why,
+}, () => {
   let dovecot: Dovecot;
   let intro: Introspection;
   let auth: MockAuth;
@@ -133,7 +139,10 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
     intro = await startIntrospection({ [GOOD]: USER, [BIG]: USER });
     // Dovecot's submission service needs a relay; nothing is sent through it here.
     sink = await MockSmtp.start({ xclient: false, auth: false });
-    dovecot = await startDovecot({ [USER]: PASS }, { oauth2IntrospectionUrl: intro.url, submissionRelay: sink.port });
+    dovecot = await startDovecot({ [USER]: PASS }, {
+      oauth2IntrospectionUrl: intro.url,
+      submissionRelay: sink.port,
+    });
     // The default path: the auth service validates the token itself and hands out the password.
     // Asked with X-Route: only (auth_http_header), it only routes: no Auth-Pass, the backend validates.
     auth = await MockAuth.start((req) =>
@@ -164,7 +173,9 @@ describe("real peers: OAuth tokens to a Dovecot with an oauth2 passdb", { skip: 
         // routed: passthrough on, auth_http answers without Auth-Pass.
         // smtp: passthrough on with proxy_smtp_auth on, to Dovecot's submission service.
         const [pass, passErr, plain, pop3, routed, smtp] = await freePorts(6);
-        mg = await startMailgate(target, `
+        mg = await startMailgate(
+          target,
+          `
 error_log stderr info;
 events { }
 mail {
@@ -181,11 +192,13 @@ mail {
   server { listen 127.0.0.1:${smtp}; protocol smtp; smtp_auth plain xoauth2; auth_table smtp.table;
            proxy_smtp_auth on; xclient off; }
 }
-`, {
-          "imap.table": `@example.org 127.0.0.1:${dovecot.imapPort}\n`,
-          "pop3.table": `@example.org 127.0.0.1:${dovecot.pop3Port}\n`,
-          "smtp.table": `@example.org 127.0.0.1:${dovecot.submissionPort}\n`,
-        });
+`,
+          {
+            "imap.table": `@example.org 127.0.0.1:${dovecot.imapPort}\n`,
+            "pop3.table": `@example.org 127.0.0.1:${dovecot.pop3Port}\n`,
+            "smtp.table": `@example.org 127.0.0.1:${dovecot.submissionPort}\n`,
+          },
+        );
         const seen = intro.seen.length;
         const imapSkip = loginLines(dovecot, "imap-login").length;
         const pop3Skip = loginLines(dovecot, "pop3-login").length;
@@ -230,7 +243,10 @@ mail {
 
       it("passthrough: a bad token is refused by Dovecot; the client gets the internal error", () => {
         assert.equal(results[2], "BAD: internal server error");
-        assert.match(mg.stderr(), /\[error\] .*upstream sent invalid response: "\w+ NO \[AUTHENTICATIONFAILED\]/);
+        assert.match(
+          mg.stderr(),
+          /\[error\] .*upstream sent invalid response: "\w+ NO \[AUTHENTICATIONFAILED\]/,
+        );
       });
 
       it("passthrough with proxy_pass_error_message on: a bad token gets Dovecot's own NO", () => {
@@ -270,7 +286,9 @@ mail {
 
       it("no token in any line mailgate logged", () => {
         const log = mg.stderr();
-        for (const t of [GOOD, BAD, BIG]) assert.ok(!log.includes(t), `token in mailgate's log:\n${log}`);
+        for (const t of [GOOD, BAD, BIG]) {
+          assert.ok(!log.includes(t), `token in mailgate's log:\n${log}`);
+        }
         assert.ok(!/Bearer|auth=/.test(log), log);
       });
     });

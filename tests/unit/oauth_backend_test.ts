@@ -58,7 +58,13 @@ function ctx(o: Opts): BackendContext {
     clientHost: "[UNAVAILABLE]",
     backendTls: o.backendTls,
     forward: o.forward
-      ? { clientIp: "203.0.113.7", clientPort: 40000, localIp: "127.0.0.1", localPort: 110, sessionId: "*3" }
+      ? {
+        clientIp: "203.0.113.7",
+        clientPort: 40000,
+        localIp: "127.0.0.1",
+        localPort: 110,
+        sessionId: "*3",
+      }
       : undefined,
   };
 }
@@ -77,7 +83,11 @@ function feed(m: BackendLogin, chunks: string[]): string[] {
 function everySplit(make: () => BackendLogin, script: string, expected: string[]): void {
   assert.deepEqual(feed(make(), [script]), expected);
   for (let k = 1; k < script.length; k++) {
-    assert.deepEqual(feed(make(), [script.slice(0, k), script.slice(k)]), expected, `split at ${k}`);
+    assert.deepEqual(
+      feed(make(), [script.slice(0, k), script.slice(k)]),
+      expected,
+      `split at ${k}`,
+    );
   }
 }
 
@@ -85,7 +95,9 @@ const XOAUTH2 = encodeBase64(`user=${AUTH_USER}\x01auth=Bearer ${AUTH_PASS}\x01\
 /** OAUTHBEARER's a= escapes ',' and '=' (RFC 5801). */
 const OAUTHBEARER = encodeBase64(`n,a=a=3Db=2Cc@example.org,\x01auth=Bearer ${AUTH_PASS}\x01\x01`);
 /** An RFC 7628 error challenge as Dovecot sends it. */
-const ERROR_CHALLENGE = encodeBase64('{"status":"invalid_token","schemes":"bearer","scope":"mail"}');
+const ERROR_CHALLENGE = encodeBase64(
+  '{"status":"invalid_token","schemes":"bearer","scope":"mail"}',
+);
 
 function assertNoSecrets(out: string[]): void {
   for (const line of out) {
@@ -104,7 +116,10 @@ describe("proxy_oauth_passthrough: IMAP", () => {
       imap,
       "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2] Dovecot ready.\r\n" +
         "* CAPABILITY IMAP4rev1 IDLE\r\na2 OK Logged in\r\n",
-      [`B: a2 AUTHENTICATE XOAUTH2 ${XOAUTH2}\r\n`, "DONE * CAPABILITY IMAP4rev1 IDLE\r\na2 OK Logged in\r\n"],
+      [
+        `B: a2 AUTHENTICATE XOAUTH2 ${XOAUTH2}\r\n`,
+        "DONE * CAPABILITY IMAP4rev1 IDLE\r\na2 OK Logged in\r\n",
+      ],
     );
   });
 
@@ -125,7 +140,9 @@ describe("proxy_oauth_passthrough: IMAP", () => {
   });
 
   test("the mechanism not offered: internal error with a clear log line, never LOGIN", () => {
-    for (const greeting of ["* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=OAUTHBEARER] hi\r\n"]) {
+    for (
+      const greeting of ["* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=OAUTHBEARER] hi\r\n"]
+    ) {
       const out = feed(imap(), [greeting]);
       assert.deepEqual(out, [
         "FAIL * BAD internal server error\r\n| error upstream does not offer AUTH XOAUTH2, " +
@@ -134,7 +151,10 @@ describe("proxy_oauth_passthrough: IMAP", () => {
     }
     const out = feed(imap(), ["* OK hi\r\n", "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nmgs2 OK\r\n"]);
     assert.equal(out.length, 2);
-    assert.match(out[1], /^FAIL \* BAD internal server error\r\n\| error upstream does not offer AUTH XOAUTH2/);
+    assert.match(
+      out[1],
+      /^FAIL \* BAD internal server error\r\n\| error upstream does not offer AUTH XOAUTH2/,
+    );
   });
 
   test("an error challenge gets AQ==; the NO that follows fails the login (token never logged)", () => {
@@ -150,12 +170,18 @@ describe("proxy_oauth_passthrough: IMAP", () => {
     assertNoSecrets(feed(imap(), [script]));
     // proxy_pass_error_message on: the NO alone reaches the client, not the challenge.
     const passed = feed(imap({ passError: true }), [script]);
-    assert.equal(passed[2].split("| ")[0], "FAIL a2 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+    assert.equal(
+      passed[2].split("| ")[0],
+      "FAIL a2 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+    );
   });
 
   test("a second challenge after the dummy is invalid", () => {
     const out = feed(imap(), [`* OK [CAPABILITY SASL-IR AUTH=XOAUTH2] hi\r\n+ x\r\n+ y\r\n`]);
-    assert.deepEqual(out.slice(1), ["B: AQ==\r\n", 'FAIL * BAD internal server error\r\n| error upstream sent invalid response: "+ y"']);
+    assert.deepEqual(out.slice(1), [
+      "B: AQ==\r\n",
+      'FAIL * BAD internal server error\r\n| error upstream sent invalid response: "+ y"',
+    ]);
   });
 
   test("after STARTTLS only the capabilities read over TLS count", () => {
@@ -165,7 +191,11 @@ describe("proxy_oauth_passthrough: IMAP", () => {
       "<tls>",
       "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nmgs2 OK\r\n",
     ]);
-    assert.deepEqual(out.slice(0, 3), ["B: mgs1 STARTTLS\r\n", "STARTTLS", "B: mgs2 CAPABILITY\r\n"]);
+    assert.deepEqual(out.slice(0, 3), [
+      "B: mgs1 STARTTLS\r\n",
+      "STARTTLS",
+      "B: mgs2 CAPABILITY\r\n",
+    ]);
     assert.match(out[3], /^FAIL .*does not offer AUTH XOAUTH2/s);
   });
 
@@ -178,7 +208,12 @@ describe("proxy_oauth_passthrough: IMAP", () => {
     ];
     for (const o of [{ on: false }, { method: "plain" as const }]) {
       assert.deepEqual(
-        feed(imap(o), ["* OK [CAPABILITY SASL-IR AUTH=XOAUTH2] hi\r\n", "+ \r\n", "+ \r\n", "a2 OK in\r\n"]),
+        feed(imap(o), [
+          "* OK [CAPABILITY SASL-IR AUTH=XOAUTH2] hi\r\n",
+          "+ \r\n",
+          "+ \r\n",
+          "a2 OK in\r\n",
+        ]),
         login,
       );
     }
@@ -212,7 +247,9 @@ describe("proxy_oauth_passthrough: POP3", () => {
   });
 
   test("the mechanism not offered, or CAPA refused: internal error, never USER/PASS", () => {
-    for (const capa of ["+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n", "+OK\r\nXOAUTH2\r\n.\r\n", "-ERR no\r\n"]) {
+    for (
+      const capa of ["+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n", "+OK\r\nXOAUTH2\r\n.\r\n", "-ERR no\r\n"]
+    ) {
       const out = feed(pop3(), ["+OK hi\r\n", capa]);
       assert.deepEqual(out, [
         "B: CAPA\r\n",
@@ -223,7 +260,8 @@ describe("proxy_oauth_passthrough: POP3", () => {
   });
 
   test("an error challenge gets AQ==; the -ERR that follows fails the login", () => {
-    const script = "+OK hi\r\n" + CAPA + `+ ${ERROR_CHALLENGE}\r\n-ERR [AUTH] Authentication failed.\r\n`;
+    const script = "+OK hi\r\n" + CAPA +
+      `+ ${ERROR_CHALLENGE}\r\n-ERR [AUTH] Authentication failed.\r\n`;
     const expected = [
       "B: CAPA\r\n",
       `B: AUTH XOAUTH2 ${XOAUTH2}\r\n`,
@@ -250,7 +288,10 @@ describe("proxy_oauth_passthrough: POP3", () => {
 
   test("after STLS only the CAPA read over TLS counts", () => {
     const out = feed(pop3({ backendTls: "starttls" }), [
-      "+OK hi\r\n", "+OK go\r\n", "<tls>", "+OK\r\nSASL PLAIN\r\n.\r\n",
+      "+OK hi\r\n",
+      "+OK go\r\n",
+      "<tls>",
+      "+OK\r\nSASL PLAIN\r\n.\r\n",
     ]);
     assert.deepEqual(out.slice(0, 3), ["B: STLS\r\n", "STARTTLS", "B: CAPA\r\n"]);
     assert.match(out[3], /^FAIL .*does not offer AUTH XOAUTH2/s);
@@ -267,7 +308,8 @@ describe("proxy_oauth_passthrough: POP3", () => {
 
 describe("proxy_oauth_passthrough: SMTP", () => {
   const smtp = (o: Opts = {}) => createSmtpBackendLogin(ctx(o));
-  const EHLO = "250-mx.example\r\n250-PIPELINING\r\n250-AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n250 8BITMIME\r\n";
+  const EHLO =
+    "250-mx.example\r\n250-PIPELINING\r\n250-AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n250 8BITMIME\r\n";
 
   test("EHLO lists the mechanism: AUTH XOAUTH2 <initial response>, then 235 to the client", () => {
     everySplit(
@@ -296,7 +338,8 @@ describe("proxy_oauth_passthrough: SMTP", () => {
   });
 
   test("an error challenge (334) gets AQ==; the 535 that follows fails the login", () => {
-    const script = "220 mx\r\n" + EHLO + `334 ${ERROR_CHALLENGE}\r\n535 5.7.8 Authentication failed\r\n`;
+    const script = "220 mx\r\n" + EHLO +
+      `334 ${ERROR_CHALLENGE}\r\n535 5.7.8 Authentication failed\r\n`;
     const expected = [
       "B: EHLO mx.example\r\n",
       `B: AUTH XOAUTH2 ${XOAUTH2}\r\n`,
@@ -323,7 +366,9 @@ describe("proxy_oauth_passthrough: SMTP", () => {
 });
 
 describe("proxy_oauth_passthrough: an auth_http answer without Auth-Pass", () => {
-  const answer = binaryToBytes("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 192.0.2.9\r\nAuth-Port: 143\r\n\r\n");
+  const answer = binaryToBytes(
+    "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 192.0.2.9\r\nAuth-Port: 143\r\n\r\n",
+  );
   function decide(method: Credentials["method"], oauthPassthrough: boolean | undefined) {
     const parser = new AuthResponseParser();
     const r = parser.feed(answer);
