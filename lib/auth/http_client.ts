@@ -215,7 +215,7 @@ export function createHttpAuthService(opts: HttpAuthOptions): AuthService {
               answered = true;
               const r = parser.feed(chunk);
               if (r.kind === "done") {
-                finish(decideAuth(r.headers, req, name), false, keepalive > 0 && parser.reusable());
+                finish(decideAuth(r.headers, req, name, parser.other), false, keepalive > 0 && parser.reusable());
               } else if (r.kind === "error") {
                 const log = r.reason === "invalid-response"
                   ? AUTH_LOG.invalidResponse(name)

@@ -147,6 +147,9 @@ export class AuthResponseParser {
   private end = 0;
   /** Bytes that came after the header block (kept in buf, or dropped past the cap). */
   private extra = 0;
+  /** Every other header, name as received (limit_conn's $auth_http_<header> keys); null when none. */
+  other: [string, string][] | null = null;
+
   private readonly h: AuthResponseHeaders = {
     refusal: null,
     wait: false,
@@ -381,6 +384,8 @@ export class AuthResponseParser {
       if (/(^|[ ,])close($|[ ,])/i.test(this.value())) this.connClose = true;
     } else if (this.nameIs("transfer-encoding")) {
       this.chunked = true;
+    } else {
+      (this.other ??= []).push([bytesToBinary(this.buf.subarray(this.nameStart, this.nameEnd)), this.value()]);
     }
   }
 }
@@ -463,7 +468,12 @@ export function isAuthServerName(v: string): boolean {
 }
 
 /** §4: what to do with a complete header block. `server` = authServerName(url). */
-export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: string): AuthDecision {
+export function decideAuth(
+  h: AuthResponseHeaders,
+  req: AuthRequest,
+  server: string,
+  other: [string, string][] | null = null,
+): AuthDecision {
   if (h.refusal !== null) {
     return {
       kind: "refused",
@@ -491,5 +501,5 @@ export function decideAuth(h: AuthResponseHeaders, req: AuthRequest, server: str
     return { kind: "error", log: AUTH_LOG.badPort(server, h.port) };
   }
   const user = h.user ?? req.waitUser ?? (req.creds.method === "none" ? "" : req.creds.user);
-  return { kind: "ok", addr, port, user, pass, backendName: `${h.server}:${h.port}` };
+  return { kind: "ok", addr, port, user, pass, backendName: `${h.server}:${h.port}`, ...(other ? { headers: other } : {}) };
 }

@@ -52,6 +52,8 @@ export type AuthResult =
     backendName: string;
     /** Reached through an `Auth-Status: WAIT` answer: never kept by the auth cache. */
     uncacheable?: true;
+    /** auth_http: the answer's other headers (limit_conn's $auth_http_<header>). */
+    headers?: readonly (readonly [string, string])[];
   }
   /** Refused: tell the client `message`; waitSec > 0 keeps the session open after the delay. */
   | {

@@ -7,6 +7,7 @@ import type { StatusAddress } from "./status_listen.ts";
 import { ConfigError } from "./errors.ts";
 import type { Cidr } from "../core/ip.ts";
 import type { RedisTarget } from "../store/redis_url.ts";
+import type { LimitConnLogLevel, LimitConnRule, LimitConnZone } from "./limit_conn_directives.ts";
 import type {
   AuthHttpUrl,
   FailLimit,
@@ -31,6 +32,8 @@ export interface Singles {
   auth_cache_secret: string;
   auth_fail_limit_ip: FailLimit;
   auth_fail_limit_user: FailLimit;
+  limit_conn_dry_run: boolean;
+  limit_conn_log_level: LimitConnLogLevel;
   auth_http: AuthHttpUrl;
   auth_http_pass_client_cert: boolean;
   auth_http_timeout: number;
@@ -89,6 +92,8 @@ export type RealIpFrom = Cidr | { kind: "unix" };
 export interface Lists {
   error_log: LogTarget[];
   auth_http_header: [string, string][];
+  limit_conn_zone: LimitConnZone[];
+  limit_conn: LimitConnRule[];
   imap_capabilities: string[];
   imap_id: [string, string][];
   pop3_capabilities: string[];

@@ -27,6 +27,7 @@ import { handleAuthHttp, handleResolver, handleSetRealIpFrom } from "./mail_net.
 import { SSL_DIRECTIVES } from "./ssl_directives.ts";
 import { handleStatusListen } from "./status_listen.ts";
 import { PROTECT_DIRECTIVES } from "./protect_directives.ts";
+import { LIMIT_CONN_DIRECTIVES } from "./limit_conn_directives.ts";
 import { SHARED_STORE_DIRECTIVES } from "./shared_store.ts";
 import type { Protocol } from "./types.ts";
 import { MAX_ID_KEY, MAX_ID_PAIRS, MAX_ID_VALUE } from "../imap/id.ts";
@@ -160,6 +161,7 @@ export const MAIL_DIRECTIVES: Record<string, DirectiveSpec> = {
 
   ...SSL_DIRECTIVES,
   ...PROTECT_DIRECTIVES,
+  ...LIMIT_CONN_DIRECTIVES,
   ...SHARED_STORE_DIRECTIVES,
 
   // mailgate extensions.

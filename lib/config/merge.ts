@@ -7,6 +7,7 @@ import { confPath, type LoadState } from "./directive.ts";
 import type { Level, Lists, ServerLevel, Singles, Slot } from "./level.ts";
 import type { ProxySslConfig, ServerConfig, SslConfig } from "./types.ts";
 import { buildProtect, PROTECT_DEFAULTS } from "./protect_directives.ts";
+import { buildLimitConn } from "./limit_conn_directives.ts";
 
 /** One memory page: nginx's default for every mail buffer. */
 export const DEFAULT_BUFFER = 4096;
@@ -129,6 +130,7 @@ export function buildServer(e: Effective, st: LoadState, hostname: string): Serv
     maxErrors: e.get("max_errors", DEFAULTS.maxErrors),
     maxCommands: e.get("max_commands", PROTECT_DEFAULTS.maxCommands),
     protect: buildProtect(e),
+    limitConn: buildLimitConn(e),
     errorLogs: e.list("error_log")?.value ?? null,
 
     authHttp: e.get("auth_http", null),

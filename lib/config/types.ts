@@ -5,6 +5,7 @@
 /** Where a directive (or block) was written, for error messages. */
 import type { StatusAddress } from "./status_listen.ts";
 import type { SharedStoreConfig } from "./shared_store.ts";
+import type { LimitConnConfig } from "./limit_conn_directives.ts";
 export interface Loc {
   file: string;
   line: number;
@@ -212,6 +213,8 @@ export interface ServerConfig {
   maxCommands: number;
   /** Auth cache and failed-login limits (README "Protection"). */
   protect: ProtectConfig;
+  /** freenginx limit_conn (lib/protect/limit_conn.ts); null or absent = none. */
+  limitConn?: LimitConnConfig | null;
   /** Server-level (or mail-level) error logs; null = use the main-level ones. */
   errorLogs: LogTarget[] | null;
 

@@ -16,6 +16,10 @@ const CRLF = "\r\n";
 export const IMAP_GREETING = textBytes("* OK IMAP4 ready" + CRLF);
 /** README "Common rules": every internal failure; the connection is then closed. */
 export const IMAP_INTERNAL_ERROR = textBytes("* BAD internal server error" + CRLF);
+/** limit_conn refusal (freenginx), tagged with the login command's tag, then close. */
+export function imapTooManyConnections(tag: string): Uint8Array {
+  return binaryToBytes(tag + " NO [UNAVAILABLE] Too many connections" + CRLF);
+}
 /** §3: continuation for a synchronising literal. */
 export const IMAP_LITERAL_CONTINUATION = textBytes("+ OK" + CRLF);
 /** tls_and_proxy_protocol.md §4: ssl_verify_client failures, then close. */

@@ -25,6 +25,8 @@ export const POP3_OK = textBytes("+OK" + CRLF);
 export const POP3_INVALID_COMMAND = textBytes("-ERR invalid command" + CRLF);
 /** README "Common rules": every internal failure; the connection is then closed. */
 export const POP3_INTERNAL_ERROR = textBytes("-ERR internal server error" + CRLF);
+/** limit_conn refusal (freenginx), then close. */
+export const POP3_TOO_MANY_CONNECTIONS = textBytes("-ERR [SYS/TEMP] Too many connections" + CRLF);
 /** tls_and_proxy_protocol.md §4: ssl_verify_client failures, then close. */
 export const POP3_CERT_ERROR = textBytes("-ERR SSL certificate error" + CRLF);
 export const POP3_NO_CERT = textBytes("-ERR No required SSL certificate" + CRLF);
@@ -75,10 +77,21 @@ export interface Pop3CapaLists {
   starttlsOnly: Uint8Array;
 }
 
+/**
+ * pop3_capabilities, plus RESP-CODES (RFC 2449) when limit_conn applies to
+ * the server: its refusal carries the [SYS/TEMP] code (freenginx).
+ */
+function pop3Capabilities(config: ServerConfig): string[] {
+  const caps = config.pop3Capabilities;
+  if (!config.limitConn || caps.some((c) => c.toUpperCase() === "RESP-CODES")) return caps;
+  return [...caps, "RESP-CODES"];
+}
+
 export function pop3CapaLists(config: ServerConfig): Pop3CapaLists {
-  const caps = config.pop3Capabilities.map((c) => c + CRLF).join("");
+  const capabilities = pop3Capabilities(config);
+  const caps = capabilities.map((c) => c + CRLF).join("");
   const sasl = "SASL" + saslNames(config).map((n) => " " + n).join("") + CRLF;
-  const withoutUser = config.pop3Capabilities
+  const withoutUser = capabilities
     .filter((c) => c.toUpperCase() !== "USER")
     .map((c) => c + CRLF)
     .join("");

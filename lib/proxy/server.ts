@@ -13,6 +13,7 @@
 
 import { LocalStore } from "../store/local.ts";
 import type { SharedStore } from "../store/types.ts";
+import { createLimitConn, type LimitConn } from "../protect/limit_conn.ts";
 import { lstatSync, unlinkSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Config, ListenConfig, ServerConfig } from "../config/types.ts";
@@ -85,6 +86,8 @@ export interface ServerRuntime {
   accessLog: AccessLog | null;
   backendTls: ((addr: string) => TlsClientOptions) | null;
   resolver: Resolver | null;
+  /** freenginx limit_conn, null when the server has none. */
+  limitConn: LimitConn | null;
 }
 
 interface Entry {
@@ -214,6 +217,7 @@ function sniBlock(e: Entry): SniBlock {
     accessLog: srv.accessLog,
     resolver: srv.resolver,
     backendTls: srv.backendTls,
+    limitConn: srv.limitConn,
   };
 }
 
@@ -247,6 +251,7 @@ export async function buildServerRuntimes(
       backendTls: makeBackendTls(server.proxySsl),
       // SMTP client hosts, and Auth-Server host names for every protocol.
       resolver: server.resolver ? sharedResolver(server, runtime) : null,
+      limitConn: server.limitConn ? createLimitConn(server.limitConn, store) : null,
     });
   }
   return out;
@@ -358,6 +363,7 @@ export class MailProxy {
       backendTls: e.srv.backendTls,
       resolver: e.srv.resolver,
       tls: e.srv.tls,
+      limitConn: e.srv.limitConn,
       own: this.own,
       sni: e.group ? (e.sni ??= sniChooser(e.group)) : null,
       onDone: (s) => {

@@ -34,6 +34,7 @@ import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
 import { helloServerName } from "../tls/hello_server_name.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
+import { type LimitConn, tooManyConnections } from "../protect/limit_conn.ts";
 
 /** Everything a session needs from the server that accepted it. */
 export interface SessionEnv {
@@ -60,6 +61,8 @@ export interface SessionEnv {
   sni?: ((name: string | null) => SniBlock) | null;
   /** Timers for `timeout`, the greeting delay and Auth-Wait; the host's by default. */
   timers?: Timers;
+  /** freenginx limit_conn for this server (lib/protect/limit_conn.ts); absent or null: none. */
+  limitConn?: LimitConn | null;
   /** Called once when the session is completely over. */
   onDone(session: Session): void;
 }
@@ -67,7 +70,7 @@ export interface SessionEnv {
 /** The settings of one server block that SNI can choose. */
 export type SniBlock = Pick<
   SessionEnv,
-  "server" | "listen" | "protocol" | "log" | "auth" | "tls" | "accessLog" | "resolver" | "backendTls"
+  "server" | "listen" | "protocol" | "log" | "auth" | "tls" | "accessLog" | "resolver" | "backendTls" | "limitConn"
 >;
 
 let nextConnId = 1;
@@ -151,6 +154,8 @@ export class Session {
   #mech = "none";
   #relayedUp = 0;
   #relayedDown = 0;
+  /** Gives back this session's limit_conn counts; called once, at the end. */
+  #releaseLimits: (() => void) | null = null;
 
   constructor(env: SessionEnv, client: Conn) {
     this.#env = env;
@@ -609,9 +614,34 @@ export class Session {
       for (const step of steps) if (!(await this.#step(step))) return false;
       return !this.#closed;
     }
+    if (env.limitConn && !(await this.#limitConnections(env.limitConn, creds, result.headers ?? null))) return false;
     this.ctx.login = loginForLog(result.user);
     this.ctx.upstream = result.backendName;
     this.#loginToBackend(creds, result.addr, result.port, result.user, result.pass);
+    return false;
+  }
+
+  /** limit_conn after the auth service's OK (freenginx): false when refused or closed meanwhile. */
+  async #limitConnections(
+    limits: LimitConn,
+    creds: Credentials,
+    authHeaders: readonly (readonly [string, string])[] | null,
+  ): Promise<boolean> {
+    const env = this.#env;
+    const r = await limits.acquire(
+      { remoteAddr: addrText(this.#clientAddr), remoteUser: creds.user, authHeaders },
+      (level, message) => env.log.log(level, message, this.ctx),
+    );
+    if (r.ok) this.#releaseLimits = r.release;
+    if (this.#closed) {
+      this.#releaseLimits?.();
+      this.#releaseLimits = null;
+      return false;
+    }
+    if (r.ok) return true;
+    this.#outcome = "rejected";
+    this.#write(tooManyConnections(env.server.protocol, creds.tag));
+    this.#closeClientGracefully();
     return false;
   }
 
@@ -750,6 +780,8 @@ export class Session {
     this.#dial?.cancel();
     this.#waiting?.settle(OVER);
     this.#relayStop?.();
+    this.#releaseLimits?.();
+    this.#releaseLimits = null;
     this.#client.destroy();
     this.#backend?.destroy();
     const w = this.#drainWaiter;

@@ -28,6 +28,8 @@ export const SMTP_PIPELINING_BEFORE_GREETING = textBytes(
 );
 /** README "Common rules": every internal failure; the connection is then closed. */
 export const SMTP_INTERNAL_ERROR = textBytes("451 4.3.2 Internal server error" + CRLF);
+/** limit_conn refusal (freenginx), then close. */
+export const SMTP_TOO_MANY_CONNECTIONS = textBytes("454 4.7.0 Too many connections" + CRLF);
 /** tls_and_proxy_protocol.md §4: ssl_verify_client failures. */
 export const SMTP_CERT_ERROR = textBytes("421 4.7.1 SSL certificate error" + CRLF);
 export const SMTP_NO_CERT = textBytes("421 4.7.1 No required SSL certificate" + CRLF);
