@@ -5,6 +5,10 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../../lib/config/load.ts";
 import type { ServerConfig } from "../../lib/config/types.ts";
 import { binaryToBytes } from "../../lib/core/bytes.ts";
 import type { BackendContext, BackendLogin, Credentials } from "../../lib/core/machine.ts";
@@ -412,5 +416,50 @@ describe("proxy_oauth_passthrough: an auth_http answer without Auth-Pass", () =>
   test("other methods are unchanged by passthrough", () => {
     assert.equal(decide("cram-md5", true).kind, "error");
     assert.equal(decide("plain", true).kind, "ok");
+  });
+});
+
+describe("proxy_oauth_passthrough directive", () => {
+  /** The servers of a mail block (auth_http at mail level), as loaded. */
+  async function load(mailBody: string): Promise<ServerConfig[]> {
+    const dir = mkdtempSync(join(tmpdir(), "mailgate-oauthpt-"));
+    try {
+      writeFileSync(
+        join(dir, "nginx.conf"),
+        `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${mailBody}\n}\n`,
+      );
+      const cfg = await loadConfig({
+        file: join(dir, "nginx.conf"),
+        prefix: dir,
+        lookup: () => Promise.reject(new Error("no DNS")),
+        hostname: "host.test",
+      });
+      return cfg.mail!.servers;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const server = (port: number, body = "") =>
+    `server { listen 127.0.0.1:${port}; protocol imap; ${body} }`;
+
+  test("default off; on at mail level is inherited; a server may turn it off", async () => {
+    assert.equal((await load(server(10143)))[0].proxyOauthPassthrough, false);
+    const s = await load(
+      `proxy_oauth_passthrough on;\n${server(10143)}\n${
+        server(10144, "proxy_oauth_passthrough off;")
+      }`,
+    );
+    assert.deepEqual(s.map((x) => x.proxyOauthPassthrough), [true, false]);
+  });
+
+  test("not a flag, or no argument: nginx's errors", async () => {
+    await assert.rejects(
+      load(server(10143, "proxy_oauth_passthrough yes;")),
+      /invalid value "yes" in "proxy_oauth_passthrough" directive, it must be "on" or "off"/,
+    );
+    await assert.rejects(
+      load(`${server(10143)}\nproxy_oauth_passthrough;`),
+      /invalid number of arguments in "proxy_oauth_passthrough" directive/,
+    );
   });
 });
