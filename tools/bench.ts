@@ -39,6 +39,11 @@
 //           concurrent loops of connect -> greeting -> login -> logout ->
 //           close; sessions/s, p50/p99, proxy CPU per session (utime+stime
 //           of the proxy tree from /proc)
+//   login-cache  the IMAP storm on a server block that has auth_cache_ttl 60s
+//           in mailgate's configuration (nginx: the same block without it,
+//           nginx has no auth cache), after one warm-up login: every loop
+//           logs in as the same user, so mailgate answers from its cache
+//           (process-local: no shared_store) and never asks the auth service
 //   tls     the IMAP storm on an implicit-TLS listener (full handshake each)
 //   relay   backend -> client (IMAP literal) and client -> backend (SMTP
 //           DATA) of B bytes; MB/s (10^6) and proxy CPU s per GB (10^9)
@@ -50,7 +55,7 @@
 // greeting byte.
 //
 // Options: --quick (default) | --full, --rounds=N, --targets=nginx,deno,bun,binary,
-//   --workers=1,auto, --loads=login,tls,relay,memory,cold, --duration=ms,
+//   --workers=1,auto, --loads=login,login-cache,tls,relay,memory,cold,latency, --duration=ms,
 //   --concurrency=N, --tls-concurrency=N, --sessions=N (memory), --mib=N (relay), --cold-runs=N,
 //   --latency-commands=N (latency, default 100; 300 with --full),
 //   --mem-settle=S (idle seconds, default 45), --mem-rounds=N (default 1),
@@ -90,7 +95,7 @@ import {
 } from "./bench/report.ts";
 
 type Workers = "1" | "auto";
-type Load = "login" | "tls" | "relay" | "memory" | "cold" | "latency";
+type Load = "login" | "login-cache" | "tls" | "relay" | "memory" | "cold" | "latency";
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
@@ -117,7 +122,9 @@ const O = {
   rounds: Number(opt("rounds", FULL ? "5" : "3")),
   targets: opt("targets", "nginx,deno,bun,binary").split(",") as Target[],
   workers: opt("workers", "1,auto").split(",") as Workers[],
-  loads: new Set(opt("loads", "login,tls,relay,memory,cold,latency").split(",") as Load[]),
+  loads: new Set(
+    opt("loads", "login,login-cache,tls,relay,memory,cold,latency").split(",") as Load[],
+  ),
   durationMs: Number(opt("duration", FULL ? "5000" : "1500")),
   warmMs: FULL ? 1000 : 400,
   concurrency: Number(opt("concurrency", "32")),
@@ -274,12 +281,16 @@ async function measure(
     ["imap", "imap", "imap", false, "login"],
     ["pop3", "pop3", "pop3", false, "login"],
     ["smtp", "smtp", "smtp", false, "login"],
+    ["imapcache", "imapCache", "imap", false, "login-cache"],
     ["tls", "imaps", "imap", true, "tls"],
     ["tlsec", "imapsEc", "imap", true, "tls"],
   ];
   for (const [key, port, proto, tls, load] of storms) {
     if (!O.loads.has(load)) continue;
     await guard(key, async () => {
+      // The cache's one miss (and the JIT's first pass over the hit path)
+      // before the measured storm.
+      if (load === "login-cache") await loginStorm(p, ports[port], proto, tls, 1, O.warmMs);
       const conc = tls ? O.tlsConcurrency : O.concurrency;
       const r = await loginStorm(p, ports[port], proto, tls, conc, O.durationMs);
       m[`${key}_per_s`] = r.perSec;
@@ -314,7 +325,13 @@ async function measure(
       // round, so each column's direct figure was taken under its own load.
       if (tls) continue;
       await guard(`latency ${key} direct`, async () => {
-        m[`lat_${key}_direct_ms`] = await latency(backendPorts[proto], proto, false, O.latCommands, true);
+        m[`lat_${key}_direct_ms`] = await latency(
+          backendPorts[proto],
+          proto,
+          false,
+          O.latCommands,
+          true,
+        );
       });
     }
   }
@@ -372,8 +389,8 @@ async function main() {
       baseline: O.baselineRev ? `git ${shortRev(O.baselineRev)}` : O.baseline,
     };
     for (const t of O.targets) mkdirSync(join(dir, `prefix-${t}`));
-    const [imap, pop3, smtp, imaps, imapsEc] = await freePorts(5);
-    const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc };
+    const [imap, pop3, smtp, imaps, imapsEc, imapCache] = await freePorts(6);
+    const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc, imapCache };
     const backend = start("backend", BUN, [join(ROOT, "tools/bench/backend.ts")]);
     const bports = await backend.next(20_000, "backend ports");
     const backendPorts = bports as Record<"imap" | "pop3" | "smtp", number>;
@@ -383,7 +400,7 @@ async function main() {
     ]);
     const authPort = (await auth.next(20_000, "auth port")).port as number;
     const confs = {} as Record<Workers, string>;
-    /** mailgate's file: the same, or with auth_http_keepalive (--auth-keepalive). */
+    /** mailgate's file: the same, or with auth_http_keepalive (--auth-keepalive) and the cache block's auth_cache_ttl (login-cache). */
     const mgConfs = {} as Record<Workers, string>;
     for (const w of O.workers) {
       const input = {
@@ -399,9 +416,13 @@ async function main() {
       confs[w] = join(dir, `bench-${w}.conf`);
       writeFileSync(confs[w], benchConfig(input));
       mgConfs[w] = confs[w];
-      if (O.authKeepalive > 0) {
+      const authCache = O.loads.has("login-cache");
+      if (O.authKeepalive > 0 || authCache) {
         mgConfs[w] = join(dir, `bench-${w}-mailgate.conf`);
-        writeFileSync(mgConfs[w], benchConfig({ ...input, authKeepalive: O.authKeepalive }));
+        writeFileSync(
+          mgConfs[w],
+          benchConfig({ ...input, authKeepalive: O.authKeepalive, authCache }),
+        );
       }
     }
     /** The configuration file a target runs with these workers. */
@@ -428,7 +449,9 @@ async function main() {
           let proxy: Started | null = null;
           try {
             proxy = await startProxy(t, dir, confFor(t, w), exes, ports.imap);
-            raw[w][t].push(await measure({ proxy, auth, backend }, ports, backendPorts, note, where, round));
+            raw[w][t].push(
+              await measure({ proxy, auth, backend }, ports, backendPorts, note, where, round),
+            );
           } catch (e) {
             note(`${where}: ${(e as Error).message}`);
             // An empty round keeps round i at index i for every target (the

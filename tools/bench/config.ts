@@ -2,7 +2,8 @@
 // mailgate (which ignores load_module with a warning). Only the worker count
 // varies between the two settings the benchmark runs, except that
 // --auth-keepalive=N gives mailgate one extra line (auth_http_keepalive,
-// which nginx does not know).
+// which nginx does not know), and the login-cache load gives mailgate's
+// imapCache block `auth_cache_ttl 60s` (nginx has no auth cache).
 
 import { NGINX_MAIL_MODULE } from "./install_nginx.ts";
 
@@ -13,6 +14,8 @@ export interface BenchPorts {
   imaps: number;
   /** Implicit TLS with the ECDSA certificate. */
   imapsEc: number;
+  /** IMAP again: mailgate's file gives this block auth_cache_ttl (login-cache load). */
+  imapCache: number;
 }
 
 export interface ConfigInput {
@@ -29,6 +32,12 @@ export interface ConfigInput {
   workerConnections: number;
   /** mailgate only: auth_http_keepalive N (0 or absent: the line is left out). */
   authKeepalive?: number;
+  /**
+   * mailgate only: `auth_cache_ttl 60s` in the imapCache block. nginx has
+   * no auth cache, so its block there is the plain IMAP one: the row
+   * compares a cache hit with nginx's auth round trip on every login.
+   */
+  authCache?: boolean;
 }
 
 export function benchConfig(c: ConfigInput): string {
@@ -45,7 +54,9 @@ events {
 
 mail {
     server_name bench.test;
-    auth_http 127.0.0.1:${c.authPort}/auth;${c.authKeepalive ? `\n    auth_http_keepalive ${c.authKeepalive};` : ""}
+    auth_http 127.0.0.1:${c.authPort}/auth;${
+    c.authKeepalive ? `\n    auth_http_keepalive ${c.authKeepalive};` : ""
+  }
     # Both proxies then log in to the SMTP backend with EHLO only and answer
     # the client's AUTH with 235 (nginx would otherwise send XCLIENT blindly).
     xclient off;
@@ -56,6 +67,9 @@ mail {
     server { listen 127.0.0.1:${c.ports.imap}; protocol imap; }
     server { listen 127.0.0.1:${c.ports.pop3}; protocol pop3; }
     server { listen 127.0.0.1:${c.ports.smtp}; protocol smtp; }
+    server { listen 127.0.0.1:${c.ports.imapCache}; protocol imap;${
+    c.authCache ? " auth_cache_ttl 60s;" : ""
+  } }
     server {
         listen 127.0.0.1:${c.ports.imaps} ssl;
         protocol imap;

@@ -140,8 +140,11 @@ async function syscallsPerSession(
 ): Promise<string> {
   const out = join(tmpdir(), `mailgate-strace-${process.pid}.txt`);
   const [port, proto, tls] = stormOf(ports);
-  const r = await traced("strace", ["-c", "-f", "-o", out, "-p", String(proxy.pid)], () =>
-    loginStorm(parties, port, proto, tls, 32, DURATION_MS));
+  const r = await traced(
+    "strace",
+    ["-c", "-f", "-o", out, "-p", String(proxy.pid)],
+    () => loginStorm(parties, port, proto, tls, 32, DURATION_MS),
+  );
   const rows: string[] = [];
   let total = 0;
   for (const line of readFileSync(out, "utf8").split("\n")) {
@@ -152,7 +155,9 @@ async function syscallsPerSession(
   }
   rmSync(out, { force: true });
   return `## system calls of mailgate on ${TARGET}, load ${LOAD}: ${r.sessions} sessions, ` +
-    `${(total / r.sessions).toFixed(1)} per session (strace slows it: ${r.perSec.toFixed(0)}/s)\n\n` +
+    `${(total / r.sessions).toFixed(1)} per session (strace slows it: ${
+      r.perSec.toFixed(0)
+    }/s)\n\n` +
     `| syscall | per session |\n|---|---:|\n${rows.join("\n")}`;
 }
 
@@ -184,10 +189,28 @@ async function perfBreakdown(
   ports: BenchPorts,
 ): Promise<string> {
   const out = join(tmpdir(), `mailgate-perf-${process.pid}.data`);
-  const result = await traced<unknown>("perf", ["record", "-F", "1999", "-g", "-o", out, "-p", String(proxy.pid)], () =>
-    runLoad(parties, ports));
+  const result = await traced<unknown>("perf", [
+    "record",
+    "-F",
+    "1999",
+    "-g",
+    "-o",
+    out,
+    "-p",
+    String(proxy.pid),
+  ], () => runLoad(parties, ports));
   const report = (sort: string, n: number) => {
-    const r = spawnSync("perf", ["report", "-i", out, "--stdio", "--no-children", "--sort", sort, "-g", "none"], {
+    const r = spawnSync("perf", [
+      "report",
+      "-i",
+      out,
+      "--stdio",
+      "--no-children",
+      "--sort",
+      sort,
+      "-g",
+      "none",
+    ], {
       encoding: "utf8",
       maxBuffer: 64 * 2 ** 20,
     });
@@ -203,8 +226,8 @@ async function perfBreakdown(
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "mailgate-prof-"));
   try {
-    const [imap, pop3, smtp, imaps, imapsEc, inspectPort] = await freePorts(6);
-    const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc };
+    const [imap, pop3, smtp, imaps, imapsEc, imapCache, inspectPort] = await freePorts(7);
+    const ports: BenchPorts = { imap, pop3, smtp, imaps, imapsEc, imapCache };
     const backend = start("backend", BUN, [join(ROOT, "tools/bench/backend.ts")]);
     const bports = await backend.next(20_000, "backend ports");
     const auth = start("auth", BUN, [
@@ -233,7 +256,11 @@ async function main() {
     const main = join(ROOT, "main.ts");
     const args = ["-p", prefix, "-c", conf];
     const proxy: Started = PLAIN
-      ? start("mailgate", TARGET === "deno" ? DENO : BUN, TARGET === "deno" ? ["run", "-A", "--unstable-net", main, ...args] : [main, ...args])
+      ? start(
+        "mailgate",
+        TARGET === "deno" ? DENO : BUN,
+        TARGET === "deno" ? ["run", "-A", "--unstable-net", main, ...args] : [main, ...args],
+      )
       : TARGET === "deno"
       ? start("mailgate", DENO, [
         "run",
