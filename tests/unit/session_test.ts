@@ -21,6 +21,9 @@ import { OwnAddresses } from "../../lib/proxy/own_addresses.ts";
 import { type FakeConn, fakeConnector, fakeConnPair, recordConn } from "../helpers/fake_conn.ts";
 import { imapConfig, smtpConfig } from "../helpers/property.ts";
 import { bytesToBinary, textBytes } from "../../lib/core/bytes.ts";
+import { LimitConn } from "../../lib/protect/limit_conn.ts";
+import { LocalStore } from "../../lib/store/local.ts";
+import type { SharedStore } from "../../lib/store/types.ts";
 
 const INTERNAL = "* BAD internal server error\r\n";
 const TIMEOUT_MS = 60_000;
@@ -126,6 +129,7 @@ function harness(o: {
   backend?: BackendScript;
   connectError?: Error;
   own?: OwnAddresses;
+  limitConn?: LimitConn;
 } = {}): Harness {
   const clock = new ManualClock();
   const logs: Harness["logs"] = [];
@@ -171,6 +175,7 @@ function harness(o: {
     backendTls: null,
     own: o.own ?? null,
     timers: clock,
+    limitConn: o.limitConn ?? null,
     onDone: () => (h.finished = true),
   }, accepted);
   const rec = recordConn(client);
@@ -449,5 +454,94 @@ describe("session driver", () => {
       await ended(h);
       assert.equal(h.authRequests[0].clientHost, "[UNAVAILABLE]");
     });
+  });
+});
+
+describe("session driver: limit_conn (limit 1 by $remote_user) releases its count on every end path", () => {
+  const KEY = "mailgate:lc:users:alice";
+  function limits(store: SharedStore = new LocalStore()) {
+    const zone = { name: "users", text: "$remote_user", key: { kind: "remote_user" as const }, loc: { file: "t", line: 1 } };
+    const lc = new LimitConn({ config: { limits: [{ zone, conn: 1 }], dryRun: false, logLevel: "error" }, store });
+    return { lc, store, count: () => store.get(KEY) };
+  }
+
+  test("relay end: counted while proxied, released when the client leaves", async () => {
+    const l = limits();
+    const h = harness({ config: imap(), limitConn: l.lc });
+    await loginAsAlice(h);
+    await until(() => h.session.phase === "relay", "relay");
+    assert.equal(await l.count(), "1");
+    h.client.end();
+    await ended(h);
+    assert.equal(await l.count(), null);
+  });
+
+  test("over the limit: the tagged refusal, the close, the error line; the holder keeps its count", async () => {
+    const l = limits();
+    const first = harness({ config: imap(), limitConn: l.lc });
+    await loginAsAlice(first);
+    await until(() => first.session.phase === "relay", "relay");
+    const h = harness({ config: imap(), limitConn: l.lc });
+    await loginAsAlice(h);
+    await ended(h);
+    assert.equal(h.rec.text(), "* OK IMAP4 ready\r\na1 NO [UNAVAILABLE] Too many connections\r\n");
+    assert.equal(h.connects.length, 0, "the backend is not dialed");
+    assert.equal(logged(h, "error", /^limiting connections by zone "users"$/), 1);
+    assert.equal(await l.count(), "1");
+    first.session.abort(); // shutdown: released too
+    await ended(first);
+    assert.equal(await l.count(), null);
+  });
+
+  test("backend connect failure: released", async () => {
+    const l = limits();
+    const refused = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+    const h = harness({ config: imap(), connectError: refused, limitConn: l.lc });
+    await loginAsAlice(h);
+    await ended(h);
+    assert.equal(await l.count(), null);
+  });
+
+  test("client closes during the backend login: released", async () => {
+    const l = limits();
+    const be = imapBackend({ silent: true });
+    const h = harness({ config: imap(), backend: be.script, limitConn: l.lc });
+    await loginAsAlice(h);
+    await until(() => be.seen.conns.length === 1, "backend connected");
+    assert.equal(await l.count(), "1");
+    h.client.destroy();
+    await ended(h);
+    assert.equal(await l.count(), null);
+  });
+
+  test("client closes while the store is counting: released once the count arrives, no backend dial", async () => {
+    const inner = new LocalStore();
+    let go!: () => void;
+    const gate = new Promise<void>((r) => (go = r));
+    const slow: SharedStore = {
+      state: "local",
+      incr: async (k, ttl) => {
+        await gate;
+        return await inner.incr(k, ttl);
+      },
+      decr: (k) => inner.decr(k),
+      get: (k) => inner.get(k),
+      set: (k, v, ttl) => inner.set(k, v, ttl),
+      setIfAbsent: (k, v, ttl) => inner.setIfAbsent(k, v, ttl),
+      expire: (k, ttl) => inner.expire(k, ttl),
+      del: (k) => inner.del(k),
+      close: () => {},
+    };
+    const l = limits(slow);
+    const h = harness({ config: imap(), limitConn: l.lc });
+    await loginAsAlice(h);
+    await until(() => h.authRequests.length === 1, "auth asked");
+    await settle();
+    h.client.destroy();
+    await ended(h);
+    go();
+    await settle();
+    assert.equal(await inner.get(KEY), null);
+    assert.equal(h.connects.length, 0);
   });
 });
