@@ -45,6 +45,8 @@ type Cached =
     user: string;
     pass: string | null;
     backendName: string;
+    /** The auth_http answer's other headers (limit_conn's $auth_http_<header>), sealed with the rest. */
+    headers?: readonly (readonly [string, string])[];
   }
   | { kind: "refused"; message: string; waitSec: number; errorCode: string | null };
 
@@ -119,6 +121,7 @@ export class AuthCache {
         user: r.user,
         pass: r.pass,
         backendName: r.backendName,
+        ...(r.headers ? { headers: r.headers } : {}),
       }
       : { kind: "refused", message: r.message, waitSec: r.waitSec, errorCode: r.errorCode };
     const k = await this.#keys(req);

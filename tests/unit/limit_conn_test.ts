@@ -21,6 +21,8 @@ import {
 import { LocalStore } from "../../lib/store/local.ts";
 import { pop3CapaLists } from "../../lib/pop3/replies.ts";
 import type { Timers } from "../../lib/proxy/timers.ts";
+import { AuthCache } from "../../lib/protect/cache.ts";
+import type { AuthRequest } from "../../lib/auth/types.ts";
 
 async function servers(mailBody: string, ...bodies: string[]): Promise<ServerConfig[]> {
   const dir = mkdtempSync(join(tmpdir(), "mailgate-lc-"));
@@ -243,4 +245,30 @@ test("held keys get their TTL refreshed, vanished counts put back, refresh stops
   assert.equal(t.pending.size, 0);
   assert.equal(lc.heldCount("mailgate:lc:users:alice"), 0);
   assert.equal(await store.get("mailgate:lc:users:alice"), null);
+});
+
+test("an OK from the auth cache keeps the auth_http headers, so $auth_http_ keys still count on cache hits", async () => {
+  const cache = new AuthCache({
+    ttlMs: 60_000,
+    negativeTtlMs: 0,
+    scope: "t",
+    secret: new Uint8Array(32).fill(7),
+    store: new LocalStore(),
+  });
+  const req = {
+    protocol: "imap",
+    creds: { method: "plain", user: "alice", pass: "secret", salt: null },
+    attempt: 1,
+    clientIp: "192.0.2.1",
+    clientHost: null,
+    proxyProtocol: null,
+    tls: null,
+    verifyClient: "off",
+    passClientCert: false,
+  } as AuthRequest;
+  const headers = [["X-User", "alice@example.org"]] as const;
+  await cache.store(req, { kind: "ok", addr: "127.0.0.1", port: 143, user: "alice", pass: "x", backendName: "b", headers });
+  const hit = await cache.lookup(req);
+  assert.equal(hit?.kind, "ok");
+  assert.deepEqual(hit?.kind === "ok" ? hit.headers : null, [["X-User", "alice@example.org"]]);
 });
