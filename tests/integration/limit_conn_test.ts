@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { TestClient } from "../helpers/client.ts";
-import { MockAuth, ok } from "../helpers/mock_auth.ts";
+import { type AuthRequestSeen, MockAuth, ok } from "../helpers/mock_auth.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
@@ -22,8 +22,11 @@ for (const target of targets()) {
 
     before(async () => {
       imap = await MockImap.start();
-      auth = await MockAuth.start(() => ok("127.0.0.1", imap.port));
-      const names = ["limit", "dry"];
+      // ivan and judy are one account to the auth service (X-User), counted by $auth_http_x_user.
+      auth = await MockAuth.start((req: AuthRequestSeen) =>
+        ok("127.0.0.1", imap.port, /^(ivan|judy)$/.test(req.get("Auth-User") ?? "") ? { "X-User": "shared" } : {})
+      );
+      const names = ["limit", "dry", "hdr", "pop3"];
       const ps = await freePorts(names.length);
       port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
       mg = await startMailgate(
@@ -37,6 +40,9 @@ mail {
   limit_conn users 1;
   server { listen 127.0.0.1:${port.limit}; protocol imap; limit_conn_log_level warn; }
   server { listen 127.0.0.1:${port.dry}; protocol imap; limit_conn_dry_run on; }
+  limit_conn_zone $auth_http_x_user zone=accounts:32k;
+  server { listen 127.0.0.1:${port.hdr}; protocol imap; limit_conn accounts 1; }
+  server { listen 127.0.0.1:${port.pop3}; protocol pop3; }
 }
 `,
       );
@@ -78,6 +84,29 @@ mail {
       await mg.waitLog(/\[error\][^\n]*limiting connections, dry run, by zone "users"/);
       first.c.close();
       second.c.close();
+    });
+
+    it("$auth_http_x_user: two logins the auth service names one account are one count", async () => {
+      const first = await login(port.hdr, "ivan");
+      assert.match(first.reply, /^a1 OK/);
+      const second = await login(port.hdr, "judy");
+      assert.equal(second.reply, "a1 NO [UNAVAILABLE] Too many connections\r\n");
+      assert.ok(await second.c.waitClose());
+      first.c.close();
+    });
+
+    it("POP3 with limit_conn: RESP-CODES in CAPA", async () => {
+      const c = await TestClient.open(port.pop3);
+      assert.match(await c.line(), /^\+OK/);
+      c.write("CAPA\r\n");
+      const lines: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const l = await c.line();
+        lines.push(l);
+        if (l === ".\r\n") break;
+      }
+      assert.ok(lines.includes("RESP-CODES\r\n"), lines.join(""));
+      c.close();
     });
   });
 }
