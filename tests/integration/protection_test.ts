@@ -126,7 +126,7 @@ describe(
         req.get("Auth-Pass") === "right" ? ok("127.0.0.1", imap.port) : refuse("Bad password")
       );
       const ts = targets();
-      ports.push(...await freePorts(2));
+      ports.push(...await freePorts(4)); // per instance: plain, and with limit_conn
       for (let i = 0; i < 2; i++) {
         const mg = await startMailgate(
           ts[i] ?? ts[0],
@@ -138,7 +138,9 @@ mail {
   shared_store redis://127.0.0.1:${redis.port};
   auth_cache_ttl 60s;
   auth_fail_limit_user 3 60s;
+  limit_conn_zone $remote_user zone=users:1m;
   server { listen 127.0.0.1:${ports[i]}; protocol imap; }
+  server { listen 127.0.0.1:${ports[2 + i]}; protocol imap; limit_conn users 1; }
 }
 `,
         );
@@ -177,6 +179,24 @@ mail {
         m.stderr().match(/failed logins for user "frank"/g)?.length ?? 0
       );
       assert.equal(warns[0] + warns[1], 1, `one warning in all (${warns})`);
+    });
+
+    it("limit_conn counts span both instances: a user held on A is refused on B until A's session ends", async () => {
+      const key = "mailgate:lc:users:gwen";
+      const a = await TestClient.open(ports[2]);
+      assert.equal(await a.line(), "* OK IMAP4 ready\r\n");
+      a.write("a1 LOGIN gwen right\r\n");
+      assert.match(await a.line(5000), /^a1 OK/);
+      assert.equal((await redis.cli("GET", key)).trim(), "1");
+      assert.ok(Number((await redis.cli("PTTL", key)).trim()) > 0, "the key expires unless refreshed");
+      assert.equal(await login(ports[3], "gwen", "right"), "a1 NO [UNAVAILABLE] Too many connections\r\n");
+      a.write("a2 LOGOUT\r\n");
+      assert.ok(await a.waitClose());
+      // A's decrement travels through Redis: wait (bounded) until it has landed.
+      for (let i = 0; i < 200 && (await redis.cli("GET", key)).trim() !== ""; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.match(await login(ports[3], "gwen", "right"), /^a1 OK/);
     });
   },
 );
