@@ -7,7 +7,15 @@
 // checked as freenginx checks it (at least 8 pages) but bounds nothing here:
 // counts live in the shared store, which drops a key when it reaches 0.
 
-import { argEnum, argFlag, type Directive, type DirectiveSpec, fail, level, type LoadState } from "./directive.ts";
+import {
+  argEnum,
+  argFlag,
+  type Directive,
+  type DirectiveSpec,
+  fail,
+  level,
+  type LoadState,
+} from "./directive.ts";
 import { ConfigError } from "./errors.ts";
 import type { Effective } from "./merge.ts";
 import type { Loc } from "./types.ts";
@@ -81,7 +89,9 @@ function limitConnZone(d: Directive, st: LoadState): void {
 function limitConn(d: Directive, st: LoadState): void {
   const lv = level(st);
   const name = d.args[0];
-  if (lv.lists.limit_conn?.value.some((r) => r.zone === name)) fail(d, `"limit_conn" directive is duplicate`);
+  if (lv.lists.limit_conn?.value.some((r) => r.zone === name)) {
+    fail(d, `"limit_conn" directive is duplicate`);
+  }
   const n = /^[0-9]+$/.test(d.args[1]) ? Number(d.args[1]) : 0;
   if (n <= 0) fail(d, `invalid number of connections "${d.args[1]}"`);
   if (n > 65535) fail(d, `connection limit must be less 65536`);
@@ -99,7 +109,8 @@ export const LIMIT_CONN_DIRECTIVES: Record<string, DirectiveSpec> = {
   limit_conn_log_level: {
     contexts: ["mail", "server"],
     args: "take1",
-    handle: (d, st) => level(st).setWith("limit_conn_log_level", d.loc, () => argEnum(d, LIMIT_CONN_LOG_LEVELS)),
+    handle: (d, st) =>
+      level(st).setWith("limit_conn_log_level", d.loc, () => argEnum(d, LIMIT_CONN_LOG_LEVELS)),
   },
 };
 

@@ -114,7 +114,10 @@ export class LimitConn {
       const value = keyValue(limit.zone.key, vars);
       if (value === "") continue; // an empty value is not counted
       if (value.length > MAX_KEY_BYTES) {
-        log("error", `the value of the "${limit.zone.text}" key is more than ${MAX_KEY_BYTES} bytes: "${value}"`);
+        log(
+          "error",
+          `the value of the "${limit.zone.text}" key is more than ${MAX_KEY_BYTES} bytes: "${value}"`,
+        );
         continue;
       }
       const key = `mailgate:lc:${limit.zone.name}:${value}`;
@@ -122,7 +125,10 @@ export class LimitConn {
       this.#hold(key);
       mine.push(key);
       if (n > limit.conn) {
-        log(logLevel, `limiting connections${dryRun ? ", dry run," : ""} by zone "${limit.zone.name}"`);
+        log(
+          logLevel,
+          `limiting connections${dryRun ? ", dry run," : ""} by zone "${limit.zone.name}"`,
+        );
         // As freenginx: the session's counts are dropped either way, so a
         // dry-run session over the limit goes through uncounted.
         releaseMine();
@@ -181,6 +187,9 @@ export class LimitConn {
 const PROCESS_COUNTS = new LocalStore();
 
 /** A server's limits over the process's store (MailProxy.store) when it is shared_store's, else the process's own. */
-export function createLimitConn(config: LimitConnConfig, store: (() => SharedStore) | undefined): LimitConn {
+export function createLimitConn(
+  config: LimitConnConfig,
+  store: (() => SharedStore) | undefined,
+): LimitConn {
   return new LimitConn({ config, store: chooseStore(store, PROCESS_COUNTS) });
 }

@@ -24,7 +24,11 @@ for (const target of targets()) {
       imap = await MockImap.start();
       // ivan and judy are one account to the auth service (X-User), counted by $auth_http_x_user.
       auth = await MockAuth.start((req: AuthRequestSeen) =>
-        ok("127.0.0.1", imap.port, /^(ivan|judy)$/.test(req.get("Auth-User") ?? "") ? { "X-User": "shared" } : {})
+        ok(
+          "127.0.0.1",
+          imap.port,
+          /^(ivan|judy)$/.test(req.get("Auth-User") ?? "") ? { "X-User": "shared" } : {},
+        )
       );
       const names = ["limit", "dry", "hdr", "pop3"];
       const ps = await freePorts(names.length);

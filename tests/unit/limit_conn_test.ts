@@ -27,9 +27,18 @@ import type { AuthRequest } from "../../lib/auth/types.ts";
 async function servers(mailBody: string, ...bodies: string[]): Promise<ServerConfig[]> {
   const dir = mkdtempSync(join(tmpdir(), "mailgate-lc-"));
   try {
-    const srv = bodies.map((b, i) => `server {\nlisten 127.0.0.1:${10110 + i};\nprotocol pop3;\n${b}\n}\n`).join("");
-    writeFileSync(join(dir, "nginx.conf"), `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${mailBody}\n${srv}}\n`);
-    const cfg = await loadConfig({ file: join(dir, "nginx.conf"), prefix: dir, hostname: "h.test" });
+    const srv = bodies.map((b, i) =>
+      `server {\nlisten 127.0.0.1:${10110 + i};\nprotocol pop3;\n${b}\n}\n`
+    ).join("");
+    writeFileSync(
+      join(dir, "nginx.conf"),
+      `events {}\nmail {\nauth_http 127.0.0.1:9000;\n${mailBody}\n${srv}}\n`,
+    );
+    const cfg = await loadConfig({
+      file: join(dir, "nginx.conf"),
+      prefix: dir,
+      hostname: "h.test",
+    });
     return cfg.mail!.servers;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -45,7 +54,8 @@ async function configError(mailBody: string, body = ""): Promise<string> {
   assert.fail("configuration accepted");
 }
 
-const ZONES = "limit_conn_zone $remote_user zone=users:1m; limit_conn_zone $remote_addr zone=addrs:64k;" +
+const ZONES =
+  "limit_conn_zone $remote_user zone=users:1m; limit_conn_zone $remote_addr zone=addrs:64k;" +
   " limit_conn_zone $auth_http_x_user zone=hdr:32k;";
 
 test("directives: values, defaults, inheritance only where a level has no limit_conn", async () => {
@@ -73,19 +83,42 @@ test("directives: values, defaults, inheritance only where a level has no limit_
 
 test("directive errors, with freenginx's messages", async () => {
   assert.match(await configError("limit_conn_zone $host zone=a:1m;"), /invalid parameter "\$host"/);
-  assert.match(await configError("limit_conn_zone $remote_user zone=a;"), /invalid zone size "zone=a"/);
-  assert.match(await configError("limit_conn_zone $remote_user zone=a:1k;"), /zone "zone=a:1k" is too small/);
+  assert.match(
+    await configError("limit_conn_zone $remote_user zone=a;"),
+    /invalid zone size "zone=a"/,
+  );
+  assert.match(
+    await configError("limit_conn_zone $remote_user zone=a:1k;"),
+    /zone "zone=a:1k" is too small/,
+  );
   assert.match(await configError("limit_conn_zone $remote_user a:1m;"), /invalid parameter "a:1m"/);
   assert.match(
-    await configError("limit_conn_zone $remote_user zone=a:1m; limit_conn_zone $remote_addr zone=a:1m;"),
+    await configError(
+      "limit_conn_zone $remote_user zone=a:1m; limit_conn_zone $remote_addr zone=a:1m;",
+    ),
     /limit_conn_zone "a" is already bound to key "\$remote_user"/,
   );
-  assert.match(await configError(ZONES, "limit_conn users 0;"), /invalid number of connections "0"/);
-  assert.match(await configError(ZONES, "limit_conn users 65536;"), /connection limit must be less 65536/);
-  assert.match(await configError(ZONES, "limit_conn users 1; limit_conn users 2;"), /"limit_conn" directive is duplicate/);
-  assert.match(await configError("", "limit_conn nowhere 1;"), /zero size shared memory zone "nowhere"/);
+  assert.match(
+    await configError(ZONES, "limit_conn users 0;"),
+    /invalid number of connections "0"/,
+  );
+  assert.match(
+    await configError(ZONES, "limit_conn users 65536;"),
+    /connection limit must be less 65536/,
+  );
+  assert.match(
+    await configError(ZONES, "limit_conn users 1; limit_conn users 2;"),
+    /"limit_conn" directive is duplicate/,
+  );
+  assert.match(
+    await configError("", "limit_conn nowhere 1;"),
+    /zero size shared memory zone "nowhere"/,
+  );
   assert.match(await configError(ZONES, "limit_conn_log_level debug;"), /invalid value "debug"/);
-  assert.match(await configError("", "limit_conn_zone $remote_user zone=a:1m;"), /not allowed here/);
+  assert.match(
+    await configError("", "limit_conn_zone $remote_user zone=a:1m;"),
+    /not allowed here/,
+  );
 });
 
 test("key evaluation: $remote_user, $remote_addr, $auth_http_<header> (dashes as underscores, any case)", () => {
@@ -103,8 +136,14 @@ test("key evaluation: $remote_user, $remote_addr, $auth_http_<header> (dashes as
 
 test("refusal bytes per protocol", () => {
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  assert.equal(text(tooManyConnections("imap", "a1")), "a1 NO [UNAVAILABLE] Too many connections\r\n");
-  assert.equal(text(tooManyConnections("pop3", undefined)), "-ERR [SYS/TEMP] Too many connections\r\n");
+  assert.equal(
+    text(tooManyConnections("imap", "a1")),
+    "a1 NO [UNAVAILABLE] Too many connections\r\n",
+  );
+  assert.equal(
+    text(tooManyConnections("pop3", undefined)),
+    "-ERR [SYS/TEMP] Too many connections\r\n",
+  );
   assert.equal(text(tooManyConnections("smtp", undefined)), "454 4.7.0 Too many connections\r\n");
 });
 
@@ -116,7 +155,10 @@ test("POP3 CAPA gains RESP-CODES only where limit_conn applies, once", async () 
     "limit_conn users 1; pop3_capabilities TOP RESP-CODES;",
   );
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  assert.match(text(pop3CapaLists(without).full), /^\+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nSASL /);
+  assert.match(
+    text(pop3CapaLists(without).full),
+    /^\+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nSASL /,
+  );
   assert.equal(
     text(pop3CapaLists(withLimit).full),
     text(pop3CapaLists(without).full).replace("UIDL\r\n", "UIDL\r\nRESP-CODES\r\n"),
@@ -168,7 +210,11 @@ function config(over: Partial<LimitConnConfig> = {}): LimitConnConfig {
   };
 }
 
-const V = (user: string, addr = "192.0.2.1"): LimitConnVars => ({ remoteAddr: addr, remoteUser: user, authHeaders: null });
+const V = (user: string, addr = "192.0.2.1"): LimitConnVars => ({
+  remoteAddr: addr,
+  remoteUser: user,
+  authHeaders: null,
+});
 
 test("over the limit: refused, logged at limit_conn_log_level, nothing of the refused one counted", async () => {
   const store = new LocalStore();
@@ -203,7 +249,11 @@ test("over the limit: refused, logged at limit_conn_log_level, nothing of the re
 
 test("dry run: logged, let through, and (as freenginx) not counted", async () => {
   const store = new LocalStore();
-  const lc = new LimitConn({ config: config({ dryRun: true }), store, timers: manualTimers().timers });
+  const lc = new LimitConn({
+    config: config({ dryRun: true }),
+    store,
+    timers: manualTimers().timers,
+  });
   const logs: string[] = [];
   const log = (level: string, m: string) => logs.push(`${level}: ${m}`);
   assert.equal((await lc.acquire(V("alice"), log)).ok, true);
@@ -267,7 +317,15 @@ test("an OK from the auth cache keeps the auth_http headers, so $auth_http_ keys
     passClientCert: false,
   } as AuthRequest;
   const headers = [["X-User", "alice@example.org"]] as const;
-  await cache.store(req, { kind: "ok", addr: "127.0.0.1", port: 143, user: "alice", pass: "x", backendName: "b", headers });
+  await cache.store(req, {
+    kind: "ok",
+    addr: "127.0.0.1",
+    port: 143,
+    user: "alice",
+    pass: "x",
+    backendName: "b",
+    headers,
+  });
   const hit = await cache.lookup(req);
   assert.equal(hit?.kind, "ok");
   assert.deepEqual(hit?.kind === "ok" ? hit.headers : null, [["X-User", "alice@example.org"]]);
