@@ -640,6 +640,7 @@ export class Session {
     }
     if (r.ok) return true;
     this.#outcome = "rejected";
+    metrics.countLogin(env.server.protocol, this.#mech, "limited");
     this.#write(tooManyConnections(env.server.protocol, creds.tag));
     this.#closeClientGracefully();
     return false;
