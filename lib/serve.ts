@@ -16,6 +16,8 @@ import { routeNotices } from "./proxy/auth_service.ts";
 import { buildServerRuntimes, MailProxy, type ServerRuntime } from "./proxy/server.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { StoreHolder } from "./store/holder.ts";
+import { LocalStore } from "./store/local.ts";
+import { watchSharedStore } from "./metrics/mail_metrics.ts";
 import { NAME, VERSION } from "./version.ts";
 import { runtimeLabel, singleStatusServer } from "./status/instance.ts";
 import { startWorkerReports } from "./status/worker_report.ts";
@@ -44,6 +46,8 @@ export async function serveProxy(
   const pid = new PidFile();
   // One store per process; its messages go to the current main log (reloads replace it).
   const stores = new StoreHolder((spec) => runtime.connect(spec), (level, message) => mainLog.log(level, message));
+  // mailgate_shared_store_up: only with shared_store (else the store is local by design).
+  watchSharedStore(() => proxy.store instanceof LocalStore ? null : proxy.store);
   // status_listen: served here in a single process; by the master when there are workers.
   const status = worker ? null : singleStatusServer(runtime);
   try {

@@ -67,6 +67,8 @@ export type AuthResult =
     log?: string;
     /** Reached through an `Auth-Status: WAIT` answer: never kept by the auth cache. */
     uncacheable?: true;
+    /** Refused by a failed-login lockout, not by the auth service: the metrics' "limited" outcome. */
+    limited?: true;
   }
   /** Internal problem: the client gets the internal-error reply. `log` is the error-level log line. */
   | { kind: "error"; log: string };

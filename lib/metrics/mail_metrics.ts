@@ -166,3 +166,67 @@ export function countUpstreamLogin(upstream: string): void {
   }
   c.inc();
 }
+
+// Protection (README "Protection"): the auth cache, failed-login lockouts,
+// limit_conn and the shared store. The label sets are fixed (cache results,
+// lockout kinds) or come from the configuration (limit_conn zones), so the
+// series stay bounded; the fixed ones are made here, once.
+export const authCacheLookups = registry.counter(
+  "mailgate_auth_cache_lookups",
+  "Auth cache lookups by result: hit (a kept OK), negative_hit (a kept refusal), miss.",
+  ["result"],
+);
+export const cacheHit = authCacheLookups.labels("hit");
+export const cacheNegativeHit = authCacheLookups.labels("negative_hit");
+export const cacheMiss = authCacheLookups.labels("miss");
+
+export const authLockouts = registry.counter(
+  "mailgate_auth_lockouts",
+  "Failed-login lockouts started (auth_fail_limit_ip / auth_fail_limit_user), by kind.",
+  ["kind"],
+);
+export const lockoutIp = authLockouts.labels("ip");
+export const lockoutUser = authLockouts.labels("user");
+
+export const limitConnRefused = registry.counter(
+  "mailgate_limit_conn_refused",
+  "Sessions refused by limit_conn, by zone (dry-run refusals are not counted).",
+  ["zone"],
+);
+const zoneCounters = new Map<string, Counter>();
+
+export function countLimitConnRefused(zone: string): void {
+  let c = zoneCounters.get(zone);
+  if (!c) zoneCounters.set(zone, c = limitConnRefused.labels(zone));
+  c.inc();
+}
+
+export const sharedStoreUp = registry.gauge(
+  "mailgate_shared_store_up",
+  "1 while the shared store (shared_store) is reachable, 0 while its process-local fallback is used; absent without shared_store.",
+  [],
+  { merge: "min" },
+);
+const sharedStoreOutagesFamily = registry.counter(
+  "mailgate_shared_store_outages",
+  "Shared store outages (each one the error log's \"unavailable\" line).",
+);
+export const sharedStoreOutages = sharedStoreOutagesFamily.labels();
+
+let storeProbe: (() => { readonly state: string } | null) | null = null;
+let sharedStoreSeen = false;
+
+/** Where a snapshot reads the shared store's state from (lib/serve.ts); the probe gives null without shared_store. */
+export function watchSharedStore(probe: () => { readonly state: string } | null): void {
+  storeProbe = probe;
+}
+
+/** Refreshes mailgate_shared_store_up; called when a snapshot is taken (not on a timer). */
+export function sampleSharedStore(): void {
+  const s = storeProbe?.() ?? null;
+  // Without shared_store: no series, unless one existed (a reload dropped
+  // shared_store), which then reads 0 like any other local state.
+  if (s === null && !sharedStoreSeen) return;
+  sharedStoreSeen = true;
+  sharedStoreUp.labels().set(s?.state === "shared" ? 1 : 0);
+}

@@ -5,7 +5,7 @@
 import { readdirSync } from "node:fs";
 import process from "node:process";
 import { NAME, VERSION } from "../version.ts";
-import { buildInfo, openFds, registry, rss, startTime } from "./mail_metrics.ts";
+import { buildInfo, openFds, registry, rss, sampleSharedStore, startTime } from "./mail_metrics.ts";
 import type { FamilySnapshot } from "./registry.ts";
 
 const started = Date.now() / 1000;
@@ -29,5 +29,6 @@ export function processSnapshot(runtime: string): FamilySnapshot[] {
   rss.labels().set(process.memoryUsage.rss());
   const fds = countFds();
   if (fds !== null) openFds.labels().set(fds);
+  sampleSharedStore();
   return registry.snapshot();
 }

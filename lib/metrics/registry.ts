@@ -66,6 +66,8 @@ export interface FamilySnapshot {
   type: MetricType;
   labelNames: string[];
   buckets?: number[];
+  /** How the master combines workers' series: "min" (e.g. an up gauge: 0 if any is down); default sum. */
+  merge?: "min";
   series: SeriesSnapshot[];
 }
 
@@ -78,6 +80,8 @@ export interface FamilyOptions {
    */
   cap?: number;
   capLabel?: string;
+  /** Series are combined across processes by their minimum, not summed (see FamilySnapshot.merge). */
+  merge?: "min";
 }
 
 export const OTHER = "other";
@@ -151,6 +155,7 @@ export class Family<C extends Child = Child> {
       series,
     };
     if (this.type === "histogram") f.buckets = [...(this.options.buckets ?? [])];
+    if (this.options.merge !== undefined) f.merge = this.options.merge;
     return f;
   }
 }
@@ -224,7 +229,7 @@ export function mergeSnapshots(parts: FamilySnapshot[][], countersOnly = false):
           m.fam.series.push(copy);
           continue;
         }
-        have.value += s.value;
+        have.value = m.fam.merge === "min" ? Math.min(have.value, s.value) : have.value + s.value;
         have.created = Math.min(have.created, s.created);
         if (have.counts && s.counts) {
           for (let i = 0; i < have.counts.length && i < s.counts.length; i++) {

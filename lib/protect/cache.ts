@@ -13,6 +13,7 @@ import { Buffer } from "node:buffer";
 import { nodeCrypto } from "../core/builtins.ts";
 import type { AuthRequest, AuthResult } from "../auth/types.ts";
 import type { SharedStore } from "../store/types.ts";
+import { cacheHit, cacheMiss, cacheNegativeHit } from "../metrics/mail_metrics.ts";
 
 /** The store key under which instances agree on a secret (first to start sets it). */
 export const SHARED_SECRET_KEY = "mailgate:cache-secret";
@@ -95,6 +96,12 @@ export class AuthCache {
   /** The cached answer for these credentials, or null. */
   async lookup(req: AuthRequest): Promise<Cached | null> {
     if (!this.enabled || !cacheable(req)) return null;
+    const v = await this.#find(req);
+    (v === null ? cacheMiss : v.kind === "ok" ? cacheHit : cacheNegativeHit).inc();
+    return v;
+  }
+
+  async #find(req: AuthRequest): Promise<Cached | null> {
     const k = await this.#keys(req);
     const sealed = await this.#o.store.get(k.id);
     if (sealed === null) return null;

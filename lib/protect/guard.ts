@@ -50,6 +50,7 @@ export function protectAuthService(
         return {
           kind: "refused",
           ...lastRefusal,
+          limited: true,
           log: `login refused without asking the auth service: ${
             lock.by === "ip" ? "address" : "user"
           } locked out`,

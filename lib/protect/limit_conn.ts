@@ -18,6 +18,7 @@ import type { Protocol } from "../config/types.ts";
 import type { SharedStore } from "../store/types.ts";
 import type { Timers } from "../proxy/timers.ts";
 import { REAL_TIMERS } from "../proxy/timers.ts";
+import { countLimitConnRefused } from "../metrics/mail_metrics.ts";
 import type { LogLevel } from "../config/types.ts";
 import { imapTooManyConnections } from "../imap/replies.ts";
 import { POP3_TOO_MANY_CONNECTIONS } from "../pop3/replies.ts";
@@ -132,6 +133,7 @@ export class LimitConn {
         // As freenginx: the session's counts are dropped either way, so a
         // dry-run session over the limit goes through uncounted.
         releaseMine();
+        if (!dryRun) countLimitConnRefused(limit.zone.name);
         return dryRun ? { ok: true, release: NOTHING_HELD } : { ok: false };
       }
     }

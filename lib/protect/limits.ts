@@ -12,6 +12,7 @@ import { nodeCrypto } from "../core/builtins.ts";
 import { formatIPv4, formatIPv6, parseIPv6 } from "../core/ip.ts";
 import type { FailLimit } from "../config/types.ts";
 import type { SharedStore } from "../store/types.ts";
+import { lockoutIp, lockoutUser } from "../metrics/mail_metrics.ts";
 
 export interface LoginLimitsOptions {
   ip: FailLimit | null;
@@ -76,6 +77,7 @@ export class LoginLimits {
     // Exactly N: the one failure that locks (later ones are refused before
     // they are counted), so one line per lockout across all instances.
     if (ip && ipCount === ip.count) {
+      lockoutIp.inc();
       this.#o.warn(
         `${ip.count} failed logins from ${limitAddress(clientIp)} within ${
           seconds(ip.windowMs)
@@ -84,6 +86,7 @@ export class LoginLimits {
       );
     }
     if (u && userCount === u.count) {
+      lockoutUser.inc();
       this.#o.warn(
         `${u.count} failed logins for user "${printable(limitUser(user))}" within ${
           seconds(u.windowMs)

@@ -582,7 +582,8 @@ export class Session {
     }).catch((e): { kind: "error"; log: string } => ({ kind: "error", log: `auth failed: ${(e as Error).message}` }));
     this.#metrics.auth.observe((performance.now() - authStart) / 1000);
     if (result.kind !== "ok") {
-      metrics.countLogin(env.server.protocol, this.#mech, result.kind === "refused" ? "refused" : "auth-error");
+      const outcome = result.kind === "error" ? "auth-error" : result.limited ? "limited" : "refused";
+      metrics.countLogin(env.server.protocol, this.#mech, outcome);
     }
     if (this.#closed) return false;
 

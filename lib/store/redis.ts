@@ -22,6 +22,7 @@ import type { Conn, ConnectSpec } from "../runtime/types.ts";
 import type { RedisTarget } from "./redis_url.ts";
 import { encodeCommand, type Reply, RespError, RespParser } from "./resp.ts";
 import type { StoreLog } from "./types.ts";
+import { sharedStoreOutages } from "../metrics/mail_metrics.ts";
 
 export const BACKOFF_MIN_MS = 100;
 export const BACKOFF_MAX_MS = 2000;
@@ -260,6 +261,7 @@ export class RedisClient {
   #outage(reason: string): void {
     if (this.#down || this.#closed) return;
     this.#down = true;
+    sharedStoreOutages.inc();
     this.#o.log(
       "error",
       `shared store ${this.#o.target.display} unavailable (${reason}), using process-local state until it returns`,
