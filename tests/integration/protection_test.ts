@@ -15,6 +15,7 @@ import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { redisAvailable, type RedisServer, startRedis } from "../helpers/redis.ts";
+import { metricSum } from "../helpers/metrics_text.ts";
 
 for (const target of targets()) {
   describe(`protection (${target})`, () => {
@@ -31,7 +32,7 @@ for (const target of targets()) {
       auth = await MockAuth.start((req: AuthRequestSeen) =>
         req.get("Auth-Pass") === "right" ? ok("127.0.0.1", imap.port) : refuse("Bad password")
       );
-      const names = ["cache", "limit", "chatty"];
+      const names = ["cache", "limit", "chatty", "status"];
       const ps = await freePorts(names.length);
       port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
       mg = await startMailgate(
@@ -41,6 +42,7 @@ error_log stderr info;
 events { }
 mail {
   auth_http 127.0.0.1:${auth.port}/auth;
+  status_listen 127.0.0.1:${port.status};
   server { listen 127.0.0.1:${port.cache}; protocol imap; auth_cache_ttl 60s; }
   server { listen 127.0.0.1:${port.limit} proxy_protocol; protocol imap; set_real_ip_from 127.0.0.1;
            auth_fail_limit_ip 3 60s; }
@@ -92,6 +94,16 @@ mail {
         "warned once",
       );
       assert.ok(!/guess/.test(mg.stderr()), "no password in the log");
+    });
+
+    it("/metrics: the cache hit, the lockout and the refusal by it (after the two cases above)", async () => {
+      // One process: its counters are current when the login replies were read.
+      const t = await (await fetch(`http://127.0.0.1:${port.status}/metrics`)).text();
+      assert.equal(metricSum(t, "mailgate_auth_cache_lookups_total", { result: "hit" }), 1);
+      assert.equal(metricSum(t, "mailgate_auth_cache_lookups_total", { result: "miss" }), 2);
+      assert.equal(metricSum(t, "mailgate_auth_lockouts_total", { kind: "ip" }), 1);
+      assert.equal(metricSum(t, "mailgate_logins_total", { outcome: "limited" }), 1);
+      assert.equal(metricSum(t, "mailgate_logins_total", { outcome: "refused" }), 4);
     });
 
     it("max_commands: the command past the limit gets BAD, then the close", async () => {
