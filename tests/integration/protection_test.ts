@@ -4,7 +4,8 @@
 // address out while the same user from elsewhere still logs in; max_commands
 // closes a chatty pre-auth session. One mailgate start per target. Then two
 // instances (the first two targets) sharing one redis-server: the cache and
-// the counters of one are the other's.
+// the counters of one are the other's. Both parts end by reading /metrics
+// (status_listen) for the protection metrics the cases above produced.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -138,7 +139,7 @@ describe(
         req.get("Auth-Pass") === "right" ? ok("127.0.0.1", imap.port) : refuse("Bad password")
       );
       const ts = targets();
-      ports.push(...await freePorts(4)); // per instance: plain, and with limit_conn
+      ports.push(...await freePorts(6)); // per instance: plain, with limit_conn, status_listen
       for (let i = 0; i < 2; i++) {
         const mg = await startMailgate(
           ts[i] ?? ts[0],
@@ -148,6 +149,7 @@ events { }
 mail {
   auth_http 127.0.0.1:${auth.port}/auth;
   shared_store redis://127.0.0.1:${redis.port};
+  status_listen 127.0.0.1:${ports[4 + i]};
   auth_cache_ttl 60s;
   auth_fail_limit_user 3 60s;
   limit_conn_zone $remote_user zone=users:1m;
@@ -209,6 +211,18 @@ mail {
         await new Promise((r) => setTimeout(r, 25));
       }
       assert.match(await login(ports[3], "gwen", "right"), /^a1 OK/);
+    });
+
+    it("/metrics: the store is up on both, no outage; B counts its cache hit and its limit_conn refusal", async () => {
+      const [ta, tb] = await Promise.all(
+        [4, 5].map(async (i) => await (await fetch(`http://127.0.0.1:${ports[i]}/metrics`)).text()),
+      );
+      assert.equal(metricSum(ta, "mailgate_shared_store_up"), 1);
+      assert.equal(metricSum(tb, "mailgate_shared_store_up"), 1);
+      assert.equal(metricSum(tb, "mailgate_limit_conn_refused_total", { zone: "users" }), 1);
+      assert.equal(metricSum(ta, "mailgate_limit_conn_refused_total"), 0);
+      assert.equal(metricSum(tb, "mailgate_auth_cache_lookups_total", { result: "hit" }) >= 1, true);
+      assert.equal(metricSum(ta, "mailgate_shared_store_outages_total"), 0);
     });
   },
 );
