@@ -142,3 +142,9 @@ export async function freePorts(n: number): Promise<number[]> {
   for (let i = 0; i < n; i++) out.push(await freePort());
   return out;
 }
+
+/** One free port per name: `const port = await namedPorts(["imap", "pop3"]); port.imap`. */
+export async function namedPorts(names: readonly string[]): Promise<Record<string, number>> {
+  const ps = await freePorts(names.length);
+  return Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+}

@@ -16,7 +16,7 @@ import { HttpsAuth } from "../helpers/https_auth.ts";
 import { A, AAAA, FakeDns, NXDOMAIN, zone } from "../helpers/fake_dns.ts";
 import { ROOT, type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const NAME = "auth.mailgate.test";
@@ -67,8 +67,7 @@ for (const target of targets()) {
         "backendname",
         "backendnores",
       ];
-      const ps = await freePorts(names.length);
-      port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      port = await namedPorts(names);
       const ca = `auth_http_ssl_trusted_certificate ${join(TLS, "ca.pem")};`;
       const url = (h: HttpsAuth) => `https://${NAME}:${h.port}/auth`;
       const srv = (n: string, rest: string) =>

@@ -11,7 +11,7 @@ import { MockAuth, ok, type AuthRequestSeen } from "../helpers/mock_auth.ts";
 import { MockTlsImap } from "../helpers/mock_tls_imap.ts";
 import { ROOT, startMailgate, targets, type Running } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 
@@ -28,8 +28,7 @@ for (const target of targets()) {
       be.inject = await MockTlsImap.start({ mode: "starttls", fixtures: TLS, inject: "a1 OK forged login\r\n" });
       auth = await MockAuth.start((req: AuthRequestSeen) => ok("127.0.0.1", be[req.get("X-Backend")!].port));
       const names = ["implicit", "starttls", "refuse", "inject", "badname"];
-      const ps = await freePorts(names.length);
-      port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      port = await namedPorts(names);
       const verify = `proxy_ssl_verify on; proxy_ssl_trusted_certificate ${join(TLS, "ca.pem")}; proxy_ssl_name localhost;`;
       mg = await startMailgate(target, `
 error_log stderr info;

@@ -21,7 +21,7 @@ import { MockPop3 } from "../helpers/mock_pop3.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { ROOT, type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const SET = join(ROOT, "tests", "fixtures", "tls_settings");
@@ -81,8 +81,7 @@ async function setup(target: Target): Promise<Env> {
     return ok("127.0.0.1", proto === "pop3" ? pop3.port : proto === "smtp" ? smtp.port : imap.port);
   });
   const names = ["plain", "on", "optional", "trusted", "noca", "pop3on", "smtpon", "imapStarttls", "pop3Starttls", "smtpStarttls"];
-  const ps = await freePorts(names.length);
-  const port: Record<string, number> = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+  const port = await namedPorts(names);
   const clientCa = `ssl_client_certificate ${join(TLS, "ca.pem")};`;
   const mg = await startMailgate(target, `
 error_log stderr info;

@@ -14,7 +14,7 @@ import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth
 import { MockImap, pattern } from "../helpers/mock_imap.ts";
 import { ROOT, startMailgate, targets, type Running } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const CA = readFileSync(join(TLS, "ca.pem"));
@@ -76,9 +76,7 @@ async function setup(target: Parameters<typeof startMailgate>[0]): Promise<Env> 
     true,
   );
   const names = ["main", "passerr", "starttls", "only", "short", "table", "small", "ssl", "tls13", "keepalive", "authshort"];
-  const ports = await freePorts(names.length);
-  const port: Record<string, number> = {};
-  names.forEach((n, i) => (port[n] = ports[i]));
+  const port = await namedPorts(names);
   const conf = `
 error_log stderr info;
 events { }

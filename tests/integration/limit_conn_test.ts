@@ -11,7 +11,7 @@ import { type AuthRequestSeen, MockAuth, ok } from "../helpers/mock_auth.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 for (const target of targets()) {
   describe(`limit_conn (${target})`, () => {
@@ -31,8 +31,7 @@ for (const target of targets()) {
         )
       );
       const names = ["limit", "dry", "hdr", "pop3"];
-      const ps = await freePorts(names.length);
-      port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      port = await namedPorts(names);
       mg = await startMailgate(
         target,
         `

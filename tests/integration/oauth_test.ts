@@ -15,7 +15,7 @@ import { MockImap } from "../helpers/mock_imap.ts";
 import { MockPop3 } from "../helpers/mock_pop3.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const b64 = (s: string) => Buffer.from(s, "latin1").toString("base64");
 const GOOD = "good." + "x".repeat(40);
@@ -63,9 +63,7 @@ async function setup(target: Target): Promise<Env> {
     return refuse("auth-failed");
   });
   const names = ["imap", "pop3", "smtp"];
-  const ports = await freePorts(names.length);
-  const port: Record<string, number> = {};
-  names.forEach((n, i) => (port[n] = ports[i]));
+  const port = await namedPorts(names);
   const conf = `
 error_log stderr info;
 events { }

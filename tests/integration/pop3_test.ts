@@ -13,7 +13,7 @@ import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth
 import { MockPop3 } from "../helpers/mock_pop3.ts";
 import { pattern } from "../helpers/mock_imap.ts";
 import { ROOT, startMailgate, targets, type Running, type Target } from "../helpers/mailgate.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const CA = readFileSync(join(TLS, "ca.pem"));
@@ -48,9 +48,7 @@ async function setup(target: Target): Promise<Env> {
     return refuse("Invalid login or password", 1);
   });
   const names = ["main", "starttls", "only", "short", "quiet"];
-  const ports = await freePorts(names.length);
-  const port: Record<string, number> = {};
-  names.forEach((n, i) => (port[n] = ports[i]));
+  const port = await namedPorts(names);
   const conf = `
 error_log stderr info;
 events { }

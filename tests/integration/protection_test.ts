@@ -14,7 +14,7 @@ import { type AuthRequestSeen, MockAuth, ok, refuse } from "../helpers/mock_auth
 import { MockImap } from "../helpers/mock_imap.ts";
 import { type Running, startMailgate, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 import { redisAvailable, type RedisServer, startRedis } from "../helpers/redis.ts";
 import { metricSum } from "../helpers/metrics_text.ts";
 
@@ -34,8 +34,7 @@ for (const target of targets()) {
         req.get("Auth-Pass") === "right" ? ok("127.0.0.1", imap.port) : refuse("Bad password")
       );
       const names = ["cache", "limit", "chatty", "status"];
-      const ps = await freePorts(names.length);
-      port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      port = await namedPorts(names);
       mg = await startMailgate(
         target,
         `

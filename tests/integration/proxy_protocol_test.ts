@@ -16,7 +16,7 @@ import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { MockImap } from "../helpers/mock_imap.ts";
 import { ROOT, startMailgate, targets, type Running } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const CA = readFileSync(join(TLS, "ca.pem"));
@@ -46,8 +46,7 @@ for (const target of targets()) {
         ok("127.0.0.1", req.get("Auth-Protocol") === "smtp" ? smtp.port : imap.port)
       );
       const names = ["plain", "trusted", "imap", "imapssl", "imapssl2"];
-      const ps = await freePorts(names.length);
-      port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      port = await namedPorts(names);
       mg = await startMailgate(target, `
 error_log stderr info;
 events { }

@@ -11,7 +11,7 @@ import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { A, FakeDns, PTR, SERVFAIL, zone } from "../helpers/fake_dns.ts";
 import { startMailgate, targets, type Running } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const PTR_NAME = "1.0.0.127.in-addr.arpa";
 
@@ -38,8 +38,7 @@ for (const target of targets()) {
       fail = await FakeDns.start(zone({ [`${PTR_NAME} PTR`]: { rcode: SERVFAIL } }));
       silent = await FakeDns.start(() => null);
       const names = ["good", "fail", "silent"];
-      const ps = await freePorts(names.length);
-      port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      port = await namedPorts(names);
       mg = await startMailgate(target, `
 error_log stderr info;
 events { }

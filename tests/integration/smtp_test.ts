@@ -14,7 +14,7 @@ import { MockAuth, ok, refuse, type AuthRequestSeen } from "../helpers/mock_auth
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { pattern } from "../helpers/mock_imap.ts";
 import { ROOT, startMailgate, targets, tempDir, type Running, type Target } from "../helpers/mailgate.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 
 const TLS = join(ROOT, "tests", "fixtures", "tls");
 const CA = readFileSync(join(TLS, "ca.pem"));
@@ -53,9 +53,7 @@ async function setup(target: Target): Promise<Env> {
   const names = ["main", "none", "xclient", "proxyauth", "delay", "starttls", "only", "max", "plainbackend"];
   const sockDir = tempDir("mailgate-smtp-sock-");
   const sockPath = join(sockDir.dir, "smtp.sock");
-  const ports = await freePorts(names.length);
-  const port: Record<string, number> = {};
-  names.forEach((n, i) => (port[n] = ports[i]));
+  const port = await namedPorts(names);
   const conf = `
 error_log stderr info;
 events { }

@@ -19,7 +19,7 @@ import { TestClient } from "../helpers/client.ts";
 import { MockAuth, refuse } from "../helpers/mock_auth.ts";
 import { ROOT, type Running, startMailgate, type Target, targets } from "../helpers/mailgate.ts";
 import { stopAll } from "../helpers/stop_all.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 import { tlsDirectiveProblem } from "../../lib/config/runtime_warnings.ts";
 import { RUNTIME_SUPPORT, type RuntimeName } from "../../lib/runtime/capabilities.ts";
 
@@ -65,9 +65,7 @@ interface Env {
 async function setup(target: Target): Promise<Env> {
   const auth = await MockAuth.start(() => refuse("Invalid login or password"));
   const names = [...SESSION_ROWS.map(([n]) => n), "params", "dual", "v6only", "certs"];
-  const ports = await freePorts(names.length);
-  const port: Record<string, number> = {};
-  names.forEach((n, i) => (port[n] = ports[i]));
+  const port = await namedPorts(names);
   // One directive per line: warnings are checked by line.
   const text = [
     "error_log stderr info;",

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { TestClient } from "../helpers/client.ts";
 import { type Dovecot, peersAvailable, startDovecot } from "../helpers/dovecot.ts";
 import { ROOT, type Running, startMailgate, targets } from "../helpers/mailgate.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 import { runClient } from "../helpers/run_client.ts";
 
 const avail = peersAvailable("dovecot", "curl", "python3");
@@ -73,8 +73,7 @@ describe("real peers: Dovecot with TLS as mailgate's TLS backend", { skip: avail
       let port: Record<string, number>;
       before(async () => {
         const names = ["imaps", "imapStarttls", "pop3s", "pop3Starttls", "imapPlain", "badName", "defaultName"];
-        const ps = await freePorts(names.length);
-        port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+        port = await namedPorts(names);
         const verify = `proxy_ssl_verify on; proxy_ssl_trusted_certificate ${join(TLS, "ca.pem")};`;
         const d = dovecot;
         mg = await startMailgate(target, `

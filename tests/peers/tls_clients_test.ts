@@ -29,7 +29,7 @@ import { MockImap } from "../helpers/mock_imap.ts";
 import { MockPop3 } from "../helpers/mock_pop3.ts";
 import { MockSmtp } from "../helpers/mock_smtp.ts";
 import { ROOT, type Running, startMailgate, targets } from "../helpers/mailgate.ts";
-import { freePorts } from "../helpers/ports.ts";
+import { freePorts, namedPorts } from "../helpers/ports.ts";
 import { runClient } from "../helpers/run_client.ts";
 
 const opensslAvail = toolsAvailable("openssl");
@@ -195,8 +195,7 @@ describe("real TLS clients through mailgate", () => {
       let port: Record<string, number>;
       before(async () => {
         const names = ["imapStarttls", "pop3Starttls", "smtpStarttls", "imaps", "pop3s", "smtps", "imapDove", "imapsDove", "pop3Dove"];
-        const ps = await freePorts(names.length);
-        port = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+        port = await namedPorts(names);
         const dove = "auth_http_header X-Backend dovecot; proxy_pass_error_message on;";
         mg = await startMailgate(target, `
 error_log stderr info;
