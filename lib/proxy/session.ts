@@ -32,7 +32,7 @@ import type { ProtocolModule } from "./protocols.ts";
 import * as metrics from "../metrics/mail_metrics.ts";
 import { loginForLog } from "../core/redact.ts";
 import { concatBytes } from "../core/bytes.ts";
-import { helloServerName } from "../tls/hello_server_name.ts";
+import { helloServerName } from "../tls/client_hello.ts";
 import type { AccessLog, Outcome } from "../log/access_log.ts";
 import { type LimitConn, tooManyConnections } from "../protect/limit_conn.ts";
 

@@ -1,8 +1,9 @@
-// Reads the signature schemes a TLS ClientHello offers. Deno's node:tls
-// (rustls underneath) serves only the first cert/key pair of a secure
-// context, so for a server with several pairs (RSA + ECDSA) the Deno adapter
-// looks at the ClientHello itself and builds the TLS socket with the pair
-// the client can verify, as OpenSSL does for nginx.
+// Reads a TLS ClientHello from the first bytes a client sends: the host
+// name it asks for (SNI: which server block serves it) and the signature
+// schemes it offers. The schemes matter because Deno's node:tls (rustls
+// underneath) serves only the first cert/key pair of a secure context, so
+// for a server with several pairs (RSA + ECDSA) the Deno adapter builds the
+// TLS socket with the pair the client can verify, as OpenSSL does for nginx.
 
 /** A TLS record header plus the largest plaintext record: the most read before choosing. */
 export const HELLO_SNIFF_MAX = 5 + 16384;
@@ -10,11 +11,12 @@ export const HELLO_SNIFF_MAX = 5 + 16384;
 const be16 = (b: Uint8Array, p: number) => (b[p] << 8) | b[p + 1];
 
 /**
- * The signature_algorithms of the ClientHello at the start of `b`.
- * undefined: the first record is not complete yet; null: not a ClientHello,
- * or it offers no signature_algorithms (TLS 1.2 then means RSA).
+ * Finds extension `type` in the ClientHello at the start of `b`: its body's
+ * [start, end) offsets (end clamped to what the first record holds).
+ * undefined: the first record is not complete yet (read more); null: not a
+ * ClientHello, or the extension is absent.
  */
-export function helloSignatureSchemes(b: Uint8Array): number[] | null | undefined {
+function helloExtension(b: Uint8Array, type: number): [number, number] | null | undefined {
   if (b.length < 5) return undefined;
   if (b[0] !== 0x16) return null; // not a handshake record
   const end = 5 + be16(b, 3);
@@ -34,16 +36,53 @@ export function helloSignatureSchemes(b: Uint8Array): number[] | null | undefine
   const extEnd = Math.min(helloEnd, p + 2 + be16(b, p));
   p += 2;
   while (p + 4 <= extEnd) {
-    const type = be16(b, p);
+    const t = be16(b, p);
     const len = be16(b, p + 2);
     p += 4;
-    if (type === 13 && p + 2 <= extEnd) {
-      const listEnd = Math.min(extEnd, p + 2 + be16(b, p));
-      const out: number[] = [];
-      for (let q = p + 2; q + 2 <= listEnd; q += 2) out.push(be16(b, q));
-      return out;
-    }
+    if (t === type) return [p, Math.min(extEnd, p + len)];
     p += len;
+  }
+  return null;
+}
+
+/**
+ * The signature_algorithms of the ClientHello at the start of `b`.
+ * undefined: the first record is not complete yet; null: not a ClientHello,
+ * or it offers no signature_algorithms (TLS 1.2 then means RSA).
+ */
+export function helloSignatureSchemes(b: Uint8Array): number[] | null | undefined {
+  const ext = helloExtension(b, 13);
+  if (!ext) return ext;
+  const [p, extEnd] = ext;
+  if (p + 2 > extEnd) return null;
+  const listEnd = Math.min(extEnd, p + 2 + be16(b, p));
+  const out: number[] = [];
+  for (let q = p + 2; q + 2 <= listEnd; q += 2) out.push(be16(b, q));
+  return out;
+}
+
+/**
+ * The host name (SNI) of the ClientHello at the start of `b`, so the block
+ * serving a TLS listener can be chosen before the handshake, the same way on
+ * every runtime. undefined: the first record is not complete yet (read
+ * more); null: not a ClientHello, or it names no host (the default block
+ * serves it).
+ */
+export function helloServerName(b: Uint8Array): string | null | undefined {
+  const ext = helloExtension(b, 0);
+  if (!ext) return ext;
+  const [p, extEnd] = ext;
+  if (p + 2 > extEnd) return null;
+  // server_name_list: (type u8, length u16, name)*; host_name is type 0.
+  const listEnd = Math.min(extEnd, p + 2 + be16(b, p));
+  for (let q = p + 2; q + 3 <= listEnd;) {
+    const nameLen = be16(b, q + 1);
+    if (b[q] === 0 && q + 3 + nameLen <= listEnd) {
+      let s = "";
+      for (let i = q + 3; i < q + 3 + nameLen; i++) s += String.fromCharCode(b[i]);
+      return s === "" ? null : s;
+    }
+    q += 3 + nameLen;
   }
   return null;
 }

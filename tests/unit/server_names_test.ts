@@ -1,5 +1,5 @@
 // SNI: server_name matching with nginx's precedence (tls/server_names.ts),
-// the ClientHello's server_name (tls/hello_server_name.ts), and the
+// the ClientHello's server_name (tls/client_hello.ts), and the
 // configuration rules for servers sharing a listen address
 // (config/server_names.ts).
 
@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nameMatchRank, selectServerByName, validServerName } from "../../lib/tls/server_names.ts";
-import { helloServerName } from "../../lib/tls/hello_server_name.ts";
+import { chooseCertIndex, helloServerName, helloSignatureSchemes } from "../../lib/tls/client_hello.ts";
 import { loadConfig } from "../../lib/config/load.ts";
 import { formatConfigWarning } from "../../lib/config/errors.ts";
 import type { Config } from "../../lib/config/types.ts";
@@ -216,5 +216,32 @@ describe("config: several servers on one address", () => {
       await loadError("server { listen 127.0.0.1:10143; protocol imap; server_name m*il.test; }"),
       'invalid server name "m*il.test" in nginx.conf:4',
     );
+  });
+});
+
+/** signature_algorithms (13) offering the given schemes. */
+function sigAlgsExt(schemes: number[]): Uint8Array {
+  const list = schemes.flatMap((x) => [x >> 8, x & 0xff]);
+  const body = [list.length >> 8, list.length & 0xff, ...list];
+  return new Uint8Array([0, 13, body.length >> 8, body.length & 0xff, ...body]);
+}
+
+describe("ClientHello signature_algorithms (one extension walker with server_name)", () => {
+  test("found beside SNI, in either order; the pair chosen follows them", () => {
+    const ecdsa = [0x0403, 0x0804];
+    for (const exts of [[sniExt("a.test"), sigAlgsExt(ecdsa)], [sigAlgsExt(ecdsa), sniExt("a.test")]]) {
+      const h = clientHello(exts);
+      assert.deepEqual(helloSignatureSchemes(h), ecdsa);
+      assert.equal(helloServerName(h), "a.test");
+      assert.equal(chooseCertIndex(["rsa", "ec"], helloSignatureSchemes(h)!), 1);
+    }
+  });
+  test("absent: null (RSA for TLS 1.2); incomplete: undefined at every cut", () => {
+    assert.equal(helloSignatureSchemes(clientHello([otherExt])), null);
+    assert.equal(chooseCertIndex(["ec", "rsa"], null), 1);
+    const full = clientHello([sigAlgsExt([0x0401])]);
+    for (let i = 0; i < full.length; i++) {
+      assert.equal(helloSignatureSchemes(full.subarray(0, i)), undefined, `cut ${i}`);
+    }
   });
 });
