@@ -37,19 +37,14 @@ export interface AuthCacheOptions {
   now?: () => number;
 }
 
-/** The answers a cache may hold (AuthResult minus errors and anything temporary). */
+/**
+ * The answers a cache may hold: AuthResult minus errors, without the flags
+ * that only describe one request (the auth_http headers of an OK are kept,
+ * sealed with the rest, for limit_conn's $auth_http_<header>).
+ */
 type Cached =
-  | {
-    kind: "ok";
-    addr: string;
-    port: number;
-    user: string;
-    pass: string | null;
-    backendName: string;
-    /** The auth_http answer's other headers (limit_conn's $auth_http_<header>), sealed with the rest. */
-    headers?: readonly (readonly [string, string])[];
-  }
-  | { kind: "refused"; message: string; waitSec: number; errorCode: string | null };
+  | Omit<Extract<AuthResult, { kind: "ok" }>, "uncacheable">
+  | Pick<Extract<AuthResult, { kind: "refused" }>, "kind" | "message" | "waitSec" | "errorCode">;
 
 let processSecret: Uint8Array | undefined;
 
