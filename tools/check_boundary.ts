@@ -23,7 +23,10 @@ const MODULE_RE = new RegExp(
       FORBIDDEN_MODULES.join("|")
     })(?:/[\\w/]*)?\\2`,
 );
-const LOADER_RE = new RegExp(`(?<![\\w$.])(?:${LOADERS.join("|")})\\b|runtime/builtins(?:\\.ts)?["']`);
+// The socket/process loaders by name (runtime/builtins.ts also exports the
+// neutral nodeCrypto/nodeDns, which any file may use), and the runtime API
+// that loads a builtin behind the checker's back.
+const LOADER_RE = new RegExp(`(?<![\\w$.])(?:${LOADERS.join("|")})\\b|\\bgetBuiltinModule\\b`);
 /** Deno.x / Bun.x, and globalThis.Deno / (globalThis as ...).Bun. */
 const GLOBAL_RE = /(?<![\w$.])(?:Deno|Bun)\s*(?:\?\.|\.|\[)|\.\s*(?:Deno|Bun)\b(?!\s*:)/;
 

@@ -6,7 +6,7 @@
 // command line are text and are used as their UTF-8 bytes, so a client that
 // sends the UTF-8 encoding of the same text matches.
 
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import { binaryToBytes, bytesToBinary, textBytes } from "../core/bytes.ts";
 
 export interface ScryptParams {

@@ -5,7 +5,7 @@
 
 import { readFileSync } from "node:fs";
 import type { KeyObject, X509Certificate } from "node:crypto";
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import {
   certificatesOf,
   crlsOf,

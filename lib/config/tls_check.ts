@@ -5,7 +5,7 @@
 // kept (ServerConfig.ssl.pem): the files are read once per (re)load.
 
 import type { KeyObject, X509Certificate } from "node:crypto";
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { certificatesOf, crlsOf, dhParamsOf } from "../tls/pem.ts";

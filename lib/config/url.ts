@@ -3,7 +3,7 @@
 // resolved here; resolveHost() does that with node:dns, only for names that
 // are not IP literals.
 
-import { nodeDns } from "../core/builtins.ts";
+import { nodeDns } from "../runtime/builtins.ts";
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../core/ip.ts";
 
 /** sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL. */

@@ -10,7 +10,7 @@
 // the same password (to an instance knowing the secret) can open it.
 
 import { Buffer } from "node:buffer";
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import type { AuthRequest, AuthResult } from "../auth/types.ts";
 import type { SharedStore } from "../store/types.ts";
 import { cacheHit, cacheMiss, cacheNegativeHit } from "../metrics/mail_metrics.ts";

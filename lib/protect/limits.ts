@@ -8,7 +8,7 @@
 // address that is guessing at others).
 
 import { Buffer } from "node:buffer";
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import { formatIPv4, formatIPv6, parseIPv6 } from "../core/ip.ts";
 import type { FailLimit } from "../config/types.ts";
 import type { SharedStore } from "../store/types.ts";

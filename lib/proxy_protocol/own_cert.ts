@@ -6,7 +6,7 @@
 // handshake used is not reported by the runtimes, so with several pairs
 // (e.g. RSA and ECDSA) the first one is described.
 
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import { children, oidString, readTlv } from "../tls/der_cert.ts";
 import { pemToDers } from "../tls/tls_verify.ts";
 import type { TlsServerOptions } from "../runtime/types.ts";

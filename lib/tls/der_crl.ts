@@ -7,7 +7,7 @@
 
 import { Buffer } from "node:buffer";
 import type { KeyObject } from "node:crypto";
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import { children, hex, oidString, parseTime, readTlv, type Tlv } from "./der_cert.ts";
 
 export interface Crl {

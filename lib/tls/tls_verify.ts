@@ -9,7 +9,7 @@
 // Either way the code is mapped to OpenSSL's text.
 
 import type { X509Certificate } from "node:crypto";
-import { nodeCrypto } from "../core/builtins.ts";
+import { nodeCrypto } from "../runtime/builtins.ts";
 import { BoundedMap } from "../core/bounded_map.ts";
 import type { PeerCert } from "../runtime/types.ts";
 import { type CertFields, parseCertFields } from "./der_cert.ts";

@@ -35,6 +35,7 @@ describe("check_boundary", () => {
       `const sock = nodeDgram().createSocket("udp4");`,
       `import { nodeNet } from "../runtime/builtins.ts";`,
       "const t = `pid ${Deno.pid}`;",
+      `const c = process.getBuiltinModule("node:crypto");`,
     ].join("\n");
     assert.deepEqual(lines(text), [
       "lib/x.ts:1: const l = Deno.listen({ port: 0 });",
@@ -44,6 +45,7 @@ describe("check_boundary", () => {
       `lib/x.ts:5: const sock = nodeDgram().createSocket("udp4");`,
       `lib/x.ts:6: import { nodeNet } from "../runtime/builtins.ts";`,
       "lib/x.ts:7: const t = `pid ${Deno.pid}`;",
+      `lib/x.ts:8: const c = process.getBuiltinModule("node:crypto");`,
     ]);
   });
 
@@ -56,7 +58,7 @@ describe("check_boundary", () => {
       ` */`,
       `const msg = "Deno.exit is not called here";`,
       "const t = `Bun.serve ${name} node:net`;",
-      `import { nodeCrypto } from "../core/builtins.ts";`,
+      `import { nodeCrypto } from "../runtime/builtins.ts";`,
       `import { readFileSync } from "node:fs";`,
       `import { hostname } from "node:os";`,
       `const internet = network.net;`,

@@ -3,7 +3,7 @@
 // runtime-neutral TlsServerOptions. Pure (no Bun API), so it is unit-tested
 // under both runtimes; bun.ts makes and keeps the contexts.
 
-import { nodeCrypto } from "../../core/builtins.ts";
+import { nodeCrypto } from "../builtins.ts";
 import type { SecureContextOptions } from "node:tls";
 import type { TlsServerOptions } from "../types.ts";
 

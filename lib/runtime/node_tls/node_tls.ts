@@ -5,7 +5,7 @@
 // (both adapters), with the client-certificate verification policy.
 
 import type * as tls from "node:tls";
-import { nodeCrypto } from "../../core/builtins.ts";
+import { nodeCrypto } from "../builtins.ts";
 import { nodeTls } from "../builtins.ts";
 import { BoundedMap } from "../../core/bounded_map.ts";
 import type { TlsClientOptions, TlsInfo, TlsServerOptions } from "../types.ts";
